@@ -1,0 +1,46 @@
+# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Shared test set-up: offline hub, deterministic torch, and the location of `../shared` fixtures."""
+
+import os
+from pathlib import Path
+
+# Nothing may be fetched from a hub during tests; set before diffusers/transformers are imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = Path(os.environ.get("SYN2SEQ_SHARED_DIR", REPO_ROOT.parent / "shared"))
+DFOT_FIXTURES = SHARED_DIR / "fixtures" / "dfot_reference"
+
+
+@pytest.fixture(scope="session")
+def dfot_fixtures_dir() -> Path:
+    """Folder of the official DFoT reference tensors; the parity tests must run in CI, so it is required."""
+    if not DFOT_FIXTURES.is_dir():
+        raise FileNotFoundError(
+            f"DFoT reference fixtures not found at {DFOT_FIXTURES}; clone the project next to `shared/` "
+            "or set SYN2SEQ_SHARED_DIR."
+        )
+    return DFOT_FIXTURES
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_torch():
+    torch.manual_seed(0)
+    yield
