@@ -14,5 +14,10 @@
 """diffusers-syn2seq: Syn2Seq-Forcing exo<->ego video generation with Diffusion Forcing Transformers."""
 
 from ._version import __version__
+from .models import DFoTTransformer3DModel, convert_dfot_checkpoint
 
-__all__ = ["__version__"]
+__all__ = [
+    "__version__",
+    "DFoTTransformer3DModel",
+    "convert_dfot_checkpoint",
+]

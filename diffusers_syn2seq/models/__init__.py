@@ -11,3 +11,8 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
+
+from .conversion_dfot import convert_dfot_checkpoint
+from .transformer_dfot import DFoTTransformer3DModel
+
+__all__ = ["DFoTTransformer3DModel", "convert_dfot_checkpoint"]
