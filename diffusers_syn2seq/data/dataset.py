@@ -1,0 +1,426 @@
+# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The Syn2Seq dataset format: a folder of MP4 clips plus one metadata table.
+
+Layout (paths in the table are relative to the root)::
+
+    root/
+      metadata.parquet            one row per take (the index; written last, atomically)
+      clips/<take_id>/exo.mp4     exo video, RGB, `num_frames` frames
+      clips/<take_id>/ego.mp4     ego video, synchronised with exo (frame i = same instant)
+      clips/<take_id>/transition_<source>.mp4   optional cached transition (exo -> ego)
+      clips/<take_id>/meta.json   the take's row, so the table can be rebuilt from the clip folders
+
+Table columns (`METADATA_FEATURES`):
+
+=================== =========================== =================================================
+column              type                        meaning
+=================== =========================== =================================================
+take_id             string                      unique id, also the clip folder name
+category            string                      scenario (e.g. "synthetic", "Cooking", "Bike")
+split               string                      "train", "validation" or "test"
+source              string                      "synthetic" or "egoexo4d"
+fps                 float64                     frames per second of all videos of the take
+num_frames          int64                       frames of exo and of ego (equal)
+height, width       int64                       frame size in pixels
+exo_video           string                      relative path of the exo MP4
+ego_video           string                      relative path of the ego MP4
+exo_poses           list of 16-float64 lists    (num_frames, 16) exo camera poses
+ego_poses           list of 16-float64 lists    (num_frames, 16) ego camera poses
+exo_camera          string                      name of the exo camera (e.g. "cam01")
+seed                int64                       scene seed (synthetic), -1 otherwise
+transition_video    string or null              relative path of the cached transition MP4
+transition_poses    list or null                (N, 16) poses of the transition frames
+transition_source   string or null              "render", "crossfade", "flf", ...
+=================== =========================== =================================================
+
+Poses are the 16 numbers of `shared/design/dfot.md`: fx, fy, px, py normalised by image width/height,
+then the row-major world-to-camera [R | T] (OpenCV camera axes, metres). They are stored in float64
+and round trip exactly.
+
+The table is a plain Parquet file with Hugging Face `datasets` features:
+`datasets.load_dataset("parquet", data_files="root/metadata.parquet")` reads it too; here
+:func:`load_metadata` reads it into an in-memory `datasets.Dataset` (no cache files written) and
+validates it. Videos are decoded with PyAV (:mod:`.video_io`).
+
+Atomicity: a clip folder is written under a temporary name and renamed when complete; the table is
+written to a temporary file and renamed over the old one. An interrupted writer therefore never lists
+a half-written clip, and a rerun can keep the complete clip folders (see `collect_clip_rows`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import pyarrow.parquet as pq
+
+from .video_io import read_video, write_video
+
+__all__ = [
+    "METADATA_FEATURES",
+    "METADATA_FILENAME",
+    "Syn2SeqClipDataset",
+    "collect_clip_rows",
+    "load_metadata",
+    "validate_poses_array",
+    "write_clip",
+    "write_metadata",
+]
+
+METADATA_FILENAME = "metadata.parquet"
+CLIPS_DIRNAME = "clips"
+_POSES = datasets.Sequence(datasets.Sequence(datasets.Value("float64"), length=16))
+METADATA_FEATURES = datasets.Features(
+    {
+        "take_id": datasets.Value("string"),
+        "category": datasets.Value("string"),
+        "split": datasets.Value("string"),
+        "source": datasets.Value("string"),
+        "fps": datasets.Value("float64"),
+        "num_frames": datasets.Value("int64"),
+        "height": datasets.Value("int64"),
+        "width": datasets.Value("int64"),
+        "exo_video": datasets.Value("string"),
+        "ego_video": datasets.Value("string"),
+        "exo_poses": _POSES,
+        "ego_poses": _POSES,
+        "exo_camera": datasets.Value("string"),
+        "seed": datasets.Value("int64"),
+        "transition_video": datasets.Value("string"),
+        "transition_poses": _POSES,
+        "transition_source": datasets.Value("string"),
+    }
+)
+SPLITS = ("train", "validation", "test")
+
+
+def validate_poses_array(poses: Any, num_frames: int | None, where: str) -> np.ndarray:
+    """Check a pose table and return it as float64 `(T, 16)`.
+
+    `where` names the source (file, row, column) in the error. Raises `ValueError` for a wrong shape,
+    a wrong number of rows (missing pose rows), or non-finite values (with the first bad row index).
+    """
+    try:
+        arr = np.asarray(poses, dtype=np.float64)
+    except (TypeError, ValueError) as error:  # ragged rows
+        raise ValueError(f"{where}: poses are not a (T, 16) table of numbers ({error})") from error
+    if arr.ndim != 2 or arr.shape[1] != 16:
+        raise ValueError(f"{where}: poses must have shape (T, 16), got {tuple(arr.shape)}")
+    if num_frames is not None and arr.shape[0] != num_frames:
+        raise ValueError(f"{where}: expected {num_frames} pose rows (one per frame), got {arr.shape[0]}")
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{where}: pose row {int(np.argmax(bad))} contains NaN or inf ({int(bad.sum())} bad rows)")
+    return arr
+
+
+def _row_name(path: Path, index: int, take_id: Any) -> str:
+    return f"{path} row {index} (take {take_id!r})"
+
+
+def write_clip(
+    root: str | os.PathLike,
+    take_id: str,
+    exo: np.ndarray,
+    ego: np.ndarray,
+    exo_poses: np.ndarray,
+    ego_poses: np.ndarray,
+    fps: float,
+    *,
+    category: str = "synthetic",
+    split: str = "train",
+    source: str = "synthetic",
+    exo_camera: str = "exo",
+    seed: int = -1,
+    transition: np.ndarray | None = None,
+    transition_poses: np.ndarray | None = None,
+    transition_source: str | None = None,
+    lossless: bool = False,
+) -> dict[str, Any]:
+    """Write one take atomically to `root/clips/<take_id>/` and return its metadata row.
+
+    Args:
+        exo, ego: uint8 RGB `(T, H, W, 3)` frames, same T, H, W.
+        exo_poses, ego_poses: `(T, 16)` poses (see module docstring).
+        transition, transition_poses, transition_source: optional cached transition `(N, H, W, 3)` and
+            its `(N, 16)` poses.
+        lossless: encode losslessly (bit-exact frames, larger files).
+
+    The folder is built under a temporary name and renamed into place, replacing an older version.
+    """
+    root = Path(root)
+    if not take_id or "/" in take_id or take_id.startswith("."):
+        raise ValueError(f"take_id must be a non-empty folder name without '/' or leading '.', got {take_id!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    exo, ego = np.asarray(exo), np.asarray(ego)
+    if exo.shape != ego.shape or exo.ndim != 4:
+        raise ValueError(
+            f"take {take_id!r}: exo and ego frames must have the same (T, H, W, 3) shape, "
+            f"got {exo.shape} and {ego.shape}"
+        )
+    num_frames, height, width = exo.shape[:3]
+    exo_poses = validate_poses_array(exo_poses, num_frames, f"take {take_id!r} exo_poses")
+    ego_poses = validate_poses_array(ego_poses, num_frames, f"take {take_id!r} ego_poses")
+    row: dict[str, Any] = {
+        "take_id": take_id,
+        "category": category,
+        "split": split,
+        "source": source,
+        "fps": float(fps),
+        "num_frames": int(num_frames),
+        "height": int(height),
+        "width": int(width),
+        "exo_video": f"{CLIPS_DIRNAME}/{take_id}/exo.mp4",
+        "ego_video": f"{CLIPS_DIRNAME}/{take_id}/ego.mp4",
+        "exo_poses": exo_poses.tolist(),
+        "ego_poses": ego_poses.tolist(),
+        "exo_camera": exo_camera,
+        "seed": int(seed),
+        "transition_video": None,
+        "transition_poses": None,
+        "transition_source": None,
+    }
+    final = root / CLIPS_DIRNAME / take_id
+    tmp = root / CLIPS_DIRNAME / f".tmp-{take_id}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        write_video(tmp / "exo.mp4", exo, fps, lossless=lossless)
+        write_video(tmp / "ego.mp4", ego, fps, lossless=lossless)
+        if transition is not None:
+            name = f"transition_{transition_source or 'unknown'}.mp4"
+            transition = np.asarray(transition)
+            if transition.ndim != 4 or transition.shape[1:] != exo.shape[1:]:
+                raise ValueError(
+                    f"take {take_id!r}: transition frames must be (N, {height}, {width}, 3), got {transition.shape}"
+                )
+            write_video(tmp / name, transition, fps, lossless=lossless)
+            row["transition_video"] = f"{CLIPS_DIRNAME}/{take_id}/{name}"
+            row["transition_poses"] = validate_poses_array(
+                transition_poses, len(transition), f"take {take_id!r} transition_poses"
+            ).tolist()
+            row["transition_source"] = transition_source
+        (tmp / "meta.json").write_text(json.dumps(row))
+        if final.exists():
+            old = final.with_name(f".old-{take_id}-{os.getpid()}")
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return row
+
+
+def collect_clip_rows(root: str | os.PathLike) -> list[dict[str, Any]]:
+    """Rows of every complete clip folder under `root/clips` (from their `meta.json`), sorted by take id.
+    Temporary folders of interrupted writes are ignored."""
+    clips = Path(root) / CLIPS_DIRNAME
+    rows = []
+    if clips.is_dir():
+        for folder in sorted(clips.iterdir()):
+            meta = folder / "meta.json"
+            if folder.name.startswith(".") or not meta.is_file():
+                continue
+            try:
+                rows.append(json.loads(meta.read_text()))
+            except json.JSONDecodeError as error:
+                raise ValueError(f"clip metadata {str(meta)!r} is not valid JSON: {error}") from error
+    return rows
+
+
+def write_metadata(root: str | os.PathLike, rows: Sequence[dict[str, Any]]) -> Path:
+    """Write the table atomically (temporary file, then rename) and return its path."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    take_ids = [row["take_id"] for row in rows]
+    if len(set(take_ids)) != len(take_ids):
+        raise ValueError(
+            f"duplicate take ids in the metadata rows: {sorted({t for t in take_ids if take_ids.count(t) > 1})}"
+        )
+    # column-wise, so that an empty table still gets every column and type
+    columns = {k: [row.get(k) for row in rows] for k in METADATA_FEATURES}
+    table = datasets.Dataset.from_dict(columns, features=METADATA_FEATURES)
+    path = root / METADATA_FILENAME
+    tmp = root / f".{METADATA_FILENAME}.{os.getpid()}.tmp"
+    try:
+        pq.write_table(table.data.table, str(tmp))  # keeps the `datasets` features in the schema metadata
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_metadata(root: str | os.PathLike, split: str | None = None, validate: bool = True) -> datasets.Dataset:
+    """Read `root/metadata.parquet` into an in-memory `datasets.Dataset`, optionally one split.
+
+    With `validate=True` every row is checked (pose shapes and row counts against `num_frames`, finite
+    poses, referenced files present); errors name the table file, the row and the take.
+    """
+    root = Path(root)
+    path = root / METADATA_FILENAME
+    if not path.is_file():
+        raise ValueError(
+            f"dataset root {str(root)!r} has no {METADATA_FILENAME} (not a Syn2Seq dataset, or never completed)"
+        )
+    try:
+        table = pq.read_table(path)
+    except Exception as error:  # pyarrow raises several types for damaged files
+        raise ValueError(f"cannot read the metadata table {str(path)!r}: {error}") from error
+    missing = [c for c in METADATA_FEATURES if c not in table.column_names]
+    if missing:
+        raise ValueError(f"metadata table {str(path)!r} lacks columns {missing}")
+    ds = datasets.Dataset(table)
+    if split is not None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
+        ds = ds.select([i for i, s in enumerate(ds["split"]) if s == split])
+    if validate:
+        for index, row in enumerate(ds):
+            _validate_row(root, path, index, row)
+    return ds
+
+
+def _validate_row(root: Path, path: Path, index: int, row: dict[str, Any]) -> None:
+    name = _row_name(path, index, row["take_id"])
+    n = row["num_frames"]
+    if n is None or n < 1:
+        raise ValueError(f"{name}: num_frames must be >= 1, got {n}")
+    for column in ("exo", "ego"):
+        validate_poses_array(row[f"{column}_poses"], n, f"{name} column {column}_poses")
+        file = root / row[f"{column}_video"]
+        if not file.is_file():
+            raise ValueError(f"{name}: {column}_video file {str(file)!r} does not exist")
+    if row["transition_video"] is not None:
+        if row["transition_poses"] is None:
+            raise ValueError(f"{name}: transition_video is set but transition_poses is null")
+        validate_poses_array(row["transition_poses"], None, f"{name} column transition_poses")
+
+
+class Syn2SeqClipDataset:
+    """Map-style dataset over a Syn2Seq folder: decoded frames and poses of each take.
+
+    Args:
+        root: dataset folder (see module docstring).
+        split: keep only this split (None: all rows).
+        num_frames: if given, the first `num_frames` frames of exo and ego (a take with fewer frames raises
+            a `ValueError` naming it); None: all frames.
+        load_transition: also decode the cached transition (rows without one give `transition=None`).
+            A transition bridges the *last* exo frame of the whole take, so it cannot be combined with a
+            `num_frames` shorter than a take (that raises).
+        validate: check every table row up front (`load_metadata`); items are checked when read anyway.
+
+    Item: dict with `take_id`, `category`, `split`, `fps`; `exo`, `ego` (and `transition`): uint8 RGB
+    `(T, H, W, 3)` in [0, 255]; `exo_poses`, `ego_poses` (and `transition_poses`): float64 `(T, 16)`.
+    Frame counts are checked against the pose rows; mismatches name the video file and the table row.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str | None = None,
+        num_frames: int | None = None,
+        load_transition: bool = True,
+        validate: bool = True,
+    ):
+        self.root = Path(root)
+        self.table = load_metadata(self.root, split=split, validate=validate)
+        self.num_frames = num_frames
+        self.load_transition = load_transition
+        self._table_path = self.root / METADATA_FILENAME
+        if num_frames is not None:
+            if num_frames < 1:
+                raise ValueError(f"num_frames must be >= 1 or None, got {num_frames}")
+            for index, n in enumerate(self.table["num_frames"]):
+                if n < num_frames:
+                    take = self.table[index]["take_id"]
+                    raise ValueError(
+                        f"{_row_name(self._table_path, index, take)}: clip is shorter than requested: "
+                        f"{n} frames, num_frames={num_frames}"
+                    )
+                if load_transition and n > num_frames and self.table[index]["transition_video"] is not None:
+                    take = self.table[index]["take_id"]
+                    raise ValueError(
+                        f"{_row_name(self._table_path, index, take)}: its cached transition starts at exo "
+                        f"frame {n - 1}; "
+                        f"truncating to num_frames={num_frames} would break it (use load_transition=False)"
+                    )
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def _decode(self, row: dict[str, Any], index: int, column: str, poses: np.ndarray) -> np.ndarray:
+        file = self.root / row[f"{column}_video"]
+        frames = read_video(file)
+        name = _row_name(self._table_path, index, row["take_id"])
+        if len(frames) != len(poses):
+            raise ValueError(
+                f"{name}: {column} video {str(file)!r} has {len(frames)} frames but the table has {len(poses)} "
+                f"{column}_poses rows"
+            )
+        if frames.shape[1:3] != (row["height"], row["width"]):
+            raise ValueError(
+                f"{name}: {column} video {str(file)!r} is {frames.shape[2]}x{frames.shape[1]}, "
+                f"the table says {row['width']}x{row['height']}"
+            )
+        return frames
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} takes")
+        index %= len(self)
+        row = self.table[index]
+        name = _row_name(self._table_path, index, row["take_id"])
+        n = row["num_frames"]
+        exo_poses = validate_poses_array(row["exo_poses"], n, f"{name} column exo_poses")
+        ego_poses = validate_poses_array(row["ego_poses"], n, f"{name} column ego_poses")
+        exo = self._decode(row, index, "exo", exo_poses)
+        ego = self._decode(row, index, "ego", ego_poses)
+        if len(exo) != len(ego):  # (already implied by the pose counts; kept for clarity)
+            raise ValueError(f"{name}: exo has {len(exo)} frames but ego has {len(ego)}")
+        keep = slice(None) if self.num_frames is None else slice(0, self.num_frames)
+        item: dict[str, Any] = {
+            "take_id": row["take_id"],
+            "category": row["category"],
+            "split": row["split"],
+            "fps": row["fps"],
+            "exo": exo[keep],
+            "ego": ego[keep],
+            "exo_poses": exo_poses[keep],
+            "ego_poses": ego_poses[keep],
+            "transition": None,
+            "transition_poses": None,
+            "transition_source": row["transition_source"],
+        }
+        if self.load_transition and row["transition_video"] is not None:
+            tr_poses = validate_poses_array(row["transition_poses"], None, f"{name} column transition_poses")
+            item["transition"] = self._decode(row, index, "transition", tr_poses)
+            item["transition_poses"] = tr_poses
+        return item
+
+    def __iter__(self) -> Iterable[dict[str, Any]]:
+        for index in range(len(self)):
+            yield self[index]

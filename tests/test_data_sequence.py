@@ -1,0 +1,218 @@
+# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Sequence builder: layouts, masks and orders of every mode and of the Ego2Exo reversal; windows; collate."""
+
+import numpy as np
+import pytest
+import torch
+
+from diffusers_syn2seq import camera
+from diffusers_syn2seq.data import (
+    SEGMENT_EGO,
+    SEGMENT_EXO,
+    SEGMENT_TRANSITION,
+    Syn2SeqSequenceBuilder,
+    Syn2SeqSequenceDataset,
+    build_syn2seq_sequence,
+    collate_syn2seq,
+    frames_to_tensor,
+    render_synthetic_clip,
+    sample_window,
+)
+
+T, N, RES = 4, 3, 8
+
+
+@pytest.fixture(scope="module")
+def sample():
+    clip = render_synthetic_clip(2, num_frames=T, resolution=RES, num_transition_frames=N)
+    clip["take_id"] = "synth-0000002"
+    return clip
+
+
+def _ids(*parts):
+    return torch.tensor([sid for sid, n in parts for _ in range(n)])
+
+
+def test_frames_to_tensor_range_and_layout():
+    x = np.zeros((2, 3, 5, 3), np.uint8)
+    x[0, 0, 0] = 255
+    t = frames_to_tensor(x)
+    assert t.shape == (2, 3, 3, 5) and t.dtype == torch.float32
+    assert t.min() == -1.0 and t[0, :, 0, 0].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_jump_mode(sample):
+    seq = build_syn2seq_sequence(sample, "jump")
+    assert seq["frames"].shape == (2 * T, 3, RES, RES)
+    torch.testing.assert_close(seq["frames"], frames_to_tensor(np.concatenate([sample["exo"], sample["ego"]])))
+    assert torch.equal(seq["segment_ids"], _ids((SEGMENT_EXO, T), (SEGMENT_EGO, T)))
+    assert seq["pose_mask"].all() and seq["num_frames"] == (T, 0, T)
+    np.testing.assert_array_equal(seq["poses"].numpy(), np.concatenate([sample["exo_poses"], sample["ego_poses"]]))
+
+
+def test_video_mode_masks_transition_poses(sample):
+    seq = build_syn2seq_sequence(sample, "video")
+    assert seq["frames"].shape[0] == 2 * T + N
+    torch.testing.assert_close(seq["frames"][T : T + N], frames_to_tensor(sample["transition"]))
+    assert torch.equal(seq["segment_ids"], _ids((SEGMENT_EXO, T), (SEGMENT_TRANSITION, N), (SEGMENT_EGO, T)))
+    assert torch.equal(seq["pose_mask"], seq["segment_ids"] != SEGMENT_TRANSITION)
+    # placeholders carry no path information: the last valid (exo) pose, finite
+    for i in range(T, T + N):
+        np.testing.assert_array_equal(seq["poses"][i].numpy(), sample["exo_poses"][-1])
+    assert torch.equal(seq["frame_index"], torch.tensor([0, 1, 2, 3, 0, 1, 2, 0, 1, 2, 3]))
+
+
+def test_video_pose_mode_uses_interpolated_path(sample):
+    seq = build_syn2seq_sequence(sample, "video+pose")
+    assert seq["pose_mask"].all()
+    np.testing.assert_array_equal(seq["poses"][T : T + N].numpy(), sample["transition_poses"])
+    # without cached poses the path is interpolated from the last exo to the first ego pose
+    no_poses = {k: v for k, v in sample.items() if k != "transition_poses"}
+    seq2 = build_syn2seq_sequence(no_poses, "video+pose")
+    path = camera.interpolate_camera_path(
+        torch.from_numpy(sample["exo_poses"][-1]), torch.from_numpy(sample["ego_poses"][0]), N
+    )
+    torch.testing.assert_close(seq2["poses"][T : T + N], path, rtol=0, atol=1e-12)
+    torch.testing.assert_close(seq2["poses"][T : T + N], seq["poses"][T : T + N], rtol=0, atol=1e-9)
+
+
+def test_on_the_fly_transition(sample):
+    no_tr = {k: v for k, v in sample.items() if not k.startswith("transition")}
+    calls = []
+
+    def fake(first, last, n):
+        calls.append((first, last, n))
+        return np.repeat(first[None], n, axis=0)
+
+    seq = build_syn2seq_sequence(no_tr, "video", transition_fn=fake, num_transition_frames=5)
+    assert seq["num_frames"] == (T, 5, T)
+    np.testing.assert_array_equal(calls[0][0], sample["exo"][-1])
+    np.testing.assert_array_equal(calls[0][1], sample["ego"][0])
+    with pytest.raises(ValueError, match="needs a transition: sample 'synth-0000002' has none"):
+        build_syn2seq_sequence(no_tr, "video+pose")
+
+
+@pytest.mark.parametrize("mode", ["jump", "video", "video+pose"])
+def test_full_reversal_is_the_backwards_sequence(sample, mode):
+    fwd = build_syn2seq_sequence(sample, mode)
+    rev = build_syn2seq_sequence(sample, mode, reverse=True)
+    for key in ("frames", "segment_ids", "pose_mask", "frame_index"):
+        assert torch.equal(rev[key], fwd[key].flip(0)), key
+    if mode != "video":  # placeholders may differ (nearest valid pose before, in sequence order)
+        assert torch.equal(rev["poses"], fwd["poses"].flip(0))
+    assert rev["reversed"] and rev["segment_ids"][0] == SEGMENT_EGO and rev["segment_ids"][-1] == SEGMENT_EXO
+    # continuity: the sequence starts with the last ego frame and the reversed transition starts at the first ego frame
+    torch.testing.assert_close(rev["frames"][0], frames_to_tensor(sample["ego"][-1:])[0])
+
+
+def test_segment_reversal_keeps_clip_order(sample):
+    rev = build_syn2seq_sequence(sample, "video+pose", reverse=True, reversal="segments")
+    expected = np.concatenate([sample["ego"], sample["transition"][::-1], sample["exo"]])
+    torch.testing.assert_close(rev["frames"], frames_to_tensor(expected))
+    np.testing.assert_array_equal(
+        rev["poses"].numpy(),
+        np.concatenate([sample["ego_poses"], sample["transition_poses"][::-1], sample["exo_poses"]]),
+    )
+    assert torch.equal(rev["segment_ids"], _ids((SEGMENT_EGO, T), (SEGMENT_TRANSITION, N), (SEGMENT_EXO, T)))
+
+
+def _relative(poses: torch.Tensor, i: int, j: int) -> torch.Tensor:
+    """Camera j expressed in camera i (world-frame independent)."""
+    w2c = camera.poses_to_world_to_camera(poses.double())
+    return w2c[j] @ torch.linalg.inv(w2c[i])
+
+
+def test_windows_slice_and_normalise(sample):
+    seq = build_syn2seq_sequence(sample, "video")
+    total = 2 * T + N
+    win = sample_window(seq, max_frames=5, start=T - 2)  # straddles exo | transition | ...
+    assert win["frames"].shape == (5, 3, RES, RES) and win["window_start"] == T - 2
+    assert torch.equal(win["segment_ids"], seq["segment_ids"][T - 2 : T + 3])
+    assert win["poses"].dtype == torch.float32
+    identity = torch.tensor([1.0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
+    torch.testing.assert_close(win["poses"][0, 4:], identity, atol=1e-6, rtol=0)
+    torch.testing.assert_close(win["poses"][:, :4], seq["poses"][T - 2 : T + 3, :4].float())  # intrinsics unchanged
+    torch.testing.assert_close(_relative(win["poses"], 0, 1), _relative(seq["poses"], T - 2, T - 1), atol=1e-5, rtol=0)
+    # a window starting inside the masked transition is normalised by its first valid (ego) frame
+    win = sample_window(seq, max_frames=4, start=T + 1)
+    assert win["pose_mask"].tolist() == [False, False, True, True]
+    torch.testing.assert_close(win["poses"][2, 4:], identity, atol=1e-6, rtol=0)
+    # random windows cover every start; a window longer than the sequence is the whole sequence
+    rng = np.random.default_rng(0)
+    starts = {sample_window(seq, 6, rng=rng)["window_start"] for _ in range(200)}
+    assert starts == set(range(total - 6 + 1))
+    assert len(sample_window(seq, 100, rng=rng)["frames"]) == total
+    with pytest.raises(ValueError, match=r"start must be in \[0, 6\]"):
+        sample_window(seq, 5, start=7)
+
+
+def test_builder_reversal_probability_and_determinism(sample):
+    builder = Syn2SeqSequenceBuilder("video+pose", max_frames=6, reverse_prob=0.5, seed=3)
+    flags = [builder(sample)["reversed"] for _ in range(200)]
+    assert 70 < sum(flags) < 130
+    a = Syn2SeqSequenceBuilder("video", max_frames=6, reverse_prob=0.5, seed=9)
+    b = Syn2SeqSequenceBuilder("video", max_frames=6, reverse_prob=0.5, seed=9)
+    for _ in range(5):
+        x, y = a(sample), b(sample)
+        assert x["window_start"] == y["window_start"] and x["reversed"] == y["reversed"]
+        assert torch.equal(x["frames"], y["frames"])
+    assert not any(Syn2SeqSequenceBuilder("jump", 4, reverse_prob=0.0)(sample)["reversed"] for _ in range(10))
+
+
+def test_collate_pads_and_stacks(sample):
+    items = [
+        sample_window(build_syn2seq_sequence(sample, "jump"), 16),  # 8 frames
+        sample_window(build_syn2seq_sequence(sample, "video", reverse=True), 16),  # 11 frames
+    ]
+    batch = collate_syn2seq(items)
+    assert batch["frames"].shape == (2, 2 * T + N, 3, RES, RES)
+    assert batch["poses"].shape == (2, 2 * T + N, 16)
+    assert batch["frame_mask"][0].tolist() == [True] * 8 + [False] * 3
+    assert batch["frame_mask"][1].all()
+    assert (batch["segment_ids"][0, 8:] == -1).all() and not batch["pose_mask"][0, 8:].any()
+    assert (batch["frames"][0, 8:] == 0).all() and torch.isfinite(batch["poses"]).all()
+    assert batch["reversed"].tolist() == [False, True] and batch["take_id"] == ["synth-0000002"] * 2
+    assert collate_syn2seq(items, pad_to=12)["frames"].shape[1] == 12
+    # through a DataLoader
+    ds = Syn2SeqSequenceDataset([sample] * 3, Syn2SeqSequenceBuilder("video+pose", 5, 0.5, seed=0))
+    loaded = next(iter(torch.utils.data.DataLoader(ds, batch_size=3, collate_fn=collate_syn2seq)))
+    assert loaded["frames"].shape == (3, 5, 3, RES, RES) and loaded["pose_mask"].all()
+
+
+def test_bad_samples_raise(sample):
+    with pytest.raises(ValueError, match="mode must be one of"):
+        build_syn2seq_sequence(sample, "pose")
+    bad = dict(sample, ego_poses=sample["ego_poses"][:-1])
+    with pytest.raises(ValueError, match=rf"ego_poses must have shape \({T}, 16\)"):
+        build_syn2seq_sequence(bad, "jump")
+    nan = dict(sample, exo_poses=sample["exo_poses"].copy())
+    nan["exo_poses"][2, 5] = np.nan
+    with pytest.raises(ValueError, match="exo_poses row 2 contains NaN"):
+        build_syn2seq_sequence(nan, "jump")
+    with pytest.raises(ValueError, match="reverse_prob must be in"):
+        Syn2SeqSequenceBuilder(reverse_prob=1.5)
+    with pytest.raises(ValueError, match="empty batch"):
+        collate_syn2seq([])
+
+
+def test_dataloader_workers_get_their_own_random_streams(sample, monkeypatch):
+    from types import SimpleNamespace
+
+    draws = {}
+    for worker_seed in (11, 12):
+        ds = Syn2SeqSequenceDataset([sample] * 8, Syn2SeqSequenceBuilder("video", 4, 0.5, seed=0))
+        monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda s=worker_seed: SimpleNamespace(id=0, seed=s))
+        draws[worker_seed] = [(ds[i]["window_start"], ds[i]["reversed"]) for i in range(8)]
+    assert draws[11] != draws[12]  # same builder seed, different workers: different windows

@@ -1,0 +1,210 @@
+# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""SynthEgoExo renderer: determinism, geometry (projection vs ray casting), transition path ends, splits."""
+
+import numpy as np
+import pytest
+import torch
+
+from diffusers_syn2seq import camera
+from diffusers_syn2seq.data import render_synthetic_clip
+from diffusers_syn2seq.data.synthetic import (
+    SPLIT_SEED_RANGES,
+    SynthEgoExo,
+    camera_rays,
+    seeds_for_split,
+    split_of_seed,
+)
+
+
+def project(poses: np.ndarray, points: np.ndarray, height: int, width: int):
+    """Independent pinhole projection of world points (T, M, 3) with (T, 16) poses -> pixel coords, depth."""
+    fx, fy, px, py = (poses[:, i, None] for i in range(4))
+    rt = poses[:, 4:].reshape(-1, 3, 4)
+    cam = np.einsum("tij,tmj->tmi", rt[:, :, :3], points) + rt[:, None, :, 3]
+    u = fx * width * cam[..., 0] / cam[..., 2] + px * width
+    v = fy * height * cam[..., 1] / cam[..., 2] + py * height
+    return u, v, cam[..., 2]
+
+
+def test_public_api_shapes_and_determinism():
+    a = render_synthetic_clip(3, num_frames=6, resolution=32, num_transition_frames=4)
+    b = render_synthetic_clip(3, num_frames=6, resolution=32, num_transition_frames=4)
+    c = render_synthetic_clip(4, num_frames=6, resolution=32, num_transition_frames=4)
+    for name, frames in (("exo", 6), ("transition", 4), ("ego", 6)):
+        assert a[name].shape == (frames, 32, 32, 3) and a[name].dtype == np.uint8
+        assert a[f"{name}_poses"].shape == (frames, 16) and a[f"{name}_poses"].dtype == np.float64
+        np.testing.assert_array_equal(a[name], b[name])
+        np.testing.assert_array_equal(a[f"{name}_poses"], b[f"{name}_poses"])
+    assert not np.array_equal(a["exo"], c["exo"])
+    # the scene moves (balls, actor) and the ego camera moves with the head
+    assert not np.array_equal(a["exo"][0], a["exo"][-1])
+    assert not np.allclose(a["ego_poses"][0], a["ego_poses"][-1])
+    np.testing.assert_array_equal(a["exo_poses"][0], a["exo_poses"][-1])  # static exo camera
+    # the ego lens is wider (smaller normalised focal length)
+    assert a["ego_poses"][0, 0] < a["exo_poses"][0, 0]
+
+
+def test_rays_match_camera_module():
+    clip = render_synthetic_clip(1, num_frames=3, resolution=(12, 20), num_transition_frames=0)
+    poses = np.concatenate([clip["exo_poses"], clip["ego_poses"]])
+    origins, dirs = camera_rays(poses, 12, 20)
+    ref_o, ref_d = camera.camera_rays(torch.from_numpy(poses), 12, 20)
+    np.testing.assert_allclose(dirs.reshape(-1, 12, 20, 3), ref_d.numpy(), atol=1e-12)
+    np.testing.assert_allclose(origins, ref_o[:, 0, 0].numpy(), atol=1e-12)
+    # non-square images keep square pixels: fy (normalised by H) = fx (normalised by W) * W / H
+    np.testing.assert_allclose(poses[:, 1], poses[:, 0] * 20 / 12)
+    rot = poses[:, 4:].reshape(-1, 3, 4)[:, :, :3]
+    np.testing.assert_allclose(rot @ rot.transpose(0, 2, 1), np.broadcast_to(np.eye(3), rot.shape), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(rot), 1.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_hit_points_project_onto_their_pixels(seed):
+    """Every surface point the ray caster reports for a pixel projects (with our pose) into that pixel."""
+    height, width = 40, 56
+    scene = SynthEgoExo(seed)
+    times = scene.frame_times(4)
+    poses = np.concatenate([scene.exo_poses(4, (height, width)), scene.ego_poses(times, (height, width))])
+    _, buffers = scene.render(poses, np.concatenate([times, times]), (height, width), return_buffers=True)
+    points = buffers["points"].reshape(len(poses), -1, 3).astype(np.float64)
+    u, v, z = project(poses, points, height, width)
+    cols, rows = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
+    assert (z > 0).all()
+    np.testing.assert_allclose(u, np.broadcast_to(cols.reshape(1, -1), u.shape), atol=1e-2)
+    np.testing.assert_allclose(v, np.broadcast_to(rows.reshape(1, -1), v.shape), atol=1e-2)
+    np.testing.assert_allclose(buffers["depth"].reshape(z.shape), z, rtol=1e-4)
+
+
+def test_object_centres_land_where_the_renderer_draws_them():
+    """Scene objects (static spheres, balls, the actor's head) projected with our exo and ego poses land on
+    the pixel where the renderer draws them: within 1 px of the centroid of their drawn silhouette."""
+    size = 96
+    checked = {"exo": 0, "ego": 0}
+    for seed in range(6):
+        scene = SynthEgoExo(seed)
+        times = scene.frame_times(6)
+        ids = scene.object_ids()
+        for view, poses in (("exo", scene.exo_poses(6, size)), ("ego", scene.ego_poses(times, size))):
+            _, buffers = scene.render(poses, times, size, return_buffers=True)
+            centres, radii = scene.sphere_state(times)
+            u, v, z = project(poses, centres, size, size)
+            for t in range(len(times)):
+                for s in range(centres.shape[1]):
+                    object_id = 6 + s
+                    mask = buffers["object_id"][t] == object_id
+                    if object_id in ids["head"] and view == "ego":
+                        assert not mask.any(), "the ego camera must not see the inside of its own head"
+                        continue
+                    # fully visible, away from the border and large enough for a meaningful centroid
+                    if mask.sum() < 12 or mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any():
+                        continue
+                    rows, cols = np.nonzero(mask)
+                    # the silhouette of a sphere is symmetric about its projected centre only if unoccluded:
+                    # require the ideal disc (radius from the projection) to be mostly drawn.
+                    focal = poses[t, 0] * size
+                    expected_area = np.pi * (focal * radii[s] / z[t, s]) ** 2
+                    if mask.sum() < 0.9 * expected_area:
+                        continue
+                    row_c, col_c = rows.mean() + 0.5, cols.mean() + 0.5
+                    # perspective shifts a sphere's image centre by about r^2/z^2 of its offset: well below 1 px here
+                    assert abs(col_c - u[t, s]) < 1.0 and abs(row_c - v[t, s]) < 1.0, (seed, view, t, s)
+                    assert buffers["object_id"][t, int(v[t, s]), int(u[t, s])] == object_id
+                    checked[view] += 1
+    assert checked["exo"] >= 10 and checked["ego"] >= 3, checked
+
+
+def test_transition_path_ends_reproduce_neighbouring_frames():
+    n = 5
+    scene = SynthEgoExo(11)
+    clip = scene.clip(num_frames=6, resolution=48, num_transition_frames=n)
+    start, end = clip["exo_poses"][-1], clip["ego_poses"][0]
+    # interior transition poses are the camera module's interpolated path, scene time runs last exo -> first ego
+    expected = camera.interpolate_camera_path(torch.from_numpy(start), torch.from_numpy(end), n).numpy()
+    np.testing.assert_allclose(clip["transition_poses"], expected, atol=1e-12)
+    ts = np.arange(1, n + 1) / (n + 1)
+    np.testing.assert_allclose(
+        clip["transition_times"], clip["exo_times"][-1] + ts * (clip["ego_times"][0] - clip["exo_times"][-1])
+    )
+    # the path evaluated at its two ends
+    poses, times = scene.transition_path(start, end, clip["exo_times"][-1], clip["ego_times"][0], np.array([0.0, 1.0]))
+    np.testing.assert_allclose(poses[0], start, atol=1e-12)
+    np.testing.assert_allclose(poses[1], end, atol=1e-12)
+    assert times[0] == clip["exo_times"][-1] and times[1] == clip["ego_times"][0]
+    frames = scene.render(poses, times, 48)
+    np.testing.assert_array_equal(frames[0], clip["exo"][-1])
+    np.testing.assert_array_equal(frames[1], clip["ego"][0])
+    # and the interior frames are neither end frame
+    assert not np.array_equal(clip["transition"][n // 2], clip["exo"][-1])
+    assert not np.array_equal(clip["transition"][n // 2], clip["ego"][0])
+
+
+def test_splits_are_disjoint_seed_ranges():
+    assert split_of_seed(0) == "train"
+    assert split_of_seed(SPLIT_SEED_RANGES["validation"][0]) == "validation"
+    assert split_of_seed(SPLIT_SEED_RANGES["test"][0] + 5) == "test"
+    sets = {name: set(seeds_for_split(name, 50)) for name in SPLIT_SEED_RANGES}
+    assert not (sets["train"] & sets["validation"]) and not (sets["train"] & sets["test"])
+    with pytest.raises(ValueError, match="outside every split"):
+        split_of_seed(-1)
+    with pytest.raises(ValueError, match="split must be one of"):
+        seeds_for_split("dev", 3)
+
+
+def test_bad_arguments_raise_clear_errors():
+    scene = SynthEgoExo(0)
+    with pytest.raises(ValueError, match=r"poses must have shape \(T, 16\)"):
+        scene.render(np.zeros((2, 12)), np.zeros(2))
+    with pytest.raises(ValueError, match="times must have shape"):
+        scene.render(scene.exo_poses(2), np.zeros(3))
+    with pytest.raises(ValueError, match="NaN"):
+        scene.render(scene.exo_poses(1) * np.nan, np.zeros(1))
+    with pytest.raises(ValueError, match="num_frames must be >= 1, got 0"):
+        render_synthetic_clip(0, num_frames=0)
+    with pytest.raises(ValueError, match="resolution"):
+        render_synthetic_clip(0, resolution=(1, 2, 3))
+
+
+def test_figure_script_writes_a_png(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from PIL import Image
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "plot_synthetic_sample.py"
+    spec = importlib.util.spec_from_file_location("plot_synthetic_sample", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "sample.png"
+    assert (
+        module.main(
+            [
+                "--seed",
+                "1",
+                "--num-frames",
+                "4",
+                "--transition-frames",
+                "3",
+                "--resolution",
+                "16",
+                "--every",
+                "1",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    image = Image.open(out)
+    assert image.mode == "RGB" and image.width > 4 * 32 and image.height > 3 * 32

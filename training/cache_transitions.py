@@ -1,0 +1,185 @@
+# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Cache transitions (exo -> ego bridges) for every take of a Syn2Seq dataset; resumable.
+
+Examples::
+
+    # cheap pixel crossfade, 8 in-between frames
+    python training/cache_transitions.py --data data/synth64 --source crossfade --num-frames 8
+    # the true fly-through of synthetic takes
+    python training/cache_transitions.py --data data/synth64 --source render --num-frames 8
+    # a diffusers first-last-frame pipeline (e.g. a local Wan 2.1 FLF2V checkpoint)
+    python training/cache_transitions.py --data data/ego --source flf --pipeline /models/wan-flf2v \
+        --prompt "the camera moves smoothly" --num-inference-steps 30 --guidance-scale 5
+
+Each take gets `clips/<take>/transition_<source>.mp4` (written atomically) and its `meta.json` is
+updated with `transition_video`, `transition_poses` (the interpolated camera path from the last exo to
+the first ego pose) and `transition_source`; the table is rewritten atomically every
+`--checkpoint-every` takes and at the end. A rerun skips takes already done (same source and frame
+count), so an interrupted run resumes where it stopped. `--skip-bad` skips takes whose videos cannot
+be decoded and lists them at the end instead of stopping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from diffusers_syn2seq.data.dataset import (
+    METADATA_FILENAME,
+    Syn2SeqClipDataset,
+    collect_clip_rows,
+    write_metadata,
+)
+from diffusers_syn2seq.data.transitions import TransitionSource, make_transition_source, transition_path_poses
+from diffusers_syn2seq.data.video_io import write_video
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="Syn2Seq dataset folder")
+    parser.add_argument("--source", required=True, choices=["crossfade", "crossfade_latent", "render", "flf"])
+    parser.add_argument("--num-frames", type=int, default=8, help="in-between frames per transition")
+    parser.add_argument("--lossless", action="store_true", help="bit-exact lossless H.264")
+    parser.add_argument("--overwrite", action="store_true", help="recompute transitions that are already cached")
+    parser.add_argument("--skip-bad", action="store_true", help="skip (and report) takes that cannot be decoded")
+    parser.add_argument("--checkpoint-every", type=int, default=20)
+    parser.add_argument("--vae", help="crossfade_latent: diffusers AutoencoderKL folder or hub id")
+    parser.add_argument("--pipeline", help="flf: diffusers first-last-frame pipeline folder or hub id")
+    parser.add_argument("--prompt", default="", help="flf: text prompt")
+    parser.add_argument("--num-inference-steps", type=int, default=30, help="flf: denoising steps")
+    parser.add_argument("--guidance-scale", type=float, default=5.0, help="flf: classifier-free guidance")
+    parser.add_argument("--seed", type=int, default=0, help="flf: generator seed")
+    parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    args = parser.parse_args(argv)
+    if args.num_frames < 1:
+        parser.error(f"--num-frames must be >= 1, got {args.num_frames}")
+    if args.source == "crossfade_latent" and not args.vae:
+        parser.error("--source crossfade_latent needs --vae")
+    if args.source == "flf" and not args.pipeline:
+        parser.error("--source flf needs --pipeline")
+    return args
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def build_source(args: argparse.Namespace) -> TransitionSource:
+    if args.source == "crossfade_latent":
+        from diffusers import AutoencoderKL
+
+        return make_transition_source("crossfade_latent", vae=AutoencoderKL.from_pretrained(args.vae).to(args.device))
+    if args.source == "flf":
+        from diffusers import DiffusionPipeline
+
+        pipeline = DiffusionPipeline.from_pretrained(args.pipeline).to(args.device)
+        return make_transition_source(
+            "flf",
+            pipeline=pipeline,
+            prompt=args.prompt,
+            seed=args.seed,
+            num_inference_steps=args.num_inference_steps,
+            guidance_scale=args.guidance_scale,
+        )
+    return make_transition_source(args.source)
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def cache_transitions(
+    data: Path,
+    source: TransitionSource,
+    num_frames: int,
+    lossless: bool = False,
+    overwrite: bool = False,
+    skip_bad: bool = False,
+    checkpoint_every: int = 20,
+) -> tuple[int, int, list[str]]:
+    """Cache `source` transitions for every take listed in `data`'s table.
+
+    Returns (computed, already cached, bad-take messages)."""
+    dataset = Syn2SeqClipDataset(data, load_transition=False)
+    listed = set(dataset.table["take_id"])
+    computed, kept, bad = 0, 0, []
+
+    def rows() -> list[dict[str, Any]]:
+        return [row for row in collect_clip_rows(data) if row["take_id"] in listed]
+
+    for index in tqdm(range(len(dataset)), desc=f"caching {source.name} transitions", unit="take"):
+        row = dataset.table[index]
+        relative = f"clips/{row['take_id']}/transition_{source.name}.mp4"
+        meta_path = data / "clips" / row["take_id"] / "meta.json"
+        meta = json.loads(meta_path.read_text())
+        done = (
+            meta.get("transition_video") == relative
+            and meta.get("transition_source") == source.name
+            and len(meta.get("transition_poses") or []) == num_frames
+            and (data / relative).is_file()
+        )
+        if done and not overwrite:
+            kept += 1
+            continue
+        try:
+            item = dataset[index]
+        except ValueError as error:
+            if not skip_bad:
+                raise
+            bad.append(str(error))
+            continue
+        sample = {**item, "seed": row["seed"]}
+        frames = source(item["exo"][-1], item["ego"][0], num_frames, sample=sample)
+        write_video(data / relative, frames, row["fps"], lossless=lossless)
+        meta.update(
+            transition_video=relative,
+            transition_poses=transition_path_poses(item["exo_poses"][-1], item["ego_poses"][0], num_frames).tolist(),
+            transition_source=source.name,
+        )
+        _write_json_atomic(meta_path, meta)
+        computed += 1
+        if computed % checkpoint_every == 0:
+            write_metadata(data, rows())
+    write_metadata(data, rows())
+    return computed, kept, bad
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    source = build_source(args)
+    computed, kept, bad = cache_transitions(
+        args.data, source, args.num_frames, args.lossless, args.overwrite, args.skip_bad, args.checkpoint_every
+    )
+    print(
+        f"{computed} transitions computed, {kept} already cached, {len(bad)} bad takes skipped; "
+        f"table {args.data / METADATA_FILENAME}"
+    )
+    for message in bad:
+        print(f"  skipped: {message}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
