@@ -13,6 +13,14 @@
 # limitations under the License.
 
 from .conversion_dfot import convert_dfot_checkpoint
+from .conversion_uvit_dfot import uvit3d_pose_from_official
 from .transformer_dfot import DFoTTransformer3DModel
+from .transformer_uvit_dfot import UVIT_REALESTATE10K_CONFIG, DFoTUViT3DModel
 
-__all__ = ["DFoTTransformer3DModel", "convert_dfot_checkpoint"]
+__all__ = [
+    "DFoTTransformer3DModel",
+    "DFoTUViT3DModel",
+    "UVIT_REALESTATE10K_CONFIG",
+    "convert_dfot_checkpoint",
+    "uvit3d_pose_from_official",
+]

@@ -1,0 +1,266 @@
+# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Convert official DFoT U-ViT3D(-Pose) weights (RealEstate10K) to :class:`DFoTUViT3DModel`.
+
+The official backbone keeps the fused attention+MLP input projection of ViT-22B in one ``Linear``; we split it
+into ``attn.to_q/to_k/to_v`` and ``ff.proj_in`` (rows ``[q | k | v | mlp]``, each ``q/k/v`` block ordered head-major),
+which computes exactly the same numbers while making every projection a separate LoRA target.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, Mapping, Optional
+
+import torch
+
+from .transformer_uvit_dfot import CAMERA_RAY_CHANNELS, DFoTUViT3DModel
+
+__all__ = ["uvit3d_pose_from_official", "uvit3d_config_from_official", "convert_uvit3d_state_dict"]
+
+_CHECKPOINT_PREFIXES = ("diffusion_model._orig_mod.model.", "diffusion_model.model.")
+
+_RESBLOCK_RENAMES = {
+    "in_layers.0.": "norm1.",
+    "in_layers.2.": "conv1.",
+    "emb_layer.": "emb_proj.",
+    "out_norm.": "norm2.",
+    "out_rest.1.": "conv2.",
+}
+_TRANSFORMER_RENAMES = {
+    "norm.emb_layer.": "norm.linear.",
+    "norm.norm.": "norm.norm.",
+    "q_norm.": "attn.norm_q.",
+    "k_norm.": "attn.norm_k.",
+    "attn_out.": "attn.to_out.",
+    "mlp_out.2.": "ff.proj_out.",
+}
+_TOP_LEVEL_RENAMES = {
+    "embed_input.proj.": "patch_embed.",
+    "project_output.proj.": "proj_out.",
+    "external_cond_embedding.patch_embedder.proj.": "camera_embed.",
+    "noise_level_pos_embedding.timesteps.freqs": "noise_embedding.freqs",
+    "noise_level_pos_embedding.timesteps.phases": "noise_embedding.phases",
+    "noise_level_pos_embedding.embedding.": "noise_embedding.mlp.",
+    # Non-pose U-ViT3D with a per-frame vector condition (with and without condition dropout).
+    "external_cond_embedding.embedding.": "condition_embed.",
+    "external_cond_embedding.linear_": "condition_embed.linear_",
+}
+
+
+def _get(config: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    return config[key] if key in config else default
+
+
+def uvit3d_config_from_official(
+    dfot_config: Mapping[str, Any], camera_ray_type: Optional[str] = None
+) -> Dict[str, Any]:
+    """``DFoTUViT3DModel`` init kwargs from a DFoT config dict (``backbone_config``, ``x_shape``, ``max_tokens``,
+    ``external_cond_dim``), as stored beside the reference fixtures."""
+    try:
+        backbone = dfot_config["backbone_config"]
+        x_shape = list(dfot_config["x_shape"])
+        max_tokens = int(dfot_config["max_tokens"])
+    except KeyError as error:
+        raise ValueError(
+            f"`dfot_config` must contain 'backbone_config', 'x_shape' and 'max_tokens'; missing {error}."
+        ) from None
+    name = _get(backbone, "name", "u_vit3d_pose")
+    if name not in ("u_vit3d_pose", "u_vit3d"):
+        raise ValueError(
+            f"`dfot_config['backbone_config']['name']` must be 'u_vit3d_pose' or 'u_vit3d', got {name!r}."
+        )
+    pos_emb = _get(backbone, "pos_emb_type", "rope")
+    if pos_emb != "rope":
+        raise ValueError(f"Only `pos_emb_type='rope'` (RoPE3D) U-ViTs are supported, got {pos_emb!r}.")
+    if any(kind not in ("ResBlock", "TransformerBlock") for kind in backbone["block_types"]):
+        raise ValueError(f"Only ResBlock/TransformerBlock levels are supported, got {list(backbone['block_types'])}.")
+    if float(_get(backbone, "interpolate_factor", 1.0)) != 1.0:
+        raise ValueError("RoPE `interpolate_factor` != 1 (a fork extension) is not supported.")
+
+    condition_dim = None
+    if name == "u_vit3d_pose":
+        conditioning = _get(backbone, "conditioning", {}) or {}
+        ray_dim = _get(conditioning, "dim", None) or dfot_config.get("external_cond_dim")
+        if camera_ray_type is None:
+            if ray_dim == 180:
+                camera_ray_type = "ray_encoding"
+            else:
+                raise ValueError(
+                    f"Cannot tell the camera ray type from a {ray_dim}-channel pose condition (Plücker and raw "
+                    "rays both have 6); pass `camera_ray_type`."
+                )
+        if CAMERA_RAY_CHANNELS.get(camera_ray_type) != ray_dim:
+            raise ValueError(f"`camera_ray_type={camera_ray_type!r}` does not have {ray_dim} channels.")
+    else:
+        camera_ray_type = None
+        condition_dim = dfot_config.get("external_cond_dim") or None
+
+    return dict(
+        in_channels=int(x_shape[0]),
+        out_channels=int(x_shape[0]),
+        sample_size=[int(x_shape[1]), int(x_shape[2])],
+        max_frames=max_tokens,
+        patch_size=int(backbone["patch_size"]),
+        block_out_channels=[int(c) for c in backbone["channels"]],
+        block_types=list(backbone["block_types"]),
+        block_dropouts=[float(p) for p in backbone["block_dropouts"]],
+        layers_per_block=[int(n) for n in backbone["num_updown_blocks"]],
+        num_mid_blocks=int(backbone["num_mid_blocks"]),
+        num_attention_heads=int(backbone["num_heads"]),
+        emb_channels=int(backbone["emb_channels"]),
+        noise_embedding_type="fourier" if _get(backbone, "use_fourier_noise_embedding", False) else "sinusoidal",
+        camera_ray_type=camera_ray_type,
+        camera_dropout=float(_get(backbone, "external_cond_dropout", 0.0) or 0.0),
+        condition_dim=condition_dim,
+    )
+
+
+def _rename_block(rest: str, is_transformer: bool) -> Optional[str]:
+    for old, new in (_TRANSFORMER_RENAMES if is_transformer else _RESBLOCK_RENAMES).items():
+        if rest.startswith(old):
+            return new + rest[len(old) :]
+    return None
+
+
+def convert_uvit3d_state_dict(
+    state_dict: Mapping[str, torch.Tensor], config: Mapping[str, Any]
+) -> Dict[str, torch.Tensor]:
+    """Rename (and split) official U-ViT3D keys to ours. Keys it does not recognise are kept unchanged, so that
+    strict loading reports them as unexpected."""
+    channels = list(config["block_out_channels"])
+    is_transformer = [kind == "TransformerBlock" for kind in config["block_types"]]
+    layers = list(config["layers_per_block"])
+    num_levels = len(channels)
+    converted: Dict[str, torch.Tensor] = {}
+
+    def put_block(prefix: str, rest: str, level: int, tensor: torch.Tensor, original: str) -> None:
+        if is_transformer[level] and rest.startswith("fused_attn_mlp_proj."):
+            dim = channels[level]
+            param = rest.split(".", 1)[1]
+            q, k, v, mlp = torch.split(tensor, [dim, dim, dim, tensor.shape[0] - 3 * dim], dim=0)
+            for name, part in (("attn.to_q", q), ("attn.to_k", k), ("attn.to_v", v), ("ff.proj_in", mlp)):
+                converted[f"{prefix}{name}.{param}"] = part.clone()
+            return
+        new = _rename_block(rest, is_transformer[level])
+        converted[prefix + new if new is not None else original] = tensor
+
+    for key, tensor in state_dict.items():
+        match = re.fullmatch(r"(down_blocks|up_blocks|mid_blocks)\.(\d+)\.(?:(\d+)\.)?(.+)", key)
+        if match:
+            group, index, sub, rest = match.group(1), int(match.group(2)), match.group(3), match.group(4)
+            if group == "mid_blocks":
+                put_block(
+                    f"mid_blocks.{index}.", f"{sub}.{rest}" if sub is not None else rest, num_levels - 1, tensor, key
+                )
+                continue
+            if sub is None:
+                converted[key] = tensor
+                continue
+            sub = int(sub)
+            if group == "down_blocks" and index < num_levels - 1:
+                if sub == layers[index]:  # the last module of a down level is its Downsample
+                    converted[f"down_blocks.{index}.downsample.{rest}"] = tensor
+                else:
+                    put_block(f"down_blocks.{index}.blocks.{sub}.", rest, index, tensor, key)
+                continue
+            if group == "up_blocks" and index < num_levels - 1:
+                level = num_levels - 2 - index
+                if sub == 0:  # the first module of an up level is its Upsample
+                    converted[f"up_blocks.{index}.upsample.{rest}"] = tensor
+                else:
+                    put_block(f"up_blocks.{index}.blocks.{sub - 1}.", rest, level, tensor, key)
+                continue
+            converted[key] = tensor
+            continue
+        for old, new in _TOP_LEVEL_RENAMES.items():
+            if key.startswith(old):
+                converted[new + key[len(old) :]] = tensor
+                break
+        else:
+            converted[key] = tensor
+    return converted
+
+
+def uvit3d_pose_from_official(
+    state_dict: Mapping[str, torch.Tensor],
+    dfot_config: Mapping[str, Any],
+    camera_ray_type: Optional[str] = None,
+    torch_dtype: Optional[torch.dtype] = None,
+) -> DFoTUViT3DModel:
+    """Build a :class:`DFoTUViT3DModel` from an official DFoT ``UViT3DPose`` (or ``UViT3D``) state dict.
+
+    Args:
+        state_dict: backbone weights with official key names, i.e. a Lightning ``state_dict`` with the
+            ``diffusion_model.model.`` (or ``diffusion_model._orig_mod.model.``) prefix removed; prefixed keys are
+            accepted too.
+        dfot_config: ``{"backbone_config": {...}, "x_shape": [C, H, W], "max_tokens": F, "external_cond_dim": ...}``.
+        camera_ray_type: ray map kind the checkpoint was trained on; inferred for 180-channel maps.
+        torch_dtype: optional dtype of the returned model (norms and the noise embedding stay float32).
+
+    Returns:
+        The model in eval mode.
+
+    Raises:
+        ValueError: unsupported config, head count inconsistent with the weights, or any missing / unexpected /
+            mis-shaped key (all listed).
+    """
+    stripped = {}
+    for key, tensor in state_dict.items():
+        for prefix in _CHECKPOINT_PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix) :]
+                break
+        stripped[key] = tensor
+    config = uvit3d_config_from_official(dfot_config, camera_ray_type)
+
+    # The head count only shows in the width of the QK norms: check it, a wrong value would load silently.
+    for key, tensor in stripped.items():
+        if key.endswith("q_norm.weight"):
+            level = len(config["block_out_channels"]) - 1 if key.startswith("mid_blocks") else None
+            if level is None:
+                index = int(key.split(".")[1])
+                level = index if key.startswith("down_blocks") else len(config["block_out_channels"]) - 2 - index
+            expected = config["block_out_channels"][level] // config["num_attention_heads"]
+            if tensor.shape[0] != expected:
+                raise ValueError(
+                    f"`{key}` has width {tensor.shape[0]} but num_heads={config['num_attention_heads']} gives "
+                    f"head dim {expected}; fix backbone_config['num_heads']."
+                )
+
+    converted = convert_uvit3d_state_dict(stripped, config)
+    model = DFoTUViT3DModel(**config)
+    expected_state = model.state_dict()
+    missing = sorted(set(expected_state) - set(converted))
+    unexpected = sorted(set(converted) - set(expected_state))
+    mismatched = sorted(
+        f"{k}: checkpoint {tuple(converted[k].shape)} vs model {tuple(expected_state[k].shape)}"
+        for k in set(converted) & set(expected_state)
+        if converted[k].shape != expected_state[k].shape
+    )
+    if missing or unexpected or mismatched:
+        sizes = ", ".join(f"{k}={config[k]}" for k in ("block_out_channels", "layers_per_block", "num_mid_blocks"))
+        raise ValueError(
+            f"Official U-ViT3D state dict does not match DFoTUViT3DModel ({sizes}); keys in our naming:\n"
+            f"  missing keys ({len(missing)}): {missing}\n"
+            f"  unexpected keys ({len(unexpected)}): {unexpected}\n"
+            f"  shape mismatches ({len(mismatched)}): {mismatched}"
+        )
+    model.load_state_dict(converted, strict=True)
+    if torch_dtype is not None:
+        fp32 = model._keep_in_fp32_modules or []
+        for name, param in model.named_parameters():
+            if not any(part in fp32 for part in name.split(".")):
+                param.data = param.data.to(torch_dtype)
+    return model.eval()
