@@ -14,10 +14,22 @@
 """diffusers-syn2seq: Syn2Seq-Forcing exo<->ego video generation with Diffusion Forcing Transformers."""
 
 from ._version import __version__
-from .models import DFoTTransformer3DModel, convert_dfot_checkpoint
+from .loaders import Syn2SeqLoraLoaderMixin
+from .models import DFoTTransformer3DModel, DFoTUViT3DModel, convert_dfot_checkpoint
+
+# Importing the pipelines module also registers Syn2SeqPipeline with diffusers, so that
+# `DiffusionPipeline.from_pretrained(folder)` resolves it from `model_index.json`.
+from .pipelines import Syn2SeqPipeline, Syn2SeqPipelineOutput
+from .schedulers import DiffusionForcingScheduler, DiffusionForcingSchedulerOutput
 
 __all__ = [
     "__version__",
     "DFoTTransformer3DModel",
+    "DFoTUViT3DModel",
+    "DiffusionForcingScheduler",
+    "DiffusionForcingSchedulerOutput",
+    "Syn2SeqLoraLoaderMixin",
+    "Syn2SeqPipeline",
+    "Syn2SeqPipelineOutput",
     "convert_dfot_checkpoint",
 ]

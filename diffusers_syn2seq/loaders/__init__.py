@@ -11,3 +11,8 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
+"""Pipeline loaders: LoRA weights in the diffusers format."""
+
+from .lora_pipeline import Syn2SeqLoraLoaderMixin
+
+__all__ = ["Syn2SeqLoraLoaderMixin"]

@@ -11,3 +11,18 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
+"""Pipelines: `Syn2SeqPipeline` and the pure history-guidance helpers it composes."""
+
+from .history_guidance import GuidanceBranches, compose_guidance, fraction_to_level, history_guidance_branches
+from .pipeline_output import Syn2SeqPipelineOutput
+from .pipeline_syn2seq import Syn2SeqPipeline, plan_windows
+
+__all__ = [
+    "GuidanceBranches",
+    "Syn2SeqPipeline",
+    "Syn2SeqPipelineOutput",
+    "compose_guidance",
+    "fraction_to_level",
+    "history_guidance_branches",
+    "plan_windows",
+]

@@ -1,0 +1,222 @@
+# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""LoRA loading for `Syn2SeqPipeline`: the diffusers file format, on the pipeline's DFoT transformer.
+
+Files are `pytorch_lora_weights.safetensors` with keys `transformer.<module path>.lora_A.weight` /
+`.lora_B.weight` (the format `training/train.py` writes and every diffusers pipeline reads), plus the peft
+`LoraConfig` of the adapter in the safetensors metadata (`lora_adapter_metadata`), so rank, alpha and
+target modules round trip without guessing. `set_adapters`, `unload_lora_weights`, `delete_adapters`,
+`enable_lora` / `disable_lora` and `get_active_adapters` come from `LoraBaseMixin`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import torch
+from huggingface_hub.utils import validate_hf_hub_args
+
+from diffusers.loaders.lora_base import LORA_WEIGHT_NAME_SAFE, LoraBaseMixin, _fetch_state_dict
+from diffusers.utils import is_peft_available, is_transformers_available, is_transformers_version, logging
+from diffusers.utils import require_peft_backend
+
+logger = logging.get_logger(__name__)
+
+__all__ = ["LORA_WEIGHT_NAME_SAFE", "Syn2SeqLoraLoaderMixin"]
+
+TRANSFORMER_NAME = "transformer"
+_LOW_CPU_MEM_USAGE_DEFAULT_LORA = (
+    is_peft_available() and is_transformers_available() and is_transformers_version(">", "4.45.2")
+)
+
+
+class Syn2SeqLoraLoaderMixin(LoraBaseMixin):
+    r"""Load, save, fuse and unfuse LoRA layers of the pipeline's transformer ([`DFoTTransformer3DModel`] or
+    [`DFoTUViT3DModel`]). Mixed into [`Syn2SeqPipeline`]."""
+
+    _lora_loadable_modules = [TRANSFORMER_NAME]
+    transformer_name = TRANSFORMER_NAME
+
+    @classmethod
+    @validate_hf_hub_args
+    def lora_state_dict(
+        cls,
+        pretrained_model_name_or_path_or_dict: str | os.PathLike | dict[str, torch.Tensor],
+        **kwargs,
+    ):
+        r"""Read a LoRA state dict (and optionally its adapter metadata) from a folder, file, Hub repo or dict.
+
+        Args:
+            pretrained_model_name_or_path_or_dict: a local folder holding `pytorch_lora_weights.safetensors`
+                (or `weight_name`), a Hub repo id, or a state dict.
+            weight_name (`str`, *optional*): file name inside the folder / repo.
+            return_lora_metadata (`bool`, defaults to False): also return the adapter metadata (the peft
+                `LoraConfig` as a dict, or None for files without one).
+            cache_dir, force_download, proxies, local_files_only, token, revision, subfolder, use_safetensors:
+                as in `diffusers` loaders.
+
+        Returns:
+            `state_dict` or `(state_dict, metadata)`; keys `transformer.<module>.lora_A.weight` / `lora_B.weight`.
+        """
+        hub_kwargs = {
+            key: kwargs.pop(key, default)
+            for key, default in (
+                ("cache_dir", None),
+                ("force_download", False),
+                ("proxies", None),
+                ("local_files_only", None),
+                ("token", None),
+                ("revision", None),
+                ("subfolder", None),
+            )
+        }
+        weight_name = kwargs.pop("weight_name", None)
+        use_safetensors = kwargs.pop("use_safetensors", None)
+        return_lora_metadata = kwargs.pop("return_lora_metadata", False)
+        allow_pickle = use_safetensors is None  # fall back to .bin only when the caller did not ask for safetensors
+        use_safetensors = True if use_safetensors is None else use_safetensors
+
+        state_dict, metadata = _fetch_state_dict(
+            pretrained_model_name_or_path_or_dict=pretrained_model_name_or_path_or_dict,
+            weight_name=weight_name,
+            use_safetensors=use_safetensors,
+            user_agent={"file_type": "attn_procs_weights", "framework": "pytorch"},
+            allow_pickle=allow_pickle,
+            **hub_kwargs,
+        )
+        if any("dora_scale" in key for key in state_dict):
+            logger.warning("DoRA `dora_scale` entries are not supported and were dropped from the LoRA state dict.")
+            state_dict = {key: value for key, value in state_dict.items() if "dora_scale" not in key}
+        return (state_dict, metadata) if return_lora_metadata else state_dict
+
+    @require_peft_backend
+    def load_lora_weights(
+        self,
+        pretrained_model_name_or_path_or_dict: str | os.PathLike | dict[str, torch.Tensor],
+        adapter_name: str | None = None,
+        hotswap: bool = False,
+        **kwargs,
+    ) -> None:
+        r"""Load LoRA weights into `self.transformer` as adapter `adapter_name` (default `default_0`, ...).
+
+        Args:
+            pretrained_model_name_or_path_or_dict: see [`~Syn2SeqLoraLoaderMixin.lora_state_dict`].
+            adapter_name (`str`, *optional*): name of the adapter (to combine several with `set_adapters`).
+            hotswap (`bool`): replace the weights of an already loaded adapter in place.
+            low_cpu_mem_usage (`bool`, *optional*): create the LoRA layers on the meta device first.
+            kwargs: passed to [`~Syn2SeqLoraLoaderMixin.lora_state_dict`].
+        """
+        low_cpu_mem_usage = kwargs.pop("low_cpu_mem_usage", _LOW_CPU_MEM_USAGE_DEFAULT_LORA)
+        if isinstance(pretrained_model_name_or_path_or_dict, dict):  # never modify the caller's dict
+            pretrained_model_name_or_path_or_dict = pretrained_model_name_or_path_or_dict.copy()
+        kwargs["return_lora_metadata"] = True
+        state_dict, metadata = self.lora_state_dict(pretrained_model_name_or_path_or_dict, **kwargs)
+        not_lora = [key for key in state_dict if "lora" not in key]
+        if not_lora:
+            raise ValueError(
+                f"Invalid LoRA checkpoint: every key must contain 'lora' (e.g. 'transformer.<module>.lora_A.weight'), "
+                f"got {len(not_lora)} other keys such as {not_lora[:3]}."
+            )
+        self.load_lora_into_transformer(
+            state_dict,
+            transformer=getattr(self, self.transformer_name),
+            adapter_name=adapter_name,
+            metadata=metadata,
+            _pipeline=self,
+            low_cpu_mem_usage=low_cpu_mem_usage,
+            hotswap=hotswap,
+        )
+
+    @classmethod
+    def load_lora_into_transformer(
+        cls,
+        state_dict: dict[str, torch.Tensor],
+        transformer: torch.nn.Module,
+        adapter_name: str | None = None,
+        _pipeline=None,
+        low_cpu_mem_usage: bool = False,
+        hotswap: bool = False,
+        metadata: dict | None = None,
+    ) -> None:
+        r"""Load the `transformer.`-prefixed entries of `state_dict` into `transformer` (a `PeftAdapterMixin`)."""
+        logger.info(f"Loading {cls.transformer_name}.")
+        transformer.load_lora_adapter(
+            state_dict,
+            network_alphas=None,
+            adapter_name=adapter_name,
+            metadata=metadata,
+            _pipeline=_pipeline,
+            low_cpu_mem_usage=low_cpu_mem_usage,
+            hotswap=hotswap,
+        )
+
+    @classmethod
+    def save_lora_weights(
+        cls,
+        save_directory: str | os.PathLike,
+        transformer_lora_layers: dict[str, torch.nn.Module | torch.Tensor] | None = None,
+        is_main_process: bool = True,
+        weight_name: str | None = None,
+        save_function: Callable | None = None,
+        safe_serialization: bool = True,
+        transformer_lora_adapter_metadata: dict | None = None,
+    ) -> None:
+        r"""Write `pytorch_lora_weights.safetensors` (keys prefixed `transformer.`) into `save_directory`.
+
+        Args:
+            transformer_lora_layers: the transformer's LoRA state dict, e.g.
+                `peft.get_peft_model_state_dict(transformer)` (keys `<module>.lora_A.weight`).
+            transformer_lora_adapter_metadata: the adapter's `LoraConfig.to_dict()`, stored in the file metadata
+                so rank, alpha and target modules are restored on load.
+            is_main_process, weight_name, save_function, safe_serialization: as in diffusers.
+        """
+        if not transformer_lora_layers:
+            raise ValueError(
+                "`transformer_lora_layers` must be a non-empty LoRA state dict (e.g. "
+                f"`get_peft_model_state_dict(transformer)`), got {type(transformer_lora_layers).__name__}."
+            )
+        cls._save_lora_weights(
+            save_directory=save_directory,
+            lora_layers={cls.transformer_name: transformer_lora_layers},
+            lora_metadata={cls.transformer_name: transformer_lora_adapter_metadata},
+            is_main_process=is_main_process,
+            weight_name=weight_name,
+            save_function=save_function,
+            safe_serialization=safe_serialization,
+        )
+
+    def fuse_lora(
+        self,
+        components: list[str] = [TRANSFORMER_NAME],  # noqa: B006 (diffusers signature)
+        lora_scale: float = 1.0,
+        safe_fusing: bool = False,
+        adapter_names: list[str] | None = None,
+        **kwargs,
+    ) -> None:
+        r"""Merge the active LoRA weights into the transformer's base weights (scaled by `lora_scale`).
+
+        `safe_fusing=True` checks the fused weights for NaN and refuses to fuse them.
+        """
+        super().fuse_lora(
+            components=components,
+            lora_scale=lora_scale,
+            safe_fusing=safe_fusing,
+            adapter_names=adapter_names,
+            **kwargs,
+        )
+
+    def unfuse_lora(self, components: list[str] = [TRANSFORMER_NAME], **kwargs) -> None:  # noqa: B006
+        r"""Subtract previously fused LoRA weights from the base weights (the inverse of `fuse_lora`)."""
+        super().unfuse_lora(components=components, **kwargs)

@@ -1,0 +1,642 @@
+# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Diffusion-forcing scheduler: one noise level per frame, DDIM sampling, scheduling matrices, training helpers.
+
+Vocabulary used throughout (DFoT's conventions, see `shared/design/dfot.md`):
+
+- A **noise level** (or *level*) is an integer index into the 1000-entry training schedule: `0` is the least
+  noisy training level, `num_train_timesteps - 1` (999) is pure noise, and `-1` means *clean* (history / context
+  frames, `alpha_cumprod = 1`). Every frame of a video carries its own level, so levels are tensors of shape
+  `()`, `(B,)`, `(F,)` or `(B, F)` broadcast over video samples laid out `(B, C, F, H, W)` (diffusers' video layout).
+- A **model timestep** is what the DFoT backbone receives for a level; it depends on the schedule kind and is
+  produced by :meth:`DiffusionForcingScheduler.model_timesteps` (integer index for the discrete cosine schedule,
+  `0.125 * logSNR` for the continuous shifted-cosine schedule).
+- A **scheduling matrix** has one row per denoising iteration and one column per generated frame; its entries are
+  *step indices* in `0..S` (`S` = number of inference steps, `S` = pure noise, `0` = clean) that
+  :func:`step_indices_to_levels` maps to levels on the DDIM grid `-1, 19, 39, ..., 999` (for `S = 50`).
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Optional, Union
+
+import torch
+
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+SCHEDULES = ("full_sequence", "autoregressive", "pyramid")
+NOISE_SCHEDULES = ("cosine", "cosine_simple_diffusion")
+PREDICTION_TYPES = ("v_prediction", "epsilon", "sample")
+LOSS_WEIGHTINGS = ("uniform", "sigmoid", "min_snr", "fused_min_snr")
+LevelLike = Union[int, float, torch.Tensor]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Noise schedules (pure functions, float64 like the official code, which registers them as float32 buffers)
+# ----------------------------------------------------------------------------------------------------------------
+def cosine_alphas_cumprod(num_train_timesteps: int = 1000, s: float = 0.008) -> torch.Tensor:
+    """Improved-DDPM cosine schedule (Nichol & Dhariwal 2021), `alpha_bar(t) = cos^2((t/T + s)/(1 + s) * pi/2)`.
+
+    Returns float64 `(T,)` values for levels `0..T-1`; the last one is 0 (zero terminal SNR by construction).
+    """
+    t = torch.linspace(0, num_train_timesteps, num_train_timesteps + 1, dtype=torch.float64) / num_train_timesteps
+    alphas_cumprod = torch.cos((t + s) / (1 + s) * math.pi * 0.5) ** 2
+    return (alphas_cumprod / alphas_cumprod[0])[1:]
+
+
+def shifted_cosine_logsnr(
+    t: torch.Tensor, logsnr_min: float = -15.0, logsnr_max: float = 15.0, shift: float = 1.0
+) -> torch.Tensor:
+    """Simple Diffusion's cosine logSNR (Hoogeboom et al. 2023) at continuous time `t` in [0, 1].
+
+    `logSNR(t) = -2 log tan(t_min + t (t_max - t_min)) + 2 log(shift)`, where `t_min`/`t_max` put the unshifted
+    logSNR range at `[logsnr_min, logsnr_max]`. A shift < 1 moves every level towards more noise (`shift` =
+    base resolution / current resolution; DFoT uses 0.125).
+    """
+    t = t.to(torch.float64)
+    t_min = math.atan(math.exp(-0.5 * logsnr_max))
+    t_max = math.atan(math.exp(-0.5 * logsnr_min))
+    return -2.0 * torch.log(torch.tan(t_min + t * (t_max - t_min))) + 2.0 * math.log(shift)
+
+
+def shift_alphas_cumprod(alphas_cumprod: torch.Tensor, shift: float) -> torch.Tensor:
+    """Multiply the SNR of every level by `shift**2` (the resolution shift applied to non-logSNR schedules)."""
+    snr_scale = shift**2
+    return snr_scale * alphas_cumprod / (snr_scale * alphas_cumprod + 1.0 - alphas_cumprod)
+
+
+def make_alphas_cumprod(
+    noise_schedule: str = "cosine",
+    num_train_timesteps: int = 1000,
+    cosine_s: float = 0.008,
+    logsnr_min: float = -15.0,
+    logsnr_max: float = 15.0,
+    shift: float = 1.0,
+    beta_clip_min: float = 1e-9,
+) -> torch.Tensor:
+    """Float64 `(T,)` cumulative alphas of a DFoT noise schedule.
+
+    Like DFoT's `make_beta_schedule`, the schedule is converted to betas clipped to `[beta_clip_min, 1]` and
+    accumulated again, which is what the released checkpoints were trained and sampled with.
+    `cosine_simple_diffusion` is the continuous schedule sampled on a `T`-point grid `t = linspace(0, 1, T)`.
+    """
+    if noise_schedule == "cosine":
+        alphas_cumprod = cosine_alphas_cumprod(num_train_timesteps, cosine_s)
+        if shift != 1.0:
+            alphas_cumprod = shift_alphas_cumprod(alphas_cumprod, shift)
+    elif noise_schedule == "cosine_simple_diffusion":
+        t = torch.linspace(0, 1, num_train_timesteps, dtype=torch.float64)
+        alphas_cumprod = torch.sigmoid(shifted_cosine_logsnr(t, logsnr_min, logsnr_max, shift))
+    else:
+        raise ValueError(f"`noise_schedule` must be one of {NOISE_SCHEDULES}, got {noise_schedule!r}.")
+    alphas = torch.cat([alphas_cumprod[:1], alphas_cumprod[1:] / alphas_cumprod[:-1]])
+    betas = torch.clip(1.0 - alphas, beta_clip_min, 1.0)
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Scheduling matrices (pure functions; rows = denoising iterations, columns = frames, entries = step indices)
+# ----------------------------------------------------------------------------------------------------------------
+def sampling_levels(num_inference_steps: int, num_train_timesteps: int = 1000) -> torch.Tensor:
+    """DDIM level grid, ascending: `(S + 1,)` long tensor `[-1, ..., T - 1]`, entry `i` = `-1 + floor(i T / S)`.
+
+    Equals DFoT's `linspace(-1, T - 1, S + 1).long()` (e.g. `-1, 19, 39, ..., 999` for S = 50, T = 1000)
+    computed in exact integer arithmetic.
+    """
+    if not 1 <= int(num_inference_steps) <= num_train_timesteps:
+        raise ValueError(
+            f"`num_inference_steps` must be in [1, {num_train_timesteps}], got {num_inference_steps!r}."
+        )
+    steps = torch.arange(num_inference_steps + 1, dtype=torch.long)
+    return -1 + (steps * num_train_timesteps) // num_inference_steps
+
+
+def pyramid_schedule(num_frames: int, num_inference_steps: int, uncertainty_scale: float = 1.0) -> torch.Tensor:
+    """Diffusion Forcing's pyramid scheduling matrix `M[m, t] = clip(S + floor(t * u) - m, 0, S)`.
+
+    Frame `t` starts denoising `floor(t * u)` iterations after frame 0, so later (more uncertain) frames stay
+    noisier. `u = 0` is full-sequence sampling, `u = S` is fully autoregressive (one frame at a time).
+
+    Returns a long tensor `(S + floor((F - 1) u) + 1, F)` of step indices: row 0 is all `S` (pure noise), the last
+    row all `0` (clean), every column is non-increasing by at most 1 per row.
+    """
+    if num_frames < 1:
+        raise ValueError(f"`num_frames` must be >= 1, got {num_frames!r}.")
+    if num_inference_steps < 1:
+        raise ValueError(f"`num_inference_steps` must be >= 1, got {num_inference_steps!r}.")
+    if not (uncertainty_scale >= 0 and math.isfinite(uncertainty_scale)):
+        raise ValueError(f"`uncertainty_scale` must be a finite number >= 0, got {uncertainty_scale!r}.")
+    offsets = torch.floor(torch.arange(num_frames, dtype=torch.float64) * uncertainty_scale).long()
+    num_rows = num_inference_steps + int(offsets[-1]) + 1
+    rows = torch.arange(num_rows, dtype=torch.long)[:, None]
+    return torch.clamp(num_inference_steps + offsets[None, :] - rows, 0, num_inference_steps)
+
+
+def full_sequence_schedule(num_frames: int, num_inference_steps: int) -> torch.Tensor:
+    """All frames share one level per row: `(S + 1, F)` step indices `S, S - 1, ..., 0` (pyramid with u = 0)."""
+    return pyramid_schedule(num_frames, num_inference_steps, 0.0)
+
+
+def autoregressive_schedule(num_frames: int, num_inference_steps: int) -> torch.Tensor:
+    """One frame at a time, each fully denoised before the next starts (pyramid with u = S): `(S F + 1, F)`."""
+    return pyramid_schedule(num_frames, num_inference_steps, float(num_inference_steps))
+
+
+def step_indices_to_levels(matrix: torch.Tensor, levels_grid: torch.Tensor) -> torch.Tensor:
+    """Map step indices `0..S` of a scheduling matrix to noise levels with the ascending grid of `sampling_levels`."""
+    return levels_grid.to(matrix.device)[matrix]
+
+
+@dataclass
+class DiffusionForcingSchedulerOutput(BaseOutput):
+    """Output of :meth:`DiffusionForcingScheduler.step`.
+
+    Args:
+        prev_sample (`torch.Tensor` of shape `(B, C, F, H, W)`): the sample at the next (lower) per-frame levels;
+            frames whose level does not change are bit-identical to the input.
+        pred_original_sample (`torch.Tensor` of shape `(B, C, F, H, W)`): the model's clean-sample estimate x0.
+    """
+
+    prev_sample: torch.Tensor
+    pred_original_sample: Optional[torch.Tensor] = None
+
+
+class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
+    """Stateless DDIM scheduler with an independent noise level per frame (Diffusion Forcing / DFoT).
+
+    Two noise schedules, both with `num_train_timesteps` levels:
+
+    - `"cosine"` (default): DFoT's discrete 1000-step cosine schedule (Kinetics-600 models); the backbone receives
+      the integer level (`noise_embedding_type="sinusoidal"`).
+    - `"cosine_simple_diffusion"`: the continuous shifted cosine schedule (RealEstate10K / Minecraft models), logSNR
+      in `[logsnr_min, logsnr_max]` shifted by `2 log(shift)` (DFoT: `shift=0.125`), sampled on a
+      `num_train_timesteps`-point grid; the backbone receives `model_timestep_scale * logSNR`
+      (`noise_embedding_type="fourier"`). Training may use continuous times `t in [0, 1]` (float levels).
+
+    Levels are integer indices `-1..T-1` (`-1` = clean) or, for the continuous schedule only, float times in
+    `[0, 1]`. Nothing in `step` depends on hidden counters: the next level is given (`next_timestep`) or looked up
+    per element on the grid of :meth:`set_timesteps`, so one scheduler serves every frame.
+
+    Args:
+        num_train_timesteps: number of training levels (grid size).
+        noise_schedule: `"cosine"` or `"cosine_simple_diffusion"`.
+        cosine_s: offset `s` of the discrete cosine schedule.
+        logsnr_min, logsnr_max: unshifted logSNR range of the continuous schedule.
+        shift: SNR shift; the logSNR moves by `2 log(shift)` (for `"cosine"` the SNR is scaled by `shift**2`).
+        prediction_type: what the model predicts: `"v_prediction"` (DFoT), `"epsilon"` or `"sample"`.
+        model_timestep_scale: factor on logSNR fed to continuous models (DFoT's `precond_scale`, 0.125).
+        beta_clip_min: lower clip of the betas when the schedule is built (as in DFoT's `make_beta_schedule`).
+    """
+
+    _compatibles = ["DDIMScheduler", "DDPMScheduler"]
+    order = 1
+
+    @register_to_config
+    def __init__(
+        self,
+        num_train_timesteps: int = 1000,
+        noise_schedule: Literal["cosine", "cosine_simple_diffusion"] = "cosine",
+        cosine_s: float = 0.008,
+        logsnr_min: float = -15.0,
+        logsnr_max: float = 15.0,
+        shift: float = 1.0,
+        prediction_type: Literal["v_prediction", "epsilon", "sample"] = "v_prediction",
+        model_timestep_scale: float = 0.125,
+        beta_clip_min: float = 1e-9,
+    ):
+        if noise_schedule not in NOISE_SCHEDULES:
+            raise ValueError(f"`noise_schedule` must be one of {NOISE_SCHEDULES}, got {noise_schedule!r}.")
+        if prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"`prediction_type` must be one of {PREDICTION_TYPES}, got {prediction_type!r}.")
+        if num_train_timesteps < 2:
+            raise ValueError(f"`num_train_timesteps` must be >= 2, got {num_train_timesteps!r}.")
+        if not shift > 0:
+            raise ValueError(f"`shift` must be > 0, got {shift!r}.")
+        alphas_cumprod = make_alphas_cumprod(
+            noise_schedule, num_train_timesteps, cosine_s, logsnr_min, logsnr_max, shift, beta_clip_min
+        )
+        self.alphas_cumprod = alphas_cumprod.to(torch.float32)
+        self.betas = (1.0 - torch.cat([alphas_cumprod[:1], alphas_cumprod[1:] / alphas_cumprod[:-1]])).float()
+        # logSNR of each grid level; -inf at a zero-SNR level (only the discrete schedule has one).
+        self.log_snr = (torch.log(alphas_cumprod) - torch.log1p(-alphas_cumprod)).to(torch.float32)
+        self.init_noise_sigma = 1.0
+        self.num_inference_steps: Optional[int] = None
+        self.timesteps = torch.flip(sampling_levels(num_train_timesteps, num_train_timesteps), [0])[:-1]
+
+    # ------------------------------------------------------------------------------------------------ properties
+    @property
+    def is_continuous(self) -> bool:
+        """True for the continuous shifted-cosine schedule (float levels allowed, logSNR model timesteps)."""
+        return self.config.noise_schedule == "cosine_simple_diffusion"
+
+    @property
+    def noise_embedding_type(self) -> str:
+        """The backbone noise embedding this schedule's model timesteps are meant for (`sinusoidal` / `fourier`)."""
+        return "fourier" if self.is_continuous else "sinusoidal"
+
+    def __len__(self) -> int:
+        return self.config.num_train_timesteps
+
+    # ------------------------------------------------------------------------------------------------ level maths
+    def _check_levels(self, levels: torch.Tensor) -> torch.Tensor:
+        if levels.is_floating_point():
+            if not self.is_continuous:
+                raise ValueError(
+                    "`timesteps` must be integer levels in [-1, "
+                    f"{self.config.num_train_timesteps - 1}] for the discrete schedule, got dtype {levels.dtype}."
+                )
+            if levels.numel() and not bool(((levels >= 0) & (levels <= 1)).all()):
+                raise ValueError(
+                    f"float `timesteps` are continuous times and must lie in [0, 1], got min {levels.min().item()}"
+                    f" and max {levels.max().item()}."
+                )
+            return levels
+        levels = levels.long()
+        if levels.numel() and not bool(((levels >= -1) & (levels < self.config.num_train_timesteps)).all()):
+            raise ValueError(
+                f"`timesteps` must be integer levels in [-1, {self.config.num_train_timesteps - 1}], got min"
+                f" {levels.min().item()} and max {levels.max().item()}."
+            )
+        return levels
+
+    def log_snr_at(self, levels: LevelLike) -> torch.Tensor:
+        """Float32 logSNR of `levels` (same shape); `+inf` for level -1, exact formula for float (continuous) times."""
+        levels = self._check_levels(torch.as_tensor(levels))
+        if levels.is_floating_point():
+            return shifted_cosine_logsnr(
+                levels, self.config.logsnr_min, self.config.logsnr_max, self.config.shift
+            ).to(torch.float32)
+        table = self.log_snr.to(levels.device)
+        out = table[levels.clamp(min=0)]
+        return torch.where(levels < 0, torch.full_like(out, float("inf")), out)
+
+    def alphas_cumprod_at(self, levels: LevelLike) -> torch.Tensor:
+        """Float32 `alpha_bar` of `levels` (same shape): 1 for level -1 (clean context)."""
+        levels = self._check_levels(torch.as_tensor(levels))
+        if levels.is_floating_point():
+            return torch.sigmoid(self.log_snr_at(levels))
+        table = self.alphas_cumprod.to(levels.device)
+        out = table[levels.clamp(min=0)]
+        return torch.where(levels < 0, torch.ones_like(out), out)
+
+    def snr_at(self, levels: LevelLike) -> torch.Tensor:
+        """Signal-to-noise ratio `alpha_bar / (1 - alpha_bar)` of `levels` (inf for -1)."""
+        alpha = self.alphas_cumprod_at(levels)
+        return alpha / (1.0 - alpha)
+
+    def model_timesteps(self, levels: LevelLike) -> torch.Tensor:
+        """What the DFoT backbone receives for per-frame `levels` (same shape).
+
+        - discrete cosine (`sinusoidal` embedding): the integer level, with -1 (clean) clamped to 0, as DFoT does;
+        - continuous (`fourier` embedding): `model_timestep_scale * logSNR` (float32), where level -1 is clamped to
+          grid level 0 like DFoT's sampler (the least noisy level it was trained on).
+        """
+        levels = self._check_levels(torch.as_tensor(levels))
+        if not self.is_continuous:
+            return levels.clamp(min=0)
+        if not levels.is_floating_point():
+            levels = levels.clamp(min=0)
+        return self.config.model_timestep_scale * self.log_snr_at(levels)
+
+    @staticmethod
+    def _per_frame(levels: torch.Tensor, sample: torch.Tensor, name: str = "timesteps") -> torch.Tensor:
+        """Broadcast scalar / `(B,)` / `(F,)` / `(B, F)` levels to `(B, 1, F, 1, 1)` against a `(B, C, F, H, W)` sample.
+
+        A 1-D tensor is read as per-sample when its length is B and per-frame otherwise; when B == F pass `(1, F)`
+        to mean per-frame.
+        """
+        if sample.ndim != 5:
+            raise ValueError(f"`sample` must have shape (B, C, F, H, W), got {tuple(sample.shape)}.")
+        batch, _, frames = sample.shape[:3]
+        if levels.ndim == 0:
+            levels = levels.reshape(1, 1)
+        elif levels.ndim == 1:
+            if levels.shape[0] == batch:
+                levels = levels[:, None]
+            elif levels.shape[0] == frames:
+                levels = levels[None, :]
+            else:
+                raise ValueError(
+                    f"1-D `{name}` must have length B={batch} or F={frames}, got length {levels.shape[0]}."
+                )
+        elif levels.ndim == 2:
+            if levels.shape[0] not in (1, batch) or levels.shape[1] not in (1, frames):
+                raise ValueError(
+                    f"2-D `{name}` must broadcast to (B, F)=({batch}, {frames}), got {tuple(levels.shape)}."
+                )
+        else:
+            raise ValueError(f"`{name}` must be a scalar, (B,), (F,) or (B, F), got shape {tuple(levels.shape)}.")
+        return levels.expand(batch, frames).reshape(batch, 1, frames, 1, 1)
+
+    def _alpha_sigma(self, levels: LevelLike, sample: torch.Tensor, name: str = "timesteps"):
+        levels = torch.as_tensor(levels, device=sample.device)
+        alpha = self.alphas_cumprod_at(self._per_frame(levels, sample, name)).to(sample.device)
+        return alpha.sqrt(), (1.0 - alpha).clamp(min=0).sqrt()
+
+    # ------------------------------------------------------------------------------------------------ conversions
+    def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: LevelLike) -> torch.Tensor:
+        """Forward process `x_k = sqrt(alpha_bar_k) x0 + sqrt(1 - alpha_bar_k) noise`, per frame.
+
+        Args:
+            original_samples: clean `(B, C, F, H, W)`.
+            noise: standard normal, same shape.
+            timesteps: levels, scalar / `(B,)` / `(F,)` / `(B, F)`; `-1` leaves the frame clean.
+        """
+        sqrt_alpha, sqrt_one_minus = self._alpha_sigma(timesteps, original_samples)
+        out = sqrt_alpha * original_samples.float() + sqrt_one_minus * noise.float()
+        return out.to(original_samples.dtype)
+
+    def get_velocity(self, sample: torch.Tensor, noise: torch.Tensor, timesteps: LevelLike) -> torch.Tensor:
+        """v target `v = sqrt(alpha_bar) noise - sqrt(1 - alpha_bar) x0` (`sample` is the clean x0)."""
+        sqrt_alpha, sqrt_one_minus = self._alpha_sigma(timesteps, sample)
+        return (sqrt_alpha * noise.float() - sqrt_one_minus * sample.float()).to(sample.dtype)
+
+    def get_target(self, sample: torch.Tensor, noise: torch.Tensor, timesteps: LevelLike) -> torch.Tensor:
+        """Training target in the `prediction_type` space for clean `sample` noised with `noise`."""
+        if self.config.prediction_type == "v_prediction":
+            return self.get_velocity(sample, noise, timesteps)
+        return noise if self.config.prediction_type == "epsilon" else sample
+
+    def convert_model_output(
+        self, model_output: torch.Tensor, sample: torch.Tensor, timesteps: LevelLike
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return float32 `(x0, epsilon)` estimates from a prediction in `prediction_type` space at noisy `sample`.
+
+        v: `x0 = sqrt(a) x - sqrt(1-a) v`, `eps = sqrt(a) v + sqrt(1-a) x`; epsilon / sample: the DDIM identities.
+        At zero SNR (a = 0, level 999 of the discrete cosine) x0 is undefined for epsilon prediction; the division
+        is clamped, which is harmless because DDIM multiplies that x0 by `sqrt(a_next)`, tiny after the first step.
+        """
+        sqrt_alpha, sqrt_one_minus = self._alpha_sigma(timesteps, sample)
+        return self._x0_eps(model_output, sample, sqrt_alpha, sqrt_one_minus)
+
+    def _x0_eps(self, model_output, sample, sqrt_alpha, sqrt_one_minus):
+        x, out = sample.float(), model_output.float()
+        kind = self.config.prediction_type
+        if kind == "v_prediction":
+            x0 = sqrt_alpha * x - sqrt_one_minus * out
+            eps = sqrt_alpha * out + sqrt_one_minus * x
+        elif kind == "epsilon":
+            eps = out
+            x0 = (x - sqrt_one_minus * eps) / sqrt_alpha.clamp(min=1e-12)
+        else:
+            x0 = out
+            eps = (x - sqrt_alpha * x0) / sqrt_one_minus.clamp(min=1e-12)
+        return x0, eps
+
+    def convert_to_prediction(
+        self, x0: torch.Tensor, eps: torch.Tensor, sample: torch.Tensor, timesteps: LevelLike
+    ) -> torch.Tensor:
+        """Inverse of :meth:`convert_model_output`: express `(x0, eps)` in `prediction_type` space."""
+        if self.config.prediction_type == "epsilon":
+            return eps
+        if self.config.prediction_type == "sample":
+            return x0
+        sqrt_alpha, sqrt_one_minus = self._alpha_sigma(timesteps, sample)
+        return sqrt_alpha * eps - sqrt_one_minus * x0
+
+    # ------------------------------------------------------------------------------------------------ sampling
+    def set_timesteps(self, num_inference_steps: int, device: Union[str, torch.device, None] = None) -> None:
+        """Set the DDIM grid: `self.timesteps` = the `S` levels the model is evaluated at, descending
+        (`999, 979, ..., 19` for S = 50); the level after the last one is -1 (clean)."""
+        grid = sampling_levels(num_inference_steps, self.config.num_train_timesteps)
+        self.num_inference_steps = int(num_inference_steps)
+        self.timesteps = torch.flip(grid, [0])[:-1].to(device)
+
+    def sampling_levels(self, num_inference_steps: Optional[int] = None) -> torch.Tensor:
+        """Ascending `(S + 1,)` level grid `[-1, ..., T - 1]` (default S: the one of :meth:`set_timesteps`)."""
+        steps = num_inference_steps or self.num_inference_steps
+        if steps is None:
+            raise ValueError("`num_inference_steps` is required when `set_timesteps` has not been called.")
+        return sampling_levels(steps, self.config.num_train_timesteps)
+
+    def scheduling_matrix(
+        self,
+        num_frames: int,
+        num_inference_steps: Optional[int] = None,
+        schedule: str = "full_sequence",
+        uncertainty_scale: float = 1.0,
+    ) -> torch.Tensor:
+        """Per-frame noise levels for every denoising iteration: long tensor `(R, F)`.
+
+        Row 0 is all `T - 1` (pure noise), the last row all `-1` (clean); each iteration moves a frame at most one
+        step down the DDIM grid. `schedule` is `"full_sequence"`, `"autoregressive"` or `"pyramid"` (uses
+        `uncertainty_scale`, see :func:`pyramid_schedule`). The number of model evaluations is `R - 1`.
+        """
+        steps = num_inference_steps or self.num_inference_steps
+        if steps is None:
+            raise ValueError("`num_inference_steps` is required when `set_timesteps` has not been called.")
+        if schedule == "full_sequence":
+            matrix = full_sequence_schedule(num_frames, steps)
+        elif schedule == "autoregressive":
+            matrix = autoregressive_schedule(num_frames, steps)
+        elif schedule == "pyramid":
+            matrix = pyramid_schedule(num_frames, steps, uncertainty_scale)
+        else:
+            raise ValueError(f"`schedule` must be one of {SCHEDULES}, got {schedule!r}.")
+        return step_indices_to_levels(matrix, self.sampling_levels(steps))
+
+    def _next_on_grid(self, levels: torch.Tensor) -> torch.Tensor:
+        if self.num_inference_steps is None:
+            raise ValueError("Pass `next_timestep` to `step`, or call `set_timesteps` first.")
+        grid = self.sampling_levels().to(levels.device)
+        index = torch.searchsorted(grid, levels.contiguous())
+        index = index.clamp(max=grid.numel() - 1)
+        if not bool((grid[index] == levels).all()):
+            raise ValueError(
+                f"`timestep` levels must lie on the DDIM grid of `set_timesteps({self.num_inference_steps})` when "
+                f"`next_timestep` is not given, got {levels.unique().tolist()}."
+            )
+        return grid[(index - 1).clamp(min=0)]
+
+    def scale_model_input(self, sample: torch.Tensor, timestep: Optional[LevelLike] = None) -> torch.Tensor:
+        """DDIM needs no input scaling; present for interchangeability with other schedulers."""
+        return sample
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        timestep: LevelLike,
+        sample: torch.Tensor,
+        next_timestep: Optional[LevelLike] = None,
+        eta: float = 0.0,
+        generator: Union[torch.Generator, list[torch.Generator], None] = None,
+        variance_noise: Optional[torch.Tensor] = None,
+        return_dict: bool = True,
+    ) -> Union[DiffusionForcingSchedulerOutput, tuple]:
+        """One DDIM step per frame, from level `timestep` to level `next_timestep` (Song et al. 2021, eq. 12).
+
+        `x_next = sqrt(a_next) x0 + sqrt(1 - a_next - sigma^2) eps + sigma z`, with
+        `sigma = eta sqrt((1 - a / a_next)(1 - a_next) / (1 - a))` (0 when the next level is -1).
+
+        Args:
+            model_output: prediction in `prediction_type` space, `(B, C, F, H, W)`.
+            timestep: current integer levels: scalar, `(B,)`, `(F,)` or `(B, F)`; -1 = clean context.
+            sample: the current noisy sample `(B, C, F, H, W)`.
+            next_timestep: target levels, same conventions; default: the next lower level on the grid of
+                :meth:`set_timesteps` (-1 after the lowest). Frames with `next == current` are returned
+                bit-identical (this is how history and not-yet-started frames are kept), and levels may never rise.
+            eta: DDIM stochasticity (0 = deterministic DDIM, 1 = DDPM-like variance).
+            generator: generator(s) for the `eta > 0` noise; a list draws each batch element from its own generator.
+            variance_noise: explicit noise `z` instead of drawing it.
+            return_dict: return a :class:`DiffusionForcingSchedulerOutput` (else a tuple).
+        """
+        if not eta >= 0:
+            raise ValueError(f"`eta` must be >= 0, got {eta!r}.")
+        levels = self._check_levels(torch.as_tensor(timestep, device=sample.device))
+        if levels.is_floating_point():
+            raise ValueError("`step` needs integer levels on the sampling grid, got float (continuous) timesteps.")
+        levels = self._per_frame(levels, sample).long()
+        if next_timestep is None:
+            next_levels = self._next_on_grid(levels)
+        else:
+            next_levels = self._check_levels(torch.as_tensor(next_timestep, device=sample.device))
+            next_levels = self._per_frame(next_levels.long(), sample, "next_timestep")
+        if bool((next_levels > levels).any()):
+            raise ValueError("`next_timestep` must not be above `timestep`: a DDIM step only removes noise.")
+
+        alpha = self.alphas_cumprod_at(levels).to(sample.device)
+        alpha_next = self.alphas_cumprod_at(next_levels).to(sample.device)
+        x0, eps = self._x0_eps(model_output, sample, alpha.sqrt(), (1.0 - alpha).clamp(min=0).sqrt())
+        changed = next_levels != levels
+
+        sigma = torch.zeros_like(alpha)
+        if eta > 0:
+            # Guard the unchanged / clean frames (a = 1 -> 0/0); they are masked out below anyway.
+            ratio = (1.0 - alpha / alpha_next.clamp(min=1e-12)) * (1.0 - alpha_next) / (1.0 - alpha).clamp(min=1e-12)
+            sigma = torch.where(changed & (next_levels >= 0), eta * ratio.clamp(min=0).sqrt(), sigma)
+        coef_eps = (1.0 - alpha_next - sigma**2).clamp(min=0).sqrt()
+        prev = alpha_next.sqrt() * x0 + coef_eps * eps
+        if eta > 0:
+            if variance_noise is None:
+                variance_noise = randn_tensor(
+                    sample.shape, generator=generator, device=sample.device, dtype=torch.float32
+                )
+            prev = prev + sigma * variance_noise.float()
+        prev_sample = torch.where(changed, prev.to(sample.dtype), sample)
+
+        if not return_dict:
+            return (prev_sample, x0.to(sample.dtype))
+        return DiffusionForcingSchedulerOutput(prev_sample=prev_sample, pred_original_sample=x0.to(sample.dtype))
+
+    # ------------------------------------------------------------------------------------------------ training
+    def sample_noise_levels(
+        self,
+        batch_size: int,
+        num_frames: int,
+        strategy: Literal["iid", "uniform_future"] = "iid",
+        num_context_frames: int = 0,
+        frame_mask: Optional[torch.Tensor] = None,
+        continuous: bool = False,
+        generator: Optional[torch.Generator] = None,
+        device: Union[str, torch.device, None] = None,
+    ) -> torch.Tensor:
+        """Training levels `(B, F)`, one per (sample, frame).
+
+        Args:
+            strategy: `"iid"`: independent levels (DFoT); `"uniform_future"`: the first `num_context_frames` frames
+                i.i.d., the frames after them share one level per sample.
+            frame_mask: optional `(B, F)` bool, False for frames missing from a clip: they get full noise.
+            continuous: draw float times `t ~ U[0, 1]` (continuous schedule only) instead of integer levels
+                `0..T-1`.
+        """
+        if strategy not in ("iid", "uniform_future"):
+            raise ValueError(f"`strategy` must be 'iid' or 'uniform_future', got {strategy!r}.")
+        if continuous and not self.is_continuous:
+            raise ValueError("`continuous=True` needs `noise_schedule='cosine_simple_diffusion'`.")
+        if not 0 <= num_context_frames <= num_frames:
+            raise ValueError(f"`num_context_frames` must be in [0, {num_frames}], got {num_context_frames!r}.")
+        T = self.config.num_train_timesteps
+
+        def draw(shape):
+            if continuous:
+                return torch.rand(shape, generator=generator, device=device)
+            return torch.randint(0, T, shape, generator=generator, device=device)
+
+        levels = draw((batch_size, num_frames))
+        if strategy == "uniform_future" and num_context_frames < num_frames:
+            future = draw((batch_size, 1)).expand(batch_size, num_frames - num_context_frames)
+            levels = torch.cat([levels[:, :num_context_frames], future], dim=1)
+        if frame_mask is not None:
+            if frame_mask.shape != (batch_size, num_frames):
+                raise ValueError(
+                    f"`frame_mask` must have shape {(batch_size, num_frames)}, got {tuple(frame_mask.shape)}."
+                )
+            full = torch.ones_like(levels) if continuous else torch.full_like(levels, T - 1)
+            levels = torch.where(frame_mask.to(levels.device), levels, full)
+        return levels
+
+    def loss_weights(
+        self,
+        levels: torch.Tensor,
+        strategy: Literal["uniform", "sigmoid", "min_snr", "fused_min_snr"] = "sigmoid",
+        sigmoid_bias: float = -1.0,
+        snr_clip: float = 5.0,
+        cum_snr_decay: float = 0.96,
+        causal: bool = False,
+    ) -> torch.Tensor:
+        """Per-frame weights `(B, F)` of an MSE computed in `prediction_type` space.
+
+        Each strategy defines an epsilon-space weight `w_eps`, converted like DFoT (`w_eps` for epsilon,
+        `w_eps * SNR` for sample, `w_eps * SNR / (SNR + 1)` for v), so the losses are equal whatever the target:
+
+        - `sigmoid`: `sigmoid(bias - logSNR)` (Kingma & Gao 2023; DFoT continuous models, bias -1);
+        - `min_snr`: `min(SNR, snr_clip) / SNR` (Hang et al. 2023);
+        - `fused_min_snr`: Diffusion Forcing's min-SNR where each frame's SNR is fused with an exponentially
+          decayed (`cum_snr_decay`) running SNR of the other frames, averaged over both directions unless `causal`;
+          like DFoT, its space conversion uses the fused SNR, so it is defined per `prediction_type`.
+        """
+        if strategy not in LOSS_WEIGHTINGS:
+            raise ValueError(f"`strategy` must be one of {LOSS_WEIGHTINGS}, got {strategy!r}.")
+        if levels.ndim != 2:
+            raise ValueError(f"`levels` must have shape (B, F), got {tuple(levels.shape)}.")
+        if strategy == "uniform":
+            return torch.ones(levels.shape, dtype=torch.float32, device=levels.device)
+        # float64 keeps SNRs of 1e13 (level 0 of the shifted grid) from overflowing products.
+        alpha = self.alphas_cumprod_at(levels).double()
+        snr = alpha / (1.0 - alpha).clamp(min=1e-20)
+        if strategy == "sigmoid":
+            w_eps = torch.sigmoid(sigmoid_bias - self.log_snr_at(levels).double())
+        elif strategy == "min_snr":
+            w_eps = snr.clamp(max=snr_clip) / snr.clamp(min=1e-8)
+        else:
+            norm_clipped = snr.clamp(max=snr_clip) / snr_clip
+            norm = snr / snr_clip
+
+            def shifted_ema(x: torch.Tensor) -> torch.Tensor:
+                # out[:, f] = EMA of x[:, :f] (the frames before f, excluding f itself); out[:, 0] = 0
+                out = torch.zeros_like(x)
+                ema = x[:, 0]
+                for f in range(1, x.shape[1]):
+                    out[:, f] = ema
+                    ema = cum_snr_decay * ema + (1 - cum_snr_decay) * x[:, f]
+                return out
+
+            cum = shifted_ema(norm_clipped)
+            if not causal:  # non-causal DFoT: average the forward and the backward running SNR
+                cum = 0.5 * (cum + shifted_ema(norm_clipped.flip(1)).flip(1))
+            fused_clipped = 1 - (1 - cum * cum_snr_decay) * (1 - norm_clipped)
+            fused = 1 - (1 - cum * cum_snr_decay) * (1 - norm)
+            w_eps = (fused_clipped * snr_clip) / (fused * snr_clip).clamp(min=1e-8)
+            snr = fused * snr_clip
+        kind = self.config.prediction_type
+        if kind == "epsilon":
+            weights = w_eps
+        elif kind == "sample":
+            weights = w_eps * snr
+        else:
+            weights = w_eps * snr / (snr + 1.0)
+        return weights.to(torch.float32)

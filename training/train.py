@@ -1,0 +1,681 @@
+# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Train a Syn2Seq-Forcing DFoT model (full fine-tuning, from scratch, or LoRA) on a Syn2Seq dataset folder.
+
+    accelerate launch training/train.py --config training/configs/synthetic_dit_tiny.yaml
+    accelerate launch training/train.py --dataset_dir data/synth64 --model_preset dit-s --output_dir runs/dit-s \
+        --mode video+pose --reverse_prob 0.5 --max_train_steps 20000 --mixed_precision bf16
+    accelerate launch training/train.py --train_mode lora --pretrained_model_name_or_path runs/dit-s \
+        --dataset_dir data/cooking --rank 32 --output_dir runs/cooking-lora
+
+Flags may also come from a YAML file (`--config`, keys = flag names without dashes; the command line wins).
+Reading order: arguments -> checks (before anything heavy) -> models -> data -> optimiser -> resume -> training loop
+(diffusion-forcing loss, checkpoints, validation) -> final pipeline / LoRA weights, model card, Hub upload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration, set_seed
+from peft import LoraConfig
+from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+from tqdm.auto import tqdm
+
+import diffusers
+from diffusers import AutoencoderKL
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel, cast_training_params, free_memory
+
+from diffusers_syn2seq.data import MODES, Syn2SeqClipDataset, collate_syn2seq, load_metadata, write_video
+from diffusers_syn2seq.data.transitions import CrossfadeTransition
+from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
+from diffusers_syn2seq.model_card import save_model_card
+from diffusers_syn2seq.models import DFoTTransformer3DModel, convert_dfot_checkpoint
+from diffusers_syn2seq.pipelines import Syn2SeqPipeline
+from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
+from diffusers_syn2seq.training_utils import (
+    DEFAULT_LORA_TARGETS,
+    MODEL_PRESETS,
+    EpochShuffleSampler,
+    Syn2SeqTrainingWindows,
+    diffusion_forcing_loss,
+    encode_take_latents,
+    model_inputs,
+    psnr,
+    push_folder_to_hub,
+    resolve_checkpoint,
+    save_checkpoint_atomically,
+    ssim,
+    step_seed,
+)
+
+logger = get_logger(__name__)
+# LoRA files are written through the pipeline's mixin once the pipeline inherits it (the lead adds the base).
+LORA_SAVER = Syn2SeqPipeline if issubclass(Syn2SeqPipeline, Syn2SeqLoraLoaderMixin) else Syn2SeqLoraLoaderMixin
+
+
+# ====================================================================================================================
+# 1. Arguments
+# ====================================================================================================================
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Syn2Seq-Forcing DFoT training (full or LoRA).")
+    p.add_argument("--config", type=str, default=None, help="YAML file of flag values (keys without dashes).")
+    g = p.add_argument_group("model")
+    g.add_argument("--pretrained_model_name_or_path", type=str, default=None,
+                   help="Syn2Seq pipeline folder, transformer folder (config.json) or official DFoT checkpoint file "
+                        "(with --dfot_config). Omit to train from scratch.")
+    g.add_argument("--dfot_config", type=str, default=None, help="JSON/YAML backbone settings of an official checkpoint.")
+    g.add_argument("--model_preset", type=str, default="dit-s", choices=sorted(MODEL_PRESETS),
+                   help="DiT3D size when training from scratch.")
+    g.add_argument("--model_config", type=str, default=None,
+                   help="JSON of DFoTTransformer3DModel arguments for a from-scratch model (overrides the preset).")
+    g.add_argument("--patch_size", type=int, default=2)
+    g.add_argument("--max_frames", type=int, default=16, help="Model window (from scratch).")
+    g.add_argument("--camera_ray_type", type=str, default="plucker", choices=["none", "ray", "plucker", "ray_encoding"])
+    g.add_argument("--noise_schedule", type=str, default="cosine", choices=["cosine", "cosine_simple_diffusion"])
+    g.add_argument("--vae_name_or_path", type=str, default=None,
+                   help="Per-frame diffusers AutoencoderKL (folder or repo) for latent-space training.")
+    g.add_argument("--vae_subfolder", type=str, default=None)
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset_dir", type=str, default=None, help="Syn2Seq dataset folder (metadata.parquet + clips).")
+    g.add_argument("--train_split", type=str, default="train")
+    g.add_argument("--validation_split", type=str, default="validation")
+    g.add_argument("--num_clip_frames", type=int, default=None, help="Use the first N frames of exo and ego clips.")
+    g.add_argument("--mode", type=str, default="video+pose", choices=list(MODES), help="Syn2Seq sequence mode.")
+    g.add_argument("--window_frames", type=int, default=None, help="Training window (default: model max_frames).")
+    g.add_argument("--reverse_prob", type=float, default=0.5, help="Probability of the Ego2Exo reversal.")
+    g.add_argument("--reversal", type=str, default="full", choices=["full", "segments"])
+    g.add_argument("--transition_source", type=str, default="cached", choices=["cached", "crossfade"],
+                   help="'cached': transitions stored in the dataset (crossfade fallback for takes without one).")
+    g.add_argument("--num_transition_frames", type=int, default=8, help="Frames of crossfade transitions.")
+    g.add_argument("--cache_latents", action="store_true", help="Encode every take once with the VAE and reuse it.")
+    g.add_argument("--dataloader_num_workers", type=int, default=0)
+    g = p.add_argument_group("objective")
+    g.add_argument("--noise_level_sampling", type=str, default="iid", choices=["iid", "uniform_future"])
+    g.add_argument("--num_context_frames", type=int, default=0, help="uniform_future: frames with i.i.d. levels.")
+    g.add_argument("--loss_weighting", type=str, default="sigmoid",
+                   choices=["uniform", "sigmoid", "min_snr", "fused_min_snr"])
+    g.add_argument("--condition_dropout", type=float, default=0.1, help="Pose dropout probability (pose guidance).")
+    g = p.add_argument_group("training")
+    g.add_argument("--train_mode", type=str, default="full", choices=["full", "lora"])
+    g.add_argument("--rank", type=int, default=16)
+    g.add_argument("--lora_alpha", type=int, default=None, help="Default: rank.")
+    g.add_argument("--lora_layers", type=str, default=",".join(DEFAULT_LORA_TARGETS),
+                   help="Comma-separated module names to adapt.")
+    g.add_argument("--output_dir", type=str, default="syn2seq-output")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--train_batch_size", type=int, default=4)
+    g.add_argument("--max_train_steps", type=int, default=1000)
+    g.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    g.add_argument("--gradient_checkpointing", action="store_true")
+    g.add_argument("--learning_rate", type=float, default=1e-4)
+    g.add_argument("--scale_lr", action="store_true", help="Multiply the LR by batch x accumulation x processes.")
+    g.add_argument("--lr_scheduler", type=str, default="constant_with_warmup",
+                   choices=["constant", "constant_with_warmup", "cosine", "linear", "cosine_with_restarts"])
+    g.add_argument("--lr_warmup_steps", type=int, default=0)
+    g.add_argument("--adam_beta1", type=float, default=0.9)
+    g.add_argument("--adam_beta2", type=float, default=0.99, help="DFoT's beta2.")
+    g.add_argument("--adam_weight_decay", type=float, default=0.0)
+    g.add_argument("--adam_epsilon", type=float, default=1e-8)
+    g.add_argument("--max_grad_norm", type=float, default=1.0)
+    g.add_argument("--use_ema", action="store_true")
+    g.add_argument("--ema_decay", type=float, default=0.9999)
+    g.add_argument("--mixed_precision", type=str, default=None, choices=["no", "fp16", "bf16"],
+                   help="Default: accelerate config. On CPUs without native bf16, 'no' is much faster.")
+    g = p.add_argument_group("checkpoints")
+    g.add_argument("--checkpointing_steps", type=int, default=500)
+    g.add_argument("--checkpoints_total_limit", type=int, default=None)
+    g.add_argument("--resume_from_checkpoint", type=str, default=None, help="'latest', a checkpoint name or path.")
+    g = p.add_argument_group("validation and logging")
+    g.add_argument("--validation_steps", type=int, default=None, help="Validate every N steps (and at the end).")
+    g.add_argument("--num_validation_videos", type=int, default=2)
+    g.add_argument("--validation_inference_steps", type=int, default=50)
+    g.add_argument("--validation_num_frames", type=int, default=None, help="Generated ego frames (default: clip).")
+    g.add_argument("--report_to", type=str, default="tensorboard",
+                   help="accelerate tracker(s): tensorboard, wandb, comet_ml, mlflow, ..., 'all' or 'none'.")
+    g.add_argument("--logging_dir", type=str, default="logs")
+    g.add_argument("--tracker_project_name", type=str, default="syn2seq")
+    g = p.add_argument_group("hub")
+    g.add_argument("--push_to_hub", action="store_true")
+    g.add_argument("--hub_model_id", type=str, default=None)
+    g.add_argument("--hub_token", type=str, default=None)
+    g.add_argument("--hub_private", action="store_true")
+    g.add_argument("--hub_dry_run", action="store_true",
+                   help="With --push_to_hub: write what would be uploaded to OUTPUT/hub_dry_run, no network.")
+    g.add_argument("--license", type=str, default="apache-2.0")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Flags, with defaults taken from `--config` YAML when given (flags on the command line win)."""
+    parser = build_parser()
+    pre, _ = parser.parse_known_args(argv)
+    if pre.config is not None:
+        path = Path(pre.config)
+        if not path.is_file():
+            parser.error(f"--config: expected a YAML file, got {pre.config!r} (does not exist)")
+        values = yaml.safe_load(path.read_text()) or {}
+        known = {action.dest for action in parser._actions}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            parser.error(f"--config {pre.config}: unknown keys {unknown}; expected flag names such as 'learning_rate'")
+        parser.set_defaults(**values)
+    args = parser.parse_args(argv)
+    args.command = _command_line(argv)
+    return args
+
+
+def _command_line(argv: list[str] | None) -> str:
+    argv = sys.argv[1:] if argv is None else argv
+    launcher = "accelerate launch" if "ACCELERATE_MIXED_PRECISION" in os.environ or "LOCAL_RANK" in os.environ \
+        else "python"
+    return f"{launcher} training/train.py {shlex.join(argv)}".strip()
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Argument checks that need no data or model; errors name the flag, the expectation and the value."""
+    if args.dataset_dir is None:
+        raise ValueError("--dataset_dir: expected a Syn2Seq dataset folder, got nothing.")
+    if not Path(args.dataset_dir).is_dir():
+        raise ValueError(f"--dataset_dir: expected an existing Syn2Seq dataset folder, got {args.dataset_dir!r} "
+                         "(does not exist).")
+    if args.train_mode == "lora" and not args.pretrained_model_name_or_path:
+        raise ValueError("--train_mode lora: expected a base model in --pretrained_model_name_or_path (a pipeline or "
+                         "transformer folder, or a converted DFoT checkpoint), got none; LoRA needs trained weights.")
+    if args.train_mode == "lora" and args.use_ema:
+        raise ValueError("--use_ema: supported with --train_mode full only, got --train_mode lora.")
+    if args.pretrained_model_name_or_path and Path(args.pretrained_model_name_or_path).is_file() \
+            and args.dfot_config is None:
+        raise ValueError("--dfot_config: expected the backbone settings (JSON/YAML) of the official DFoT checkpoint "
+                         f"{args.pretrained_model_name_or_path!r}, got none.")
+    for name in ("train_batch_size", "max_train_steps", "gradient_accumulation_steps", "checkpointing_steps",
+                 "rank", "patch_size", "max_frames", "validation_inference_steps"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name}: expected an integer >= 1, got {getattr(args, name)}.")
+    for name in ("reverse_prob", "condition_dropout"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise ValueError(f"--{name}: expected a probability in [0, 1], got {getattr(args, name)}.")
+    if args.cache_latents and args.vae_name_or_path is None and not _pipeline_has_vae(args):
+        raise ValueError("--cache_latents: expected a VAE (--vae_name_or_path or a pipeline with a vae), got none.")
+    if args.push_to_hub and not args.hub_model_id:
+        raise ValueError("--push_to_hub: expected --hub_model_id 'user/name', got none.")
+    if args.learning_rate <= 0:
+        raise ValueError(f"--learning_rate: expected > 0, got {args.learning_rate}.")
+
+
+def _pipeline_has_vae(args) -> bool:
+    path = args.pretrained_model_name_or_path
+    return bool(path) and (Path(path) / "vae" / "config.json").is_file()
+
+
+# ====================================================================================================================
+# 2. Models
+# ====================================================================================================================
+def load_models(args, data_resolution: tuple[int, int]):
+    """Transformer, scheduler and optional VAE from a pipeline / model folder, an official checkpoint, or a preset."""
+    path = args.pretrained_model_name_or_path
+    vae, scheduler = None, None
+    if path and (Path(path) / "model_index.json").is_file():
+        pipe = Syn2SeqPipeline.from_pretrained(path)
+        transformer, scheduler, vae = pipe.transformer, pipe.scheduler, pipe.vae
+    elif path and Path(path).is_file():
+        text = Path(args.dfot_config).read_text()
+        transformer = convert_dfot_checkpoint(path, yaml.safe_load(text))
+    elif path:
+        config = json.loads((Path(path) / "config.json").read_text()) if (Path(path) / "config.json").is_file() \
+            else None
+        if config is None:
+            raise ValueError(f"--pretrained_model_name_or_path: expected a pipeline folder (model_index.json), a "
+                             f"transformer folder (config.json) or a checkpoint file, got {path!r}.")
+        if config.get("_class_name") == "DFoTUViT3DModel":
+            from diffusers_syn2seq.models.transformer_uvit_dfot import DFoTUViT3DModel
+
+            transformer = DFoTUViT3DModel.from_pretrained(path)
+        else:
+            transformer = DFoTTransformer3DModel.from_pretrained(path)
+    if args.vae_name_or_path:
+        vae = AutoencoderKL.from_pretrained(args.vae_name_or_path, subfolder=args.vae_subfolder)
+    vae_factor = 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1
+    if not path:
+        height, width = data_resolution
+        config = dict(MODEL_PRESETS[args.model_preset])
+        if args.model_config:
+            config.update(json.loads(Path(args.model_config).read_text()))
+        config.setdefault("in_channels", vae.config.latent_channels if vae is not None else 3)
+        config.setdefault("sample_size", (height // vae_factor, width // vae_factor) if height != width
+                          else height // vae_factor)
+        config.setdefault("max_frames", args.max_frames)
+        config.setdefault("patch_size", args.patch_size)
+        config.setdefault("camera_ray_type", None if args.camera_ray_type == "none" else args.camera_ray_type)
+        config.setdefault("noise_embedding_type", "fourier" if args.noise_schedule == "cosine_simple_diffusion"
+                          else "sinusoidal")
+        transformer = DFoTTransformer3DModel(**config)
+    if scheduler is None:
+        schedule = "cosine_simple_diffusion" if transformer.config.noise_embedding_type == "fourier" else "cosine"
+        scheduler = DiffusionForcingScheduler(noise_schedule=schedule)
+    return transformer, scheduler, vae, vae_factor
+
+
+# ====================================================================================================================
+# 3. Data checks (before any training)
+# ====================================================================================================================
+def check_data(args, split: str, role: str) -> "Any":
+    """The split's metadata table, checked: present, non-empty, sequences at least one window long."""
+    try:
+        table = load_metadata(args.dataset_dir, split=split)
+    except ValueError as error:
+        raise ValueError(f"--dataset_dir: expected a Syn2Seq dataset folder, got {args.dataset_dir!r}: {error}") from None
+    if len(table) == 0:
+        splits = sorted(set(load_metadata(args.dataset_dir, validate=False)["split"]))
+        raise ValueError(f"--{role}_split: expected a split with at least one take in {args.dataset_dir!r}, got "
+                         f"{split!r} which is empty (splits present: {splits}).")
+    return table
+
+
+def check_windows(args, table, window: int) -> None:
+    for row in table:
+        n = row["num_frames"] if args.num_clip_frames is None else min(row["num_frames"], args.num_clip_frames)
+        if args.num_clip_frames is not None and row["num_frames"] < args.num_clip_frames:
+            raise ValueError(f"--num_clip_frames: expected at most the clip length, got {args.num_clip_frames} but take "
+                             f"{row['take_id']!r} has {row['num_frames']} frames.")
+        transition = 0
+        if args.mode != "jump":
+            cached = row["transition_poses"]
+            transition = len(cached) if (cached and args.transition_source == "cached") else args.num_transition_frames
+        total = 2 * n + transition
+        if total < window:
+            raise ValueError(f"--window_frames: expected at most the sequence length of every take, got a window of "
+                             f"{window} frames but take {row['take_id']!r} gives {total} (exo {n} + transition "
+                             f"{transition} + ego {n}); the clip is shorter than the window.")
+
+
+def check_resolution(table, transformer, vae_factor: int) -> tuple[int, int]:
+    heights, widths = set(table["height"]), set(table["width"])
+    if len(heights) != 1 or len(widths) != 1:
+        raise ValueError(f"--dataset_dir: expected one frame size for all takes, got heights {sorted(heights)} and "
+                         f"widths {sorted(widths)}.")
+    height, width = heights.pop(), widths.pop()
+    multiple = transformer.config.patch_size * vae_factor
+    if height % multiple or width % multiple:
+        raise ValueError(f"--dataset_dir: expected a frame size divisible by patch_size x vae_scale_factor = {multiple}"
+                         f" (patch_size={transformer.config.patch_size}), got {height}x{width}.")
+    size = transformer.config.sample_size
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if (height // vae_factor, width // vae_factor) != tuple(size):
+        raise ValueError(f"--dataset_dir: expected frames of {size[0] * vae_factor}x{size[1] * vae_factor} (the "
+                         f"model's sample_size {tuple(size)} x vae factor {vae_factor}), got {height}x{width}.")
+    return height, width
+
+
+# ====================================================================================================================
+# 4. Validation
+# ====================================================================================================================
+@torch.no_grad()
+def log_validation(args, accelerator, transformer, scheduler, vae, takes, step: int) -> dict[str, float]:
+    """Generate the ego clip of held-out takes from their exo clip; write MP4 + PNG (source | generated | ground
+    truth) under OUTPUT/validation/step-N, log PSNR / SSIM of the generated frames."""
+    was_training = transformer.training
+    transformer.eval()
+    pipe = Syn2SeqPipeline(transformer=transformer, scheduler=scheduler, vae=vae)
+    pipe.set_progress_bar_config(disable=True)
+    out_dir = Path(args.output_dir) / "validation" / f"step-{step}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    posed = getattr(transformer.config, "camera_ray_type", None) is not None
+    scores: list[tuple[float, float]] = []
+    images = []
+    for i in range(min(args.num_validation_videos, len(takes))):
+        take = takes[i]
+        n = len(take["ego"]) if args.validation_num_frames is None else min(args.validation_num_frames, len(take["ego"]))
+        num_transition = 0
+        if args.mode != "jump":
+            num_transition = len(take["transition"]) if take.get("transition") is not None \
+                and args.transition_source == "cached" else args.num_transition_frames
+        kwargs: dict[str, Any] = {}
+        if posed:
+            kwargs = dict(source_poses=torch.from_numpy(np.asarray(take["exo_poses"])).float(),
+                          target_poses=torch.from_numpy(np.asarray(take["ego_poses"][:n])).float(),
+                          transition_poses="interpolate" if args.mode == "video+pose" else "drop")
+        generated = pipe(take["exo"], num_frames=n, num_transition_frames=num_transition, direction="exo2ego",
+                         num_inference_steps=args.validation_inference_steps,
+                         generator=torch.Generator().manual_seed(args.seed + i), output_type="pt", **kwargs).frames[0]
+        generated = generated.float().cpu().clamp(0, 1)  # (F, 3, H, W) in [0, 1]
+        truth = torch.from_numpy(np.asarray(take["ego"][:n])).permute(0, 3, 1, 2).float() / 255.0
+        source = torch.from_numpy(np.asarray(take["exo"][:n])).permute(0, 3, 1, 2).float() / 255.0
+        scores.append((float(psnr(generated, truth).mean()), float(ssim(generated, truth).mean())))
+        row = torch.cat([source, generated, truth], dim=-1)  # (F, 3, H, 3W): source | generated | ground truth
+        video = (row.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        write_video(out_dir / f"sample-{i}.mp4", video, fps=float(take.get("fps") or 8.0), chroma="444")
+        grid = np.concatenate(list(video), axis=0)  # frames stacked vertically
+        from PIL import Image
+
+        Image.fromarray(grid).save(out_dir / f"sample-{i}.png")
+        images.append(grid)
+    metrics = {"val/psnr": float(np.mean([s[0] for s in scores])), "val/ssim": float(np.mean([s[1] for s in scores]))}
+    accelerator.log(metrics, step=step)
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            for i, grid in enumerate(images):
+                tracker.writer.add_image(f"val/sample-{i}", grid, step, dataformats="HWC")
+    logger.info(f"validation at step {step}: {metrics}")
+    if was_training:
+        transformer.train()
+    del pipe
+    free_memory()
+    return metrics
+
+
+# ====================================================================================================================
+# 5. Training
+# ====================================================================================================================
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    check_args(args)
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir)),
+    )
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    if not accelerator.is_local_main_process:
+        diffusers.utils.logging.set_verbosity_error()
+    set_seed(args.seed)
+
+    # --- data tables and models, all checked before training ---------------------------------------------------
+    train_table = check_data(args, args.train_split, "train")
+    heights, widths = sorted(set(train_table["height"])), sorted(set(train_table["width"]))
+    transformer, scheduler, vae, vae_factor = load_models(args, (heights[0], widths[0]))
+    resolution = check_resolution(train_table, transformer, vae_factor)
+    window = args.window_frames or transformer.config.max_frames
+    if window > transformer.config.max_frames:
+        raise ValueError(f"--window_frames: expected at most the model's max_frames={transformer.config.max_frames}, "
+                         f"got {window}.")
+    check_windows(args, train_table, window)
+    val_takes = []
+    if args.validation_steps:
+        check_data(args, args.validation_split, "validation")
+        val_takes = Syn2SeqClipDataset(args.dataset_dir, args.validation_split, args.num_clip_frames,
+                                       load_transition=args.num_clip_frames is None)
+        val_takes = [val_takes[i] for i in range(min(args.num_validation_videos, len(val_takes)))]
+
+    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
+    if vae is not None:
+        vae.requires_grad_(False)
+        vae.to(accelerator.device, dtype=weight_dtype if args.train_mode == "lora" else torch.float32)
+    transformer.to(accelerator.device)
+    lora_config = None
+    if args.train_mode == "lora":
+        transformer.requires_grad_(False)
+        transformer.to(dtype=weight_dtype)
+        targets = [t.strip() for t in args.lora_layers.split(",") if t.strip()]
+        lora_config = LoraConfig(r=args.rank, lora_alpha=args.lora_alpha or args.rank, init_lora_weights=True,
+                                 target_modules=targets)
+        transformer.add_adapter(lora_config)
+        cast_training_params(transformer, dtype=torch.float32)
+    else:
+        transformer.requires_grad_(True)
+    transformer.train()
+    if args.gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+    ema = None
+    if args.use_ema:
+        ema = EMAModel(transformer.parameters(), decay=args.ema_decay, model_cls=type(transformer),
+                       model_config=transformer.config)
+        ema.to(accelerator.device)
+
+    # --- checkpoint hooks: full runs save the transformer folder, LoRA runs the LoRA file -------------------------
+    def save_model_hook(models, weights, folder):
+        if accelerator.is_main_process:
+            for model in models:
+                model = accelerator.unwrap_model(model)
+                if args.train_mode == "lora":
+                    LORA_SAVER.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(model),
+                                                 transformer_lora_adapter_metadata=lora_config.to_dict())
+                else:
+                    model.save_pretrained(Path(folder) / "transformer")
+                weights.pop()
+
+    def load_model_hook(models, folder):
+        while models:
+            model = accelerator.unwrap_model(models.pop())
+            if args.train_mode == "lora":
+                state = Syn2SeqLoraLoaderMixin.lora_state_dict(folder)
+                state = {k.removeprefix("transformer."): v for k, v in state.items()}
+                result = set_peft_model_state_dict(model, state, adapter_name="default")
+                if getattr(result, "unexpected_keys", None):
+                    raise ValueError(f"checkpoint {folder}: unexpected LoRA keys {result.unexpected_keys[:5]}")
+                cast_training_params(model, dtype=torch.float32)
+            else:
+                loaded = type(model).from_pretrained(Path(folder) / "transformer")
+                model.load_state_dict(loaded.state_dict())
+                del loaded
+
+    accelerator.register_save_state_pre_hook(save_model_hook)
+    accelerator.register_load_state_pre_hook(load_model_hook)
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
+
+    # --- data pipeline: decode in workers (or cached latents), deterministic windows -----------------------------
+    transition_fn = None
+    if args.mode != "jump":
+        transition_fn = CrossfadeTransition()
+    takes = Syn2SeqClipDataset(args.dataset_dir, args.train_split, args.num_clip_frames,
+                               load_transition=args.transition_source == "cached" and args.num_clip_frames is None)
+    latents = None
+    if args.cache_latents:
+        latents = [encode_take_latents(vae, takes[i], transition_fn, args.num_transition_frames)
+                   for i in tqdm(range(len(takes)), desc="caching latents", disable=not accelerator.is_local_main_process)]
+    windows = Syn2SeqTrainingWindows(takes, args.mode, window, args.reverse_prob, args.reversal, transition_fn,
+                                     args.num_transition_frames, seed=args.seed, latents=latents)
+    sampler = EpochShuffleSampler(len(windows), seed=args.seed)
+    train_dataloader = torch.utils.data.DataLoader(
+        windows, batch_size=args.train_batch_size, sampler=sampler, num_workers=args.dataloader_num_workers,
+        collate_fn=lambda batch: collate_syn2seq(batch, pad_to=window), drop_last=False,
+    )
+
+    # --- optimiser and LR schedule --------------------------------------------------------------------------------
+    if args.scale_lr:
+        args.learning_rate *= args.gradient_accumulation_steps * args.train_batch_size * accelerator.num_processes
+    params = [p for p in transformer.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+                                  weight_decay=args.adam_weight_decay, eps=args.adam_epsilon)
+    lr_scheduler = get_scheduler(args.lr_scheduler, optimizer=optimizer,
+                                 num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
+                                 num_training_steps=args.max_train_steps * accelerator.num_processes)
+    transformer, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(
+        transformer, optimizer, train_dataloader, lr_scheduler
+    )
+    steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
+    num_epochs = math.ceil(args.max_train_steps / steps_per_epoch)
+    if accelerator.is_main_process:
+        accelerator.init_trackers(args.tracker_project_name, config={k: v for k, v in vars(args).items()
+                                                                     if isinstance(v, (int, float, str, bool))})
+    num_params = sum(p.numel() for p in accelerator.unwrap_model(transformer).parameters())
+    logger.info(f"{type(accelerator.unwrap_model(transformer)).__name__}: {num_params:,} parameters, "
+                f"{sum(p.numel() for p in params):,} trained; {len(windows)} takes, {steps_per_epoch} steps/epoch")
+
+    # --- resume ----------------------------------------------------------------------------------------------------
+    global_step, first_epoch, skip_batches = 0, 0, 0
+    checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint)
+    if checkpoint is not None:
+        accelerator.print(f"resuming from {checkpoint}")
+        accelerator.load_state(str(checkpoint))
+        global_step = int(checkpoint.name.split("-")[1])
+        first_epoch = global_step // steps_per_epoch
+        skip_batches = (global_step % steps_per_epoch) * args.gradient_accumulation_steps
+    elif args.resume_from_checkpoint:
+        accelerator.print(f"no checkpoint in {output_dir}: starting a new run")
+
+    # --- fixed-batch loss: the same windows, noise and levels before and after training (overfit check) -----------
+    sampler.select_epoch(0)
+    windows.select_epoch(0)
+    fixed_batch = next(iter(torch.utils.data.DataLoader(windows, batch_size=args.train_batch_size, sampler=sampler,
+                                                        collate_fn=train_dataloader.collate_fn)))
+
+    def fixed_batch_loss() -> float:
+        model = accelerator.unwrap_model(transformer)
+        was_training = model.training
+        model.eval()
+        inputs = model_inputs(fixed_batch, model.config, vae)
+        inputs = {k: v.to(accelerator.device) if v is not None else None for k, v in inputs.items()}
+        generator = torch.Generator().manual_seed(12345)
+        with torch.no_grad(), accelerator.autocast():
+            loss, _ = diffusion_forcing_loss(model, scheduler, inputs["x0"], inputs["frame_mask"],
+                                             inputs["camera_rays"], inputs["pose_mask"], args.noise_level_sampling,
+                                             args.num_context_frames, args.loss_weighting, 0.0, generator)
+        model.train(was_training)
+        return float(loss)
+
+    summary: dict[str, Any] = {"fixed_batch_loss_start": fixed_batch_loss() if global_step == 0 else None}
+    log_path = output_dir / "logs" / "train_log.jsonl"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    val_metrics: list[dict[str, float]] = []
+
+    # --- loop ------------------------------------------------------------------------------------------------------
+    progress = tqdm(range(args.max_train_steps), initial=global_step, desc="steps",
+                    disable=not accelerator.is_local_main_process)
+    for epoch in range(first_epoch, num_epochs):
+        sampler.select_epoch(epoch)
+        windows.select_epoch(epoch)
+        loader = train_dataloader
+        if epoch == first_epoch and skip_batches:
+            loader = accelerator.skip_first_batches(train_dataloader, skip_batches)
+        for index, batch in enumerate(loader, start=skip_batches if epoch == first_epoch else 0):
+            micro_step = epoch * len(train_dataloader) + index
+            generator = torch.Generator().manual_seed(step_seed(args.seed, micro_step, accelerator.process_index))
+            torch.manual_seed(step_seed(args.seed, micro_step, accelerator.process_index))  # model-internal dropout
+            with accelerator.accumulate(transformer):
+                inputs = model_inputs(batch, accelerator.unwrap_model(transformer).config, vae)
+                loss, _ = diffusion_forcing_loss(
+                    transformer, scheduler, inputs["x0"], inputs["frame_mask"], inputs["camera_rays"],
+                    inputs["pose_mask"], args.noise_level_sampling, args.num_context_frames, args.loss_weighting,
+                    args.condition_dropout, generator,
+                )
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"non-finite loss {loss.item()} at step {global_step} (micro-step "
+                                             f"{micro_step}); lower --learning_rate or use --mixed_precision no.")
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and args.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(params, args.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            if not accelerator.sync_gradients:
+                continue
+            if ema is not None:
+                ema.step(accelerator.unwrap_model(transformer).parameters())
+            global_step += 1
+            progress.update(1)
+            logs = {"train/loss": accelerator.gather(loss.detach()[None]).mean().item(),
+                    "train/lr": lr_scheduler.get_last_lr()[0]}
+            progress.set_postfix(loss=f"{logs['train/loss']:.4f}")
+            accelerator.log(logs, step=global_step)
+            if accelerator.is_main_process:
+                with open(log_path, "a") as f:
+                    f.write(json.dumps({"step": global_step, **logs}) + "\n")
+            if global_step % args.checkpointing_steps == 0:
+                save_checkpoint_atomically(accelerator, output_dir, global_step, args.checkpoints_total_limit)
+            if args.validation_steps and global_step % args.validation_steps == 0 and accelerator.is_main_process:
+                model = accelerator.unwrap_model(transformer)
+                if ema is not None:
+                    ema.store(model.parameters())
+                    ema.copy_to(model.parameters())
+                val_metrics.append({"step": global_step, **log_validation(args, accelerator, model, scheduler, vae,
+                                                                          val_takes, global_step)})
+                if ema is not None:
+                    ema.restore(model.parameters())
+            if global_step >= args.max_train_steps:
+                break
+        if global_step >= args.max_train_steps:
+            break
+    progress.close()
+    accelerator.wait_for_everyone()
+
+    # --- final output ----------------------------------------------------------------------------------------------
+    if accelerator.is_main_process:
+        model = accelerator.unwrap_model(transformer)
+        summary["fixed_batch_loss_end"] = fixed_batch_loss()
+        if ema is not None:
+            ema.copy_to(model.parameters())
+        if args.validation_steps and (not val_metrics or val_metrics[-1]["step"] != global_step):
+            val_metrics.append({"step": global_step, **log_validation(args, accelerator, model, scheduler, vae,
+                                                                      val_takes, global_step)})
+        if args.train_mode == "lora":
+            LORA_SAVER.save_lora_weights(output_dir, transformer_lora_layers=get_peft_model_state_dict(model),
+                                         transformer_lora_adapter_metadata=lora_config.to_dict())
+        else:
+            Syn2SeqPipeline(transformer=model, scheduler=scheduler, vae=vae).save_pretrained(output_dir)
+        samples = sorted(str(p.relative_to(output_dir)) for p in (output_dir / "validation").glob(
+            f"step-{global_step}/*.png")) if val_metrics else []
+        summary.update(global_step=global_step, num_parameters=num_params, validation=val_metrics)
+        (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
+        info = _card_info(args, model, scheduler, vae, num_params, sum(p.numel() for p in params), window,
+                          accelerator.num_processes, train_table, val_metrics, samples)
+        save_model_card(output_dir, info)
+        if args.push_to_hub:
+            manifest = push_folder_to_hub(output_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private,
+                                          dry_run_dir=output_dir / "hub_dry_run" if args.hub_dry_run else None)
+            logger.info(f"{'dry run: ' if args.hub_dry_run else ''}uploaded {len(manifest['files'])} files to "
+                        f"{manifest['repo_id']}")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return summary
+
+
+def _card_info(args, model, scheduler, vae, num_params, num_trainable, window, num_processes, table, val_metrics,
+               samples) -> dict[str, Any]:
+    lengths = sorted(set(table["num_frames"]))
+    transition = "none (jump)" if args.mode == "jump" else (
+        "cached in the dataset (" + ", ".join(sorted({str(s) for s in table["transition_source"]})) + ")"
+        if args.transition_source == "cached" else f"crossfade ({args.num_transition_frames} frames)")
+    return {
+        "training_mode": args.train_mode, "base_model": args.pretrained_model_name_or_path, "repo_id": args.hub_model_id,
+        "license": args.license, "rank": args.rank, "lora_alpha": args.lora_alpha or args.rank,
+        "lora_layers": args.lora_layers, "transformer_class": type(model).__name__, "num_parameters": f"{num_params:,}",
+        "trainable_parameters": f"{num_trainable:,}", "space": "pixels" if vae is None else "per-frame VAE latents",
+        "prediction_type": scheduler.config.prediction_type, "noise_schedule": scheduler.config.noise_schedule,
+        "syn2seq_mode": args.mode, "segment_lengths": f"{lengths} / {transition} / {lengths}",
+        "transition_source": transition, "window_frames": window, "reverse_prob": args.reverse_prob,
+        "noise_level_sampling": args.noise_level_sampling, "loss_weighting": args.loss_weighting,
+        "dataset": f"`{args.dataset_dir}` split `{args.train_split}` ({len(table)} takes, "
+                   f"{sorted(set(table['category']))}).",
+        "max_train_steps": args.max_train_steps,
+        "batch_size": f"{args.train_batch_size} x {args.gradient_accumulation_steps} x {num_processes}",
+        "learning_rate": args.learning_rate, "adam_betas": (args.adam_beta1, args.adam_beta2),
+        "weight_decay": args.adam_weight_decay, "lr_scheduler": args.lr_scheduler,
+        "lr_warmup_steps": args.lr_warmup_steps, "mixed_precision": args.mixed_precision or "accelerate default",
+        "ema": f"decay {args.ema_decay}" if args.use_ema else "no", "command": args.command,
+        "num_transition_frames": 0 if args.mode == "jump" else args.num_transition_frames,
+        "metrics": [{k.replace("val/", ""): v for k, v in m.items()} for m in val_metrics], "samples": samples,
+    }
+
+
+if __name__ == "__main__":
+    main()
