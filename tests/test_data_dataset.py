@@ -13,7 +13,6 @@
 # limitations under the License.
 """Dataset format: video I/O, writer (atomic, resumable), loader round trip, bad input errors."""
 
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import av
 import numpy as np
 import pytest
 
+from script_loading import load_script
 from diffusers_syn2seq.data import dataset as dataset_module
 from diffusers_syn2seq.data import read_video, render_synthetic_clip, write_video
 from diffusers_syn2seq.data.dataset import (
@@ -32,14 +32,10 @@ from diffusers_syn2seq.data.dataset import (
     write_metadata,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "training" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"training/{name}.py")
 
 
 make_synthetic_dataset = _load_script("make_synthetic_dataset")

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from script_loading import load_script
 from diffusers_syn2seq import camera
 from diffusers_syn2seq.data import render_synthetic_clip
 from diffusers_syn2seq.data.synthetic import (
@@ -177,15 +178,10 @@ def test_bad_arguments_raise_clear_errors():
 
 
 def test_figure_script_writes_a_png(tmp_path):
-    import importlib.util
-    from pathlib import Path
 
     from PIL import Image
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "plot_synthetic_sample.py"
-    spec = importlib.util.spec_from_file_location("plot_synthetic_sample", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("scripts/plot_synthetic_sample.py")
     out = tmp_path / "sample.png"
     assert (
         module.main(

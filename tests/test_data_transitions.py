@@ -13,14 +13,13 @@
 # limitations under the License.
 """Transition sources (crossfade pixel/latent, render, flf with a tiny random Wan pipeline) and the cache script."""
 
-import importlib.util
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from script_loading import load_script
 from diffusers_syn2seq.data import Syn2SeqClipDataset, load_metadata, render_synthetic_clip
 from diffusers_syn2seq.data.transitions import (
     CrossfadeTransition,
@@ -30,14 +29,10 @@ from diffusers_syn2seq.data.transitions import (
     transition_path_poses,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "training" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"training/{name}.py")
 
 
 @pytest.fixture(scope="module")

@@ -14,19 +14,15 @@
 """Ego-Exo4D preparation on a generated stand-in with the real layout: poses, frame alignment, bad input."""
 
 import csv
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from script_loading import load_script
 from diffusers_syn2seq.data import Syn2SeqClipDataset, load_metadata, write_video
 
-REPO = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("prepare_egoexo4d", REPO / "training" / "prepare_egoexo4d.py")
-prep = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(prep)
+prep = load_script("training/prepare_egoexo4d.py")
 
 NUM_SOURCE_FRAMES = 20
 EXO_HW = (18, 32)  # 16:9 like the 3840x2160 calibration

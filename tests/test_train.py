@@ -19,7 +19,6 @@ full A (straight, validation, card, hub dry run) | full B (killed while writing 
 The two-process run is marked slow: `python -m pytest -m slow tests/test_train.py`.
 """
 
-import importlib.util
 import json
 import math
 import os
@@ -37,6 +36,7 @@ from peft import LoraConfig
 from safetensors.torch import load_file
 
 from diffusers import AutoencoderKL
+from script_loading import load_script
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
 from diffusers_syn2seq.models import DFoTTransformer3DModel
 from diffusers_syn2seq.pipelines import Syn2SeqPipeline
@@ -84,9 +84,7 @@ def launch(args: list, num_processes: int = 1, mixed_precision: str = "no", **en
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    spec = importlib.util.spec_from_file_location("make_synthetic_dataset", REPO / "training" / "make_synthetic_dataset.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("training/make_synthetic_dataset.py")
     root = tmp_path_factory.mktemp("data") / "synth"
     module.main(["--output", str(root), "--num-train", "2", "--num-validation", "1", "--num-test", "0",
                  "--num-frames", str(FRAMES), "--resolution", str(RES), "--transition-frames", str(TRANSITION)])
@@ -318,10 +316,7 @@ def test_lora_step_changes_only_lora_parameters():
 
 # ------------------------------------------------------------------------------------------------------- bad inputs
 def _train_module():
-    spec = importlib.util.spec_from_file_location("syn2seq_train_script", TRAIN)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("training/train.py", "syn2seq_train_script")
 
 
 @pytest.mark.parametrize(

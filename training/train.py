@@ -32,7 +32,6 @@ import logging
 import math
 import os
 import shlex
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -412,7 +411,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train_table = check_data(args, args.train_split, "train")
     heights, widths = sorted(set(train_table["height"])), sorted(set(train_table["width"]))
     transformer, scheduler, vae, vae_factor = load_models(args, (heights[0], widths[0]))
-    resolution = check_resolution(train_table, transformer, vae_factor)
+    check_resolution(train_table, transformer, vae_factor)
     window = args.window_frames or transformer.config.max_frames
     if window > transformer.config.max_frames:
         raise ValueError(f"--window_frames: expected at most the model's max_frames={transformer.config.max_frames}, "
