@@ -20,6 +20,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import diffusers_syn2seq
 from diffusers_syn2seq.camera import ray_map
 from diffusers_syn2seq.models.conversion_uvit_dfot import uvit3d_pose_from_official
 from diffusers_syn2seq.models.transformer_uvit_dfot import (
@@ -232,6 +233,7 @@ def test_save_load_round_trip(tmp_path):
     model, inputs = tiny_model(), tiny_inputs()
     model.save_pretrained(tmp_path)
     assert (tmp_path / "config.json").is_file() and (tmp_path / "diffusion_pytorch_model.safetensors").is_file()
+    assert json.loads((tmp_path / "config.json").read_text())["_syn2seq_version"] == diffusers_syn2seq.__version__
     loaded = DFoTUViT3DModel.from_pretrained(tmp_path).eval()
     assert list(loaded.config.sample_size) == TINY["sample_size"]
     with torch.no_grad():

@@ -48,6 +48,8 @@ from diffusers.utils import apply_lora_scale
 from diffusers.utils.torch_utils import maybe_allow_in_graph
 from torch import nn
 
+from .._version import __version__
+
 __all__ = [
     "DFoTUViT3DModel",
     "DFoTUViTAttention",
@@ -437,6 +439,7 @@ class DFoTUViT3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin)
         rope_theta: float = 10000.0,
     ):
         super().__init__()
+        self.register_to_config(_syn2seq_version=__version__)
         channels, block_types = list(block_out_channels), list(block_types)
         block_dropouts, layers_per_block = list(block_dropouts), list(layers_per_block)
         num_levels = len(channels)
