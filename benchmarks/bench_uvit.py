@@ -32,22 +32,16 @@ import subprocess
 import sys
 import time
 
+from diffusers_syn2seq.models.transformer_uvit_dfot import UVIT_REALESTATE10K_CONFIG
+
 # A quarter-width copy of the RealEstate10K U-ViT3D-Pose (same level structure and block types).
-SMALL_RE10K = dict(
-    in_channels=3,
-    max_frames=8,
-    patch_size=2,
-    block_out_channels=[64, 128, 288, 576],
-    block_types=["ResBlock", "ResBlock", "TransformerBlock", "TransformerBlock"],
-    block_dropouts=[0.0, 0.0, 0.1, 0.1],
-    layers_per_block=[2, 2, 3],
-    num_mid_blocks=4,
-    num_attention_heads=9,
-    emb_channels=256,
-    noise_embedding_type="fourier",
-    camera_ray_type="ray_encoding",
-    camera_dropout=0.1,
-)
+SMALL_RE10K = {
+    **{k: v for k, v in UVIT_REALESTATE10K_CONFIG.items() if k != "sample_size"},
+    "block_out_channels": [64, 128, 288, 576],
+    "layers_per_block": [2, 2, 3],
+    "num_mid_blocks": 4,
+    "emb_channels": 256,
+}
 
 
 def _rss_kib(field: str) -> int:
