@@ -14,6 +14,7 @@
 """diffusers-syn2seq: Syn2Seq-Forcing exo<->ego video generation with Diffusion Forcing Transformers."""
 
 from ._version import __version__
+from .bundled import bundled_model_path
 from .loaders import Syn2SeqLoraLoaderMixin
 from .models import DFoTTransformer3DModel, DFoTUViT3DModel, convert_dfot_checkpoint
 
@@ -24,6 +25,7 @@ from .schedulers import DiffusionForcingScheduler, DiffusionForcingSchedulerOutp
 
 __all__ = [
     "__version__",
+    "bundled_model_path",
     "DFoTTransformer3DModel",
     "DFoTUViT3DModel",
     "DiffusionForcingScheduler",

@@ -1,0 +1,200 @@
+# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""`benchmarks/syn2seq_experiment.py`: the statistics helpers on known inputs, the report logic, and the whole
+pipeline end to end at `--smoke` scale (data -> training -> evaluation -> JSON / REPORT.md / PNG), resumed."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from script_loading import load_script
+from diffusers_syn2seq.evaluation import mean_ci, paired_difference, student_t_cdf, student_t_ppf, summarize
+
+experiment = load_script("benchmarks/syn2seq_experiment.py")
+
+
+# --------------------------------------------------------------------------------------------------- statistics
+@pytest.mark.parametrize("df, expected", [(1, 12.7062047), (2, 4.3026527), (9, 2.2621572), (30, 2.0422725),
+                                          (1000, 1.9623391)])
+def test_student_t_quantile_matches_tables(df, expected):
+    assert student_t_ppf(0.975, df) == pytest.approx(expected, abs=1e-6)
+    assert student_t_ppf(0.025, df) == pytest.approx(-expected, abs=1e-6)
+    assert student_t_cdf(expected, df) == pytest.approx(0.975, abs=1e-7)  # table values have 7 decimals
+
+
+def test_mean_ci_t_interval_on_known_values():
+    ci = mean_ci([1, 2, 3, 4, 5])
+    half = 2.7764451 * math.sqrt(2.5) / math.sqrt(5)  # t_{0.975,4} * s / sqrt(n)
+    assert ci["mean"] == 3.0 and ci["n"] == 5 and ci["method"] == "t"
+    assert ci["low"] == pytest.approx(3 - half, abs=1e-6) and ci["high"] == pytest.approx(3 + half, abs=1e-6)
+    single = mean_ci([7.0])
+    assert single["mean"] == 7.0 and math.isnan(single["low"]) and math.isnan(single["high"])
+    with pytest.raises(ValueError, match="method"):
+        mean_ci([1, 2], method="nope")
+
+
+def test_mean_ci_bootstrap_is_reproducible_and_brackets_the_mean():
+    x = np.random.default_rng(0).normal(10, 2, size=200)
+    a, b = mean_ci(x, method="bootstrap", seed=3), mean_ci(x, method="bootstrap", seed=3)
+    assert a == b
+    t = mean_ci(x)
+    assert a["low"] < a["mean"] < a["high"]
+    # for a large normal sample the bootstrap and t intervals agree closely
+    assert a["low"] == pytest.approx(t["low"], abs=0.1) and a["high"] == pytest.approx(t["high"], abs=0.1)
+
+
+def _result(psnr, ssim, ids=("a", "b", "c")):
+    return {"scene_ids": list(ids), "psnr": list(psnr), "ssim": list(ssim),
+            "per_frame_psnr": [[p - 1, p + 1] for p in psnr], "per_frame_ssim": [[s, s] for s in ssim]}
+
+
+def test_summarize_averages_seeds_per_scene_then_scenes():
+    s = summarize([_result([10, 20, 30], [0.1, 0.2, 0.3]), _result([12, 22, 32], [0.3, 0.4, 0.5])])
+    assert s["num_seeds"] == 2 and s["num_scenes"] == 3
+    assert s["psnr_per_scene"] == [11, 21, 31] and s["psnr"]["mean"] == pytest.approx(21)
+    assert s["psnr_per_seed"] == [20, 22]
+    assert s["ssim"]["mean"] == pytest.approx(0.3)
+    assert s["per_frame_psnr"] == pytest.approx([20, 22])
+    with pytest.raises(ValueError, match="same scenes"):
+        summarize([_result([1, 2, 3], [0, 0, 0]), _result([1, 2, 3], [0, 0, 0], ids=("a", "c", "b"))])
+
+
+def test_paired_difference_and_verdict_are_computed_from_the_numbers():
+    jump = summarize([_result([10, 11, 12], [0.1, 0.1, 0.1])])
+    better = summarize([_result([12, 13.5, 14], [0.2, 0.3, 0.2])])
+    worse = summarize([_result([9, 10.5, 11], [0.1, 0.1, 0.1])])
+    d = paired_difference(better, jump)
+    assert d["mean"] == pytest.approx(13.1666667 - 11) and d["low"] > 0
+    table = {"exo2ego": {"jump": {"kind": "model", "summary": jump}, "video": {"kind": "model", "summary": better},
+                         "video+pose": {"kind": "model", "summary": worse}}}
+    comparisons = experiment.compare_to_jump(table, {"ci": "t"})
+    by_row = {c["row"]: c for c in comparisons}
+    assert by_row["video"]["beats_jump_psnr"] and by_row["video"]["significant_psnr"]
+    assert not by_row["video+pose"]["beats_jump_psnr"]
+    text = experiment.verdict(comparisons)
+    assert "**does not hold**" in text
+    assert "`video` beats `jump`: PSNR +2.17 dB" in text and "`video+pose` does not beat `jump`: PSNR -0.83 dB" in text
+    table["exo2ego"]["video+pose"]["summary"] = better
+    assert "**holds**" in experiment.verdict(experiment.compare_to_jump(table, {"ci": "t"}))
+
+
+def test_pil_plot_writes_a_png(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    backend = experiment.plot_curves({"jump": [10, 9, 8], "baseline: x": [7, 7, 7]}, tmp_path / "p.png", "t")
+    assert backend == "PIL"
+    with Image.open(tmp_path / "p.png") as image:
+        assert image.size == (900, 520)
+        assert len(np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)) > 5  # lines in several colours
+
+
+def test_dry_run_plans_every_row_with_identical_architecture(capsys):
+    plan = experiment.main(["--dry-run"])
+    commands = [c for c in plan["commands"] if "train.py" in c]
+    assert len(commands) == 4 * 2 + 1  # 4 rows x 2 seeds + the both-directions model
+    assert plan["estimated_seconds"] < 2.5 * 3600
+    for flag in ("--model_config", "--max_frames 12", "--max_train_steps 1600", "--train_batch_size 4"):
+        assert all(flag in c for c in commands)
+    assert sum("--mode jump " in c for c in commands) == 2
+    assert sum("--reverse_prob 0.5" in c for c in commands) == 1
+    assert sum("data/crossfade" in c for c in commands) == 2
+
+
+# ---------------------------------------------------------------------------------------------- end to end (smoke)
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("experiment")
+    argv = ["--smoke", "--work-dir", str(root / "work"), "--results-dir", str(root / "results")]
+    results = experiment.main(argv)
+    return root, argv, results
+
+
+def test_smoke_run_writes_json_report_and_plot(smoke):
+    root, _, _ = smoke
+    data = json.loads((root / "results" / "syn2seq_experiment.json").read_text())
+    exo = data["table"]["exo2ego"]
+    expected_rows = {"jump", "video", "video+pose", "video+pose (crossfade)", "video+pose (both directions)",
+                     "baseline: mean training ego frame", "baseline: copy last exo frame"}
+    assert set(exo) == expected_rows
+    assert set(data["table"]["ego2exo"]) == {"video+pose (both directions)", "baseline: mean training exo frame",
+                                             "baseline: copy first ego frame"}
+    num_test, frames = data["config"]["num_test"], data["config"]["frames"]
+    for name in ("jump", "video", "video+pose", "video+pose (crossfade)"):
+        entry = exo[name]
+        assert entry["seeds"] == [0, 1] and entry["summary"]["num_seeds"] == 2
+        assert entry["summary"]["num_scenes"] == num_test and len(entry["summary"]["per_frame_psnr"]) == frames
+        s = entry["summary"]["psnr"]
+        assert s["low"] <= s["mean"] <= s["high"] and 0 < s["mean"] < 100
+        assert -1 <= entry["summary"]["ssim"]["mean"] <= 1
+    assert {c["row"] for c in data["comparisons"]} == {"video", "video+pose", "video+pose (crossfade)",
+                                                      "video+pose (both directions)"}
+    assert len(data["runs"]) == 9 and all("train.py" in r["command"] for r in data["runs"])
+    assert any("cache_transitions.py" in c and "crossfade" in c for c in data["commands"])
+    report = (root / "results" / "REPORT.md").read_text()
+    assert "| jump |" in report and "| video+pose (crossfade) |" in report and "## Ego2Exo" in report
+    assert "Smoke run" in report and "beat `jump`" in report and "syn2seq_per_frame_psnr.png" in report
+    with Image.open(root / "results" / "syn2seq_per_frame_psnr.png") as image:
+        assert image.format == "PNG" and image.size[0] > 100
+    # each model folder records its Syn2Seq settings for `syn2seq evaluate` / `generate`
+    settings = json.loads((root / "work" / "models" / "jump-s0" / "syn2seq_settings.json").read_text())
+    assert settings["mode"] == "jump" and settings["num_transition_frames"] == 0
+
+
+def test_smoke_rerun_resumes_without_retraining(smoke, capsys):
+    root, argv, _ = smoke
+    work = root / "work"
+    weights = sorted((work / "models").glob("*/transformer/*.safetensors"))
+    stamps = {p: p.stat().st_mtime_ns for p in weights}
+    (work / "eval" / "video-s1-exo2ego.json").unlink()  # one evaluation lost: only it is redone
+    capsys.readouterr()
+    experiment.main(argv)
+    out = capsys.readouterr().out
+    assert out.count("(model exists)") == 9
+    assert "start train" not in out
+    assert out.count("start evaluate") == 1 and "start evaluate video-s1-exo2ego" in out
+    assert {p: p.stat().st_mtime_ns for p in weights} == stamps
+    assert (work / "eval" / "video-s1-exo2ego.json").is_file()
+
+
+def test_run_commands_in_parallel_subprocesses_and_failure_report(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text("import os, sys\nopen(sys.argv[1], 'w').write(os.environ['OMP_NUM_THREADS'])\n"
+                      "print('child log line')\nsys.exit(int(sys.argv[2]))\n")
+    cfg = {"in_process": False, "jobs": 2, "threads": 1, "device": "cpu"}
+    experiment.run_commands([(f"job{i}", [str(script), str(tmp_path / f"out{i}"), "0"], tmp_path / f"log{i}.txt")
+                             for i in range(3)], cfg)
+    assert [(tmp_path / f"out{i}").read_text() for i in range(3)] == ["1", "1", "1"]
+    with pytest.raises(RuntimeError, match="(?s)bad failed \\(exit 3\\).*child log line"):
+        experiment.run_commands([("bad", [str(script), str(tmp_path / "x"), "3"], tmp_path / "bad.txt")], cfg)
+
+
+@pytest.mark.slow
+def test_smoke_run_with_subprocesses(tmp_path):
+    """The real execution path: every script a subprocess, two at a time (~2 min on 2 cores)."""
+    results = experiment.main(["--smoke", "--subprocess", "--jobs", "2", "--work-dir", str(tmp_path / "work"),
+                               "--results-dir", str(tmp_path / "results")])
+    assert len(results["runs"]) == 9 and not results["config"]["in_process"]
+    assert (tmp_path / "results" / "REPORT.md").is_file()
+    assert (tmp_path / "work" / "logs" / "train_jump-s0.log").is_file()
