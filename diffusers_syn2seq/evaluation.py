@@ -150,11 +150,21 @@ def mean_frame(data: str | os.PathLike, view: str = "ego", split: str = "train",
     return total / count
 
 
-def _scores(generated: torch.Tensor, truth: torch.Tensor) -> tuple[list[float], list[float]]:
-    """Per-frame PSNR and SSIM of (F, 3, H, W) tensors in [0, 1]."""
+def new_scores() -> dict[str, list]:
+    """Empty per-scene score lists of one evaluated model or baseline."""
+    return {"scene_ids": [], "psnr": [], "ssim": [], "per_frame_psnr": [], "per_frame_ssim": []}
+
+
+def record_scores(scores: dict[str, list], scene_id: str, generated: torch.Tensor, truth: torch.Tensor) -> None:
+    """Append one scene's per-frame PSNR / SSIM of (F, 3, H, W) tensors in [0, 1] and their means to `scores`."""
     from .training_utils import psnr, ssim
 
-    return psnr(generated, truth).tolist(), ssim(generated, truth).tolist()
+    frame_psnr, frame_ssim = psnr(generated, truth).tolist(), ssim(generated, truth).tolist()
+    scores["scene_ids"].append(str(scene_id))
+    scores["per_frame_psnr"].append(frame_psnr)
+    scores["per_frame_ssim"].append(frame_ssim)
+    scores["psnr"].append(float(np.mean(frame_psnr)))
+    scores["ssim"].append(float(np.mean(frame_ssim)))
 
 
 def frames_to_unit_tensor(frames: np.ndarray) -> torch.Tensor:
@@ -182,7 +192,7 @@ def evaluate_pipeline(pipe, scenes: list[dict], mode: str, direction: str = "exo
     pipe.set_progress_bar_config(disable=True)
     num_transition = 0 if mode == "jump" else num_transition_frames
     size = pixel_frame_size(pipe)
-    result = {"scene_ids": [], "psnr": [], "ssim": [], "per_frame_psnr": [], "per_frame_ssim": []}
+    result = new_scores()
     for i, scene in enumerate(tqdm(scenes, desc=f"evaluating {direction}", disable=not progress)):
         n = len(scene[target_view]) if num_frames is None else min(num_frames, len(scene[target_view]))
         source = resize_frames(scene[source_view], size)
@@ -196,12 +206,7 @@ def evaluate_pipeline(pipe, scenes: list[dict], mode: str, direction: str = "exo
                    **kwargs).frames[0]
         generated = out.float().cpu().clamp(0, 1)
         truth = frames_to_unit_tensor(resize_frames(scene[target_view][:n], size))
-        frame_psnr, frame_ssim = _scores(generated, truth)
-        result["scene_ids"].append(str(scene["take_id"]))
-        result["per_frame_psnr"].append(frame_psnr)
-        result["per_frame_ssim"].append(frame_ssim)
-        result["psnr"].append(float(np.mean(frame_psnr)))
-        result["ssim"].append(float(np.mean(frame_ssim)))
+        record_scores(result, scene["take_id"], generated, truth)
     return result
 
 
@@ -211,8 +216,7 @@ def evaluate_baselines(scenes: list[dict], mean_target_frame: np.ndarray, direct
     frame; `copy_source` repeats the source frame next to the transition in time (the last exo frame for Exo2Ego,
     the first ego frame for Ego2Exo)."""
     source_view, target_view = source_target_views(direction)
-    results = {name: {"scene_ids": [], "psnr": [], "ssim": [], "per_frame_psnr": [], "per_frame_ssim": []}
-               for name in ("mean_frame", "copy_source")}
+    results = {name: new_scores() for name in ("mean_frame", "copy_source")}
     for scene in scenes:
         n = len(scene[target_view]) if num_frames is None else min(num_frames, len(scene[target_view]))
         truth = frames_to_unit_tensor(scene[target_view][:n])
@@ -222,13 +226,7 @@ def evaluate_baselines(scenes: list[dict], mean_target_frame: np.ndarray, direct
             "copy_source": frames_to_unit_tensor(adjacent[None]).expand_as(truth),
         }
         for name, prediction in predictions.items():
-            frame_psnr, frame_ssim = _scores(prediction.contiguous(), truth)
-            r = results[name]
-            r["scene_ids"].append(str(scene["take_id"]))
-            r["per_frame_psnr"].append(frame_psnr)
-            r["per_frame_ssim"].append(frame_ssim)
-            r["psnr"].append(float(np.mean(frame_psnr)))
-            r["ssim"].append(float(np.mean(frame_ssim)))
+            record_scores(results[name], scene["take_id"], prediction.contiguous(), truth)
     return results
 
 
