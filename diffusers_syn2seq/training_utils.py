@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from .camera import ray_map
 from .data.sequence import SEGMENT_EGO, SEGMENT_EXO, SEGMENT_TRANSITION, build_syn2seq_sequence, sample_window
+from .pipelines.pipeline_syn2seq import encode_frames
 
 __all__ = [
     "CHECKPOINT_PREFIX",
@@ -174,14 +175,6 @@ def step_seed(seed: int, micro_step: int, process_index: int) -> int:
 # Model space
 # ----------------------------------------------------------------------------------------------------------------
 @torch.no_grad()
-def encode_frames(vae, frames: torch.Tensor) -> torch.Tensor:
-    """Per-frame VAE encoding: `(N, 3, H, W)` pixels in [-1, 1] -> `(N, C, h, w)` scaled latents (posterior mode,
-    `(z - shift_factor) * scaling_factor`, as `Syn2SeqPipeline.encode_video`)."""
-    latents = vae.encode(frames.to(vae.device, vae.dtype)).latent_dist.mode().float()
-    shift = getattr(vae.config, "shift_factor", None) or 0.0
-    return (latents - shift) * vae.config.scaling_factor
-
-
 @torch.no_grad()
 def encode_take_latents(vae, take: Mapping[str, Any], transition_fn=None, num_transition_frames: int | None = None,
                         batch_size: int = 16) -> dict[str, Any]:

@@ -71,6 +71,14 @@ EXAMPLE_DOC_STRING = """
 """
 
 
+def encode_frames(vae, frames: torch.Tensor) -> torch.Tensor:
+    """Per-frame VAE encoding: `(N, 3, H, W)` pixels in [-1, 1] -> `(N, C, h, w)` model-space latents (posterior mode,
+    `(z - shift_factor) * scaling_factor`). The pipeline and the training script share it, so both see the same space."""
+    latents = vae.encode(frames.to(vae.device, vae.dtype)).latent_dist.mode().float()
+    shift = getattr(vae.config, "shift_factor", None) or 0.0
+    return (latents - shift) * vae.config.scaling_factor
+
+
 def plan_windows(
     num_history: int,
     num_generate: int,
@@ -238,10 +246,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         if self.vae is None:
             return video
         batch, _, frames = video.shape[:3]
-        images = video.transpose(1, 2).flatten(0, 1).to(self.vae.device, self.vae.dtype)
-        latents = self.vae.encode(images).latent_dist.mode()
-        shift = getattr(self.vae.config, "shift_factor", None) or 0.0
-        latents = (latents.float() - shift) * self.vae.config.scaling_factor
+        latents = encode_frames(self.vae, video.transpose(1, 2).flatten(0, 1))
         return latents.unflatten(0, (batch, frames)).transpose(1, 2)
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
