@@ -23,16 +23,20 @@ SETTINGS_FILENAME = "syn2seq_settings.json"
 
 
 def bundled_model_path() -> Path:
-    """Folder of the trained pipeline shipped inside the package (`diffusers_syn2seq/bundled_model`).
+    """Folder of the trained pipeline shipped inside the package (`diffusers_syn2seq/bundled_model`), for
+    `Syn2SeqPipeline.from_pretrained(bundled_model_path())`: offline, safetensors weights, model card `README.md`,
+    `syn2seq_settings.json`. It is the best `video+pose` run of `benchmarks/syn2seq_experiment.py` (32x32 SynthEgoExo,
+    4 exo + 4 transition + 4 ego frames), copied by `scripts/bundle_model.py`.
 
     Raises:
-        FileNotFoundError: no model is bundled yet (it is produced by `benchmarks/syn2seq_experiment.py`, issue 7).
+        FileNotFoundError: the folder is missing (an install that dropped the package data).
     """
     folder = Path(__file__).resolve().parent / BUNDLED_MODEL_DIRNAME
     if not (folder / "model_index.json").is_file():
         raise FileNotFoundError(
-            f"no trained model is bundled with diffusers-syn2seq yet (expected a pipeline folder at {folder}). "
-            "Train one with `python benchmarks/syn2seq_experiment.py` and pass it with --model PIPELINE_FOLDER."
+            f"no trained model is bundled with this installation of diffusers-syn2seq (expected a pipeline folder at "
+            f"{folder}); reinstall the package, or pass a trained pipeline folder with --model PIPELINE_FOLDER "
+            "(`python benchmarks/syn2seq_experiment.py` trains them)."
         )
     return folder
 

@@ -34,10 +34,11 @@ SSIM per frame; mean and 95% interval over scenes) and the trivial baselines; it
 A trained pipeline folder may carry `syn2seq_settings.json` (`mode`, `num_transition_frames`, written by the
 experiment); `generate` and `evaluate` take their defaults from it.
 
-`demo` renders a held-out SynthEgoExo scene, checks the DFoT models against the official reference tensors when
-they are available (`../shared/fixtures/dfot_reference`, or `SYN2SEQ_SHARED_DIR`), and runs `Syn2SeqPipeline` end
-to end (exo clip + poses -> transition -> ego clip). No trained model ships yet, so the pipeline runs a small
-randomly initialised pose-conditioned DFoT: the generated frames show the machinery, not a result.
+`demo` renders a held-out SynthEgoExo scene, generates its ego clip with the model bundled in the package
+(`diffusers_syn2seq.bundled_model_path()`, trained by `benchmarks/syn2seq_experiment.py`) or `--model`, and writes
+the videos and a side-by-side PNG with the PSNR (printed next to the "copy the last exo frame" baseline).
+`--check-parity` also compares the DFoT models with the official reference tensors when they are available
+(`../shared/fixtures/dfot_reference`, or `SYN2SEQ_SHARED_DIR`).
 """
 
 import argparse
@@ -127,70 +128,64 @@ def side_by_side(rows: list[tuple[str, np.ndarray]], path: Path, scale: int = 2)
 
 
 def demo(args: argparse.Namespace) -> int:
+    """Render a held-out SynthEgoExo scene, generate its target clip with a trained model (default: the bundled one),
+    write the videos and a side-by-side PNG, and print the scores next to the trivial "copy the source frame"
+    baseline."""
     from .data import render_synthetic_clip
     from .data.synthetic import seeds_for_split
     from .data.video_io import write_video
-    from .models import DFoTTransformer3DModel
-    from .pipelines import Syn2SeqPipeline
-    from .schedulers import DiffusionForcingScheduler
+    from .evaluation import generate_scene
 
     start = time.perf_counter()
     out_dir = Path(args.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(args.seed)
+    if args.check_parity:
+        folder = find_reference_fixtures()
+        if folder is None:
+            print("DFoT reference fixtures not found (set SYN2SEQ_SHARED_DIR): parity check skipped.")
+        else:
+            for name, diff in check_reference_parity(folder).items():
+                print(f"parity with the official DFoT backbone, {name:<20}: max abs difference {diff:.2e}")
 
-    folder = find_reference_fixtures()
-    if folder is None:
-        print("DFoT reference fixtures not found (set SYN2SEQ_SHARED_DIR): parity check skipped.")
-    else:
-        for name, diff in check_reference_parity(folder).items():
-            print(f"parity with the official DFoT backbone, {name:<20}: max abs difference {diff:.2e}")
+    pipe, model_folder, settings, mode, num_transition = load_pipeline_and_mode(args)
+    size = pixel_frame_size(pipe)
+    num_frames = args.num_frames or int(settings.get("num_frames", 4))
+    needed = 2 * num_frames + num_transition
+    if needed > pipe.transformer.config.max_frames:
+        raise ValueError(f"--num_frames: {num_frames} source + {num_transition} transition + {num_frames} target "
+                         f"frames exceed the model's max_frames {pipe.transformer.config.max_frames}")
+    if args.direction == "ego2exo" and float(settings.get("reverse_prob", 0.5)) == 0.0:
+        print(f"warning: {model_folder} was trained on Exo2Ego only (syn2seq_settings.json reverse_prob 0); its "
+              "Ego2Exo output is out of distribution.")
+    source_view, target_view = source_target_views(args.direction)
 
     seed = seeds_for_split("test", 1)[0] + args.scene
-    clip = render_synthetic_clip(
-        seed, num_frames=args.num_frames, resolution=args.resolution, num_transition_frames=args.num_transition_frames
-    )
-    print(f"rendered held-out SynthEgoExo scene (seed {seed}): exo {clip['exo'].shape}, ego {clip['ego'].shape}")
+    scene = render_synthetic_clip(seed, num_frames=num_frames, resolution=size, num_transition_frames=num_transition)
+    scene["take_id"] = f"synth-{seed}"
+    print(f"rendered held-out SynthEgoExo test scene {args.scene} (seed {seed}): {num_frames} {source_view} + "
+          f"{num_frames} {target_view} frames at {size}x{size}")
+    print(f"model {model_folder} ({mode}, {num_transition} transition frames, {args.steps} steps, {args.direction})")
+    pipe.set_progress_bar_config(desc="denoising", disable=args.quiet)
+    generated, truth = generate_scene(pipe, scene, mode, args.direction, num_transition, args.steps, args.seed)
+    score = float(psnr(generated, truth).mean())
+    adjacent = scene[source_view][-1] if args.direction == "exo2ego" else scene[source_view][0]
+    baseline = float(psnr(frames_to_unit_tensor(adjacent[None]).expand_as(truth), truth).mean())
+    frames = (generated.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
 
-    total = 2 * args.num_frames + args.num_transition_frames
-    transformer = DFoTTransformer3DModel(
-        in_channels=3,
-        sample_size=args.resolution,
-        max_frames=total,
-        patch_size=4,
-        num_layers=2,
-        num_attention_heads=2,
-        attention_head_dim=32,
-        camera_ray_type="plucker",
-    )
-    pipe = Syn2SeqPipeline(transformer=transformer, scheduler=DiffusionForcingScheduler())
-    pipe.set_progress_bar_config(desc="denoising")
-    result = pipe(
-        clip["exo"],
-        source_poses=torch.from_numpy(clip["exo_poses"]).float(),
-        target_poses=torch.from_numpy(clip["ego_poses"]).float(),
-        num_transition_frames=args.num_transition_frames,
-        num_inference_steps=args.steps,
-        generator=torch.Generator().manual_seed(args.seed),
-    )
-    generated = (np.clip(result.frames[0], 0, 1) * 255).round().astype(np.uint8)
-
-    fps = 10
-    write_video(out_dir / "exo.mp4", clip["exo"], fps=fps)
-    write_video(out_dir / "ego_true.mp4", clip["ego"], fps=fps)
-    write_video(out_dir / "ego.mp4", generated, fps=fps)
-    score = float(psnr(frames_to_unit_tensor(generated), frames_to_unit_tensor(clip["ego"])).mean())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fps = 8.0
+    write_video(out_dir / f"{target_view}.mp4", frames, fps=fps)
+    write_video(out_dir / f"{source_view}.mp4", scene[source_view], fps=fps)
+    write_video(out_dir / f"{target_view}_true.mp4", scene[target_view], fps=fps)
     side_by_side(
-        [("exo (input)", clip["exo"]), (f"ego generated\nPSNR {score:.2f} dB\n(untrained)", generated),
-         ("ego (true)", clip["ego"])],
+        [(f"{source_view} (input)", scene[source_view]),
+         (f"{target_view} generated\nPSNR {score:.2f} dB", frames),
+         (f"{target_view} (true)", scene[target_view])],
         out_dir / "side_by_side.png",
     )
-    print(
-        "NOTE: no trained model ships yet (see the roadmap in README.md); this run uses a randomly initialised "
-        "DFoT, so the generated ego frames are not meaningful."
-    )
-    print(f"mean per-frame PSNR of the generated ego frames vs ground truth: {score:.2f} dB")
-    print(f"wrote {out_dir / 'ego.mp4'}, {out_dir / 'exo.mp4'}, {out_dir / 'ego_true.mp4'}, {out_dir / 'side_by_side.png'}")
+    print(f"mean per-frame PSNR of the generated {target_view} frames: {score:.2f} dB "
+          f"(trivial baseline, copy the {source_view} frame next to the transition: {baseline:.2f} dB)")
+    print("wrote " + ", ".join(str(out_dir / name) for name in (f"{target_view}.mp4", f"{source_view}.mp4",
+                                                                 f"{target_view}_true.mp4", "side_by_side.png")))
     print(f"done in {time.perf_counter() - start:.1f} s")
     return 0
 
@@ -279,9 +274,22 @@ def load_pipeline(model: str | os.PathLike | None, device: str = "cpu", dtype: s
     folder = bundled_model_path() if model is None else Path(model)
     if not (folder / "model_index.json").is_file():
         raise FileNotFoundError(f"--model: expected a Syn2Seq pipeline folder with model_index.json, got {str(folder)!r}")
-    pipe = Syn2SeqPipeline.from_pretrained(str(folder), torch_dtype=_torch_dtype(dtype))
+    pipe = Syn2SeqPipeline.from_pretrained(str(folder), dtype=_torch_dtype(dtype))
     pipe.to(device)
     return pipe, folder
+
+
+def load_pipeline_and_mode(args: argparse.Namespace):
+    """`(pipe, folder, settings, mode, num_transition_frames)` for `--model` (default: bundled): the mode and the
+    transition length come from the command line, else the folder's `syn2seq_settings.json`, else `video+pose` / 4
+    (0 for `jump`)."""
+    pipe, folder = load_pipeline(args.model, args.device, args.dtype)
+    settings = read_settings(folder)
+    mode = args.mode or settings.get("mode", "video+pose")
+    num_transition = args.num_transition_frames
+    if num_transition is None:
+        num_transition = 0 if mode == "jump" else int(settings.get("num_transition_frames", 4))
+    return pipe, folder, settings, mode, num_transition
 
 
 def generate(args: argparse.Namespace) -> int:
@@ -296,12 +304,7 @@ def generate(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise ValueError(f"--exo: could not read video {str(exo_path)!r}: {error}") from None
     exo_poses, ego_poses = load_poses_file(args.poses, num_exo_frames=len(exo))
-    pipe, folder = load_pipeline(args.model, args.device, args.dtype)
-    settings = read_settings(folder)
-    mode = args.mode or settings.get("mode", "video+pose")
-    num_transition = args.num_transition_frames
-    if num_transition is None:
-        num_transition = 0 if mode == "jump" else int(settings.get("num_transition_frames", 4))
+    pipe, folder, _, mode, num_transition = load_pipeline_and_mode(args)
     size = pixel_frame_size(pipe)
     if exo.shape[1:3] != (size, size):
         print(f"resizing the exo frames from {exo.shape[2]}x{exo.shape[1]} to the model resolution {size}x{size}")
@@ -372,14 +375,6 @@ def evaluate_cli(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="syn2seq", description="Syn2Seq-Forcing exo<->ego video generation.")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo_parser = commands.add_parser("demo", help="Render a held-out synthetic scene and run the pipeline on it.")
-    demo_parser.add_argument("--output_dir", default="outputs/demo", help="where the MP4s and the PNG are written")
-    demo_parser.add_argument("--seed", type=int, default=0, help="sampling seed")
-    demo_parser.add_argument("--scene", type=int, default=0, help="index of the held-out test scene")
-    demo_parser.add_argument("--resolution", type=int, default=32, help="frame size (divisible by 4)")
-    demo_parser.add_argument("--num_frames", type=int, default=6, help="exo and ego frames")
-    demo_parser.add_argument("--num_transition_frames", type=int, default=2)
-    demo_parser.add_argument("--steps", type=int, default=10, help="denoising steps")
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
@@ -393,6 +388,25 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--mode", choices=list(MODES), default=None,
                        help="Syn2Seq mode of the model (default: its syn2seq_settings.json)")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    demo_parser = commands.add_parser(
+        "demo", help="Render a held-out synthetic scene and generate its ego video with the bundled model.",
+        description="Render a held-out SynthEgoExo test scene (never seen in training), generate its ego clip from "
+                    "the exo clip and camera poses with a trained Syn2Seq pipeline (default: the model bundled with "
+                    "the package), and write ego.mp4, exo.mp4, ego_true.mp4 and side_by_side.png (exo | generated "
+                    "ego | true ego, with PSNR). Resolution, frames and mode come from the model's "
+                    "syn2seq_settings.json.")
+    demo_parser.add_argument("--output_dir", "--output-dir", default="outputs/demo",
+                             help="where the MP4s and the PNG are written")
+    demo_parser.add_argument("--model", default=None, help="Syn2Seq pipeline folder (default: the bundled model)")
+    demo_parser.add_argument("--scene", type=int, default=0, help="index of the held-out test scene")
+    demo_parser.add_argument("--direction", default="exo2ego", choices=["exo2ego", "ego2exo"])
+    demo_parser.add_argument("--num_frames", "--num-frames", type=int, default=None,
+                             help="source and target frames (default: the model's syn2seq_settings.json, else 4)")
+    demo_parser.add_argument("--check-parity", action="store_true",
+                             help="also check the DFoT models against the official reference tensors, when the "
+                                  "project's shared/ folder is next to this checkout")
+    common(demo_parser)
 
     gen = commands.add_parser(
         "generate", help="Generate the ego video of your own exo video and camera poses.",
@@ -427,11 +441,11 @@ def main(argv: list[str] | None = None) -> int:
     common(ev)
 
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        if args.resolution % 4:
-            parser.error(f"--resolution must be divisible by 4, got {args.resolution}")
-        return demo(args)
     try:
+        if args.command == "demo":
+            if args.num_frames is not None and args.num_frames < 1:
+                raise ValueError(f"--num_frames: expected a positive frame count, got {args.num_frames}")
+            return demo(args)
         if args.command == "generate":
             return generate(args)
         if args.command == "evaluate":

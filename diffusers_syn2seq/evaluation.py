@@ -179,33 +179,45 @@ def source_target_views(direction: str) -> tuple[str, str]:
     return ("exo", "ego") if direction == "exo2ego" else ("ego", "exo")
 
 
+def generate_scene(pipe, scene: dict, mode: str, direction: str = "exo2ego", num_transition_frames: int = 4,
+                   steps: int = 25, seed: int = 0, num_frames: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generate one take's target clip from its source clip (and poses, for posed models) the way the benchmark does.
+
+    `mode` decides the transition: `jump` generates none, `video` generates `num_transition_frames` without poses,
+    `video+pose` with poses interpolated between the source and target cameras. Returns `(generated, truth)`, float
+    `(F, 3, H, W)` tensors in [0, 1] at the model's resolution, `F` = `num_frames` (default: the whole target clip).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    source_view, target_view = source_target_views(direction)
+    n = len(scene[target_view]) if num_frames is None else min(num_frames, len(scene[target_view]))
+    size = pixel_frame_size(pipe)
+    kwargs = {}
+    if getattr(pipe.transformer.config, "camera_ray_type", None) is not None:
+        kwargs = dict(source_poses=torch.from_numpy(np.asarray(scene[f"{source_view}_poses"])).float(),
+                      target_poses=torch.from_numpy(np.asarray(scene[f"{target_view}_poses"][:n])).float(),
+                      transition_poses="interpolate" if mode == "video+pose" else "drop")
+    out = pipe(resize_frames(scene[source_view], size), num_frames=n,
+               num_transition_frames=0 if mode == "jump" else num_transition_frames, direction=direction,
+               num_inference_steps=steps, generator=torch.Generator().manual_seed(seed), output_type="pt",
+               **kwargs).frames[0]
+    truth = frames_to_unit_tensor(resize_frames(scene[target_view][:n], size))
+    return out.float().cpu().clamp(0, 1), truth
+
+
 def evaluate_pipeline(pipe, scenes: list[dict], mode: str, direction: str = "exo2ego", num_transition_frames: int = 4,
                       steps: int = 25, seed: int = 0, num_frames: int | None = None, progress: bool = True) -> dict:
-    """Generate the target clip of every scene and score it: per-scene mean PSNR / SSIM and per-frame PSNR.
-    Scene `i` samples with seed `seed + i`."""
+    """Generate the target clip of every scene (`generate_scene`) and score it: per-scene mean PSNR / SSIM and
+    per-frame PSNR. Scene `i` samples with seed `seed + i`."""
     from tqdm.auto import tqdm
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    source_view, target_view = source_target_views(direction)
-    posed = getattr(pipe.transformer.config, "camera_ray_type", None) is not None
     pipe.set_progress_bar_config(disable=True)
-    num_transition = 0 if mode == "jump" else num_transition_frames
-    size = pixel_frame_size(pipe)
     result = new_scores()
     for i, scene in enumerate(tqdm(scenes, desc=f"evaluating {direction}", disable=not progress)):
-        n = len(scene[target_view]) if num_frames is None else min(num_frames, len(scene[target_view]))
-        source = resize_frames(scene[source_view], size)
-        kwargs = {}
-        if posed:
-            kwargs = dict(source_poses=torch.from_numpy(np.asarray(scene[f"{source_view}_poses"])).float(),
-                          target_poses=torch.from_numpy(np.asarray(scene[f"{target_view}_poses"][:n])).float(),
-                          transition_poses="interpolate" if mode == "video+pose" else "drop")
-        out = pipe(source, num_frames=n, num_transition_frames=num_transition, direction=direction,
-                   num_inference_steps=steps, generator=torch.Generator().manual_seed(seed + i), output_type="pt",
-                   **kwargs).frames[0]
-        generated = out.float().cpu().clamp(0, 1)
-        truth = frames_to_unit_tensor(resize_frames(scene[target_view][:n], size))
+        generated, truth = generate_scene(pipe, scene, mode, direction, num_transition_frames, steps, seed + i,
+                                          num_frames)
         record_scores(result, scene["take_id"], generated, truth)
     return result
 

@@ -33,27 +33,6 @@ def test_help_lists_demo():
     assert "demo" in result.stdout
 
 
-def test_demo_tiny_writes_outputs_and_checks_parity(tmp_path, capsys, dfot_fixtures_dir, monkeypatch):
-    monkeypatch.setenv("SYN2SEQ_SHARED_DIR", str(dfot_fixtures_dir.parents[1]))
-    code = main(["demo", "--output_dir", str(tmp_path), "--resolution", "16", "--num_frames", "3",
-                 "--num_transition_frames", "1", "--steps", "2"])
-    assert code == 0
-    out = capsys.readouterr().out
-    for name in ("dit3d_discrete", "dit3d_external_cond", "dit3d_continuous"):
-        line = next(l for l in out.splitlines() if name in l)
-        assert float(line.rsplit(" ", 1)[-1]) < 1e-4
-    ego = read_video(tmp_path / "ego.mp4")
-    assert ego.shape == (3, 16, 16, 3) and ego.dtype == np.uint8
-    assert read_video(tmp_path / "exo.mp4").shape == (3, 16, 16, 3)
-    assert (tmp_path / "side_by_side.png").stat().st_size > 0
-
-
-def test_demo_rejects_bad_resolution(capsys):
-    with pytest.raises(SystemExit):
-        main(["demo", "--resolution", "18"])
-    assert "--resolution must be divisible by 4, got 18" in capsys.readouterr().err
-
-
 # ------------------------------------------------------------------------------------------- generate / evaluate
 
 
@@ -80,6 +59,72 @@ def tiny_inputs(tmp_path_factory):
 def _generate(root, poses, out, *extra):
     return main(["generate", "--exo", str(root / "exo.mp4"), "--poses", str(poses), "--out", str(out),
                  "--model", str(root / "model"), "--steps", "2", "--quiet", *extra])
+
+
+def _tiny_trained_folder(root, settings: dict | None):
+    """The tiny pipeline of `tiny_inputs` with (or without) the syn2seq_settings.json the experiment writes."""
+    import shutil
+
+    folder = root / "demo_model"
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(root / "model", folder)
+    if settings is not None:
+        (folder / "syn2seq_settings.json").write_text(json.dumps(settings))
+    return folder
+
+
+def test_demo_tiny_writes_outputs_and_checks_parity(tiny_inputs, tmp_path, capsys, dfot_fixtures_dir, monkeypatch):
+    root, _ = tiny_inputs
+    monkeypatch.setenv("SYN2SEQ_SHARED_DIR", str(dfot_fixtures_dir.parents[1]))
+    model = _tiny_trained_folder(root, {"mode": "video+pose", "num_transition_frames": 2, "num_frames": 3,
+                                        "resolution": 16, "reverse_prob": 0.0})
+    code = main(["demo", "--model", str(model), "--output_dir", str(tmp_path), "--steps", "2", "--check-parity",
+                 "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    for name in ("dit3d_discrete", "dit3d_external_cond", "dit3d_continuous"):
+        line = next(l for l in out.splitlines() if name in l)
+        assert float(line.rsplit(" ", 1)[-1]) < 1e-4
+    assert "(video+pose, 2 transition frames, 2 steps, exo2ego)" in out
+    assert "trivial baseline, copy the exo frame next to the transition" in out
+    ego = read_video(tmp_path / "ego.mp4")
+    assert ego.shape == (3, 16, 16, 3) and ego.dtype == np.uint8
+    assert read_video(tmp_path / "exo.mp4").shape == (3, 16, 16, 3)
+    assert read_video(tmp_path / "ego_true.mp4").shape == (3, 16, 16, 3)
+    from PIL import Image
+
+    assert Image.open(tmp_path / "side_by_side.png").size[1] == 3 * 16 * 2  # three strips at 2x
+
+
+def test_demo_defaults_to_the_bundled_model(tmp_path, capsys):
+    assert main(["demo", "--output_dir", str(tmp_path), "--steps", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"model {bundled_model_path()} (video+pose, 4 transition frames, 2 steps, exo2ego)" in out
+    assert read_video(tmp_path / "ego.mp4").shape == (4, 32, 32, 3)
+    assert read_video(tmp_path / "ego_true.mp4").shape == (4, 32, 32, 3)
+
+
+def test_demo_ego2exo_warns_for_an_exo2ego_model(tiny_inputs, tmp_path, capsys):
+    root, _ = tiny_inputs
+    model = _tiny_trained_folder(root, {"mode": "jump", "num_frames": 2, "reverse_prob": 0.0})
+    assert main(["demo", "--model", str(model), "--output_dir", str(tmp_path), "--steps", "1", "--direction",
+                 "ego2exo", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "trained on Exo2Ego only" in out and "(jump, 0 transition frames, 1 steps, ego2exo)" in out
+    assert read_video(tmp_path / "exo.mp4").shape == (2, 16, 16, 3)  # the generated target is the exo view here
+
+
+def test_demo_errors(tiny_inputs, tmp_path, capsys):
+    root, _ = tiny_inputs
+    model = _tiny_trained_folder(root, None)  # no settings: video+pose, 4 transition frames, 4 frames -> 12 > 8
+    assert main(["demo", "--model", str(model), "--output_dir", str(tmp_path), "--steps", "1", "--quiet"]) == 2
+    assert "exceed the model's max_frames 8" in capsys.readouterr().err
+    assert main(["demo", "--model", str(model), "--num_frames", "0"]) == 2
+    assert "--num_frames: expected a positive frame count, got 0" in capsys.readouterr().err
+    assert main(["demo", "--model", str(tmp_path / "nowhere")]) == 2
+    assert "expected a Syn2Seq pipeline folder" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing half-written
 
 
 def test_generate_writes_the_ego_video(tiny_inputs, tmp_path, capsys):
@@ -149,18 +194,27 @@ def test_generate_poses_of_the_wrong_length(tiny_inputs, tmp_path, capsys):
     assert "ego_poses must have shape (N, 16), got (1, 12)" in capsys.readouterr().err
 
 
-def test_generate_without_a_bundled_model_says_so(tiny_inputs, tmp_path, capsys):
+def test_generate_with_the_bundled_model(tiny_inputs, tmp_path, capsys):
+    root, clip = tiny_inputs  # 16x16 exo frames: resized to the bundled model's 32x32
+    code = main(["generate", "--exo", str(root / "exo.mp4"), "--poses", str(root / "poses.json"), "--out",
+                 str(tmp_path / "o.mp4"), "--steps", "2", "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "resizing the exo frames from 16x16 to the model resolution 32x32" in out
+    assert f"model {bundled_model_path()}, mode video+pose" in out
+    assert read_video(tmp_path / "o.mp4").shape == (3, 32, 32, 3)
+
+
+def test_a_missing_bundled_model_is_a_clear_error(tiny_inputs, tmp_path, capsys, monkeypatch):
+    import diffusers_syn2seq.bundled as bundled
+
+    monkeypatch.setattr(bundled, "BUNDLED_MODEL_DIRNAME", "no_such_folder")
     root, _ = tiny_inputs
-    try:
-        bundled_model_path()
-    except FileNotFoundError:
-        pass
-    else:
-        pytest.skip("a model is bundled")
     code = main(["generate", "--exo", str(root / "exo.mp4"), "--poses", str(root / "poses.json"), "--out",
                  str(tmp_path / "o.mp4")])
     assert code == 2
     assert "no trained model is bundled" in capsys.readouterr().err
+    assert not (tmp_path / "o.mp4").exists()
 
 
 def test_evaluate_help_and_errors(tiny_inputs, tmp_path, capsys):

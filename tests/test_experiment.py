@@ -115,11 +115,18 @@ def test_dry_run_plans_every_row_with_identical_architecture(capsys):
     commands = [c for c in plan["commands"] if "train.py" in c]
     assert len(commands) == 4 * 2 + 1  # 4 rows x 2 seeds + the both-directions model
     assert plan["estimated_seconds"] < 2.5 * 3600
-    for flag in ("--model_config", "--max_frames 12", "--max_train_steps 1600", "--train_batch_size 4"):
+    for flag in ("--model_config", "--max_frames 12", "--max_train_steps 1200", "--train_batch_size 4"):
         assert all(flag in c for c in commands)
     assert sum("--mode jump " in c for c in commands) == 2
     assert sum("--reverse_prob 0.5" in c for c in commands) == 1
     assert sum("data/crossfade" in c for c in commands) == 2
+
+
+def test_estimate_scales_with_steps_and_is_dropped_for_a_new_step_size():
+    full = experiment.main(["--dry-run"])["estimated_seconds"]
+    half = experiment.main(["--dry-run", "--steps", "600"])["estimated_seconds"]
+    assert half < 0.6 * full  # training dominates; the evaluation part does not shrink
+    assert experiment.main(["--dry-run", "--batch-size", "8"])["estimated_seconds"] is None
 
 
 # ---------------------------------------------------------------------------------------------- end to end (smoke)
@@ -176,6 +183,30 @@ def test_smoke_rerun_resumes_without_retraining(smoke, capsys):
     assert out.count("start evaluate") == 1 and "start evaluate video-s1-exo2ego" in out
     assert {p: p.stat().st_mtime_ns for p in weights} == stamps
     assert (work / "eval" / "video-s1-exo2ego.json").is_file()
+
+
+def test_report_only_rewrites_the_report_from_the_json(smoke):
+    root, _, _ = smoke
+    report = root / "results" / "REPORT.md"
+    before = report.read_text()
+    report.write_text("stale")
+    experiment.main(["--report-only", "--results-dir", str(root / "results")])
+    assert report.read_text() == before
+
+
+def test_sanity_floor_explains_a_failure_and_paths_are_portable(tmp_path):
+    def row(mean, low, high):
+        return {"summary": {"psnr": {"mean": mean, "low": low, "high": high}}}
+
+    table = {"exo2ego": {"video+pose": row(17.0, 16.0, 18.0), "baseline: mean training ego frame": row(18.5, 18, 19),
+                         "baseline: copy last exo frame": row(15.0, 14.0, 14.5)}}
+    text = experiment.sanity_floor(table)
+    assert "-1.50 dB (WORSE than this trivial baseline" in text and "+2.00 dB (clear margin" in text
+    assert experiment.FLOOR_NOTE in text
+    table["exo2ego"]["baseline: mean training ego frame"] = row(12.0, 11.0, 12.5)
+    assert experiment.FLOOR_NOTE not in experiment.sanity_floor(table)
+    assert experiment._relative(experiment.REPO / "runs" / "x") == "runs/x"
+    assert experiment._relative(tmp_path) == str(tmp_path.resolve())
 
 
 def test_run_commands_in_parallel_subprocesses_and_failure_report(tmp_path):

@@ -218,7 +218,7 @@ def test_deterministic_and_save_load_round_trip(tmp_path):
 
 def test_from_pretrained_bf16_keeps_fp32_modules(tmp_path):
     DFoTTransformer3DModel(**tiny_config(condition_dim=3)).save_pretrained(tmp_path)
-    model = DFoTTransformer3DModel.from_pretrained(tmp_path, torch_dtype=torch.bfloat16)
+    model = DFoTTransformer3DModel.from_pretrained(tmp_path, dtype=torch.bfloat16)
     for name, param in model.named_parameters():
         keep = any(m in name for m in DFoTTransformer3DModel._keep_in_fp32_modules)
         assert param.dtype == (torch.float32 if keep else torch.bfloat16), name

@@ -244,7 +244,7 @@ def test_save_load_round_trip(tmp_path):
 
 def test_from_pretrained_bfloat16_keeps_fp32_modules(tmp_path):
     tiny_model().save_pretrained(tmp_path)
-    model = DFoTUViT3DModel.from_pretrained(tmp_path, torch_dtype=torch.bfloat16).eval()
+    model = DFoTUViT3DModel.from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
     dtypes = {name: p.dtype for name, p in model.named_parameters()}
     assert dtypes["noise_embedding.mlp.linear_1.weight"] == torch.float32
     assert dtypes["down_blocks.0.blocks.0.norm1.weight"] == torch.float32

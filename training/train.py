@@ -53,6 +53,7 @@ from diffusers.training_utils import EMAModel, cast_training_params, free_memory
 
 from diffusers_syn2seq.data import MODES, Syn2SeqClipDataset, collate_syn2seq, load_metadata, write_video
 from diffusers_syn2seq.data.transitions import CrossfadeTransition
+from diffusers_syn2seq.evaluation import generate_scene
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
 from diffusers_syn2seq.model_card import save_model_card
 from diffusers_syn2seq.models import DFoTTransformer3DModel, convert_dfot_checkpoint
@@ -345,26 +346,17 @@ def log_validation(args, accelerator, transformer, scheduler, vae, takes, step: 
     pipe.set_progress_bar_config(disable=True)
     out_dir = Path(args.output_dir) / "validation" / f"step-{step}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    posed = getattr(transformer.config, "camera_ray_type", None) is not None
     scores: list[tuple[float, float]] = []
     images = []
     for i in range(min(args.num_validation_videos, len(takes))):
         take = takes[i]
-        n = len(take["ego"]) if args.validation_num_frames is None else min(args.validation_num_frames, len(take["ego"]))
-        num_transition = 0
-        if args.mode != "jump":
-            num_transition = len(take["transition"]) if take.get("transition") is not None \
-                and args.transition_source == "cached" else args.num_transition_frames
-        kwargs: dict[str, Any] = {}
-        if posed:
-            kwargs = dict(source_poses=torch.from_numpy(np.asarray(take["exo_poses"])).float(),
-                          target_poses=torch.from_numpy(np.asarray(take["ego_poses"][:n])).float(),
-                          transition_poses="interpolate" if args.mode == "video+pose" else "drop")
-        generated = pipe(take["exo"], num_frames=n, num_transition_frames=num_transition, direction="exo2ego",
-                         num_inference_steps=args.validation_inference_steps,
-                         generator=torch.Generator().manual_seed(args.seed + i), output_type="pt", **kwargs).frames[0]
-        generated = generated.float().cpu().clamp(0, 1)  # (F, 3, H, W) in [0, 1]
-        truth = torch.from_numpy(np.asarray(take["ego"][:n])).permute(0, 3, 1, 2).float() / 255.0
+        num_transition = args.num_transition_frames
+        if take.get("transition") is not None and args.transition_source == "cached":
+            num_transition = len(take["transition"])
+        # the benchmark's own generation (`syn2seq evaluate`), so validation and benchmark scores cannot drift apart
+        generated, truth = generate_scene(pipe, take, args.mode, "exo2ego", num_transition,
+                                          args.validation_inference_steps, args.seed + i, args.validation_num_frames)
+        n = len(generated)
         source = torch.from_numpy(np.asarray(take["exo"][:n])).permute(0, 3, 1, 2).float() / 255.0
         scores.append((float(psnr(generated, truth).mean()), float(ssim(generated, truth).mean())))
         row = torch.cat([source, generated, truth], dim=-1)  # (F, 3, H, 3W): source | generated | ground truth
