@@ -30,9 +30,10 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 
 import torch
+
+from timing import timed_calls
 
 
 def child(args) -> dict:
@@ -76,13 +77,7 @@ def child(args) -> dict:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     saved["peak"] = 0
-    times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+    times = timed_calls(step, args.steps, torch.cuda.synchronize if device.type == "cuda" else (lambda: None))
     median = statistics.median(times)
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     return {

@@ -25,24 +25,18 @@ forward = 2 * N * (12 D^2 + patch/out) + 4 * N^2 * D per layer; backward = 2x fo
 import argparse
 import resource
 import statistics
-import time
 
 import torch
 
 from diffusers_syn2seq import DFoTTransformer3DModel
+from timing import timed_calls
 
 
 def median_seconds(fn, repeats: int, warmup: int, sync) -> float:
     for _ in range(warmup):
         fn()
     sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(timed_calls(fn, repeats, sync))
 
 
 def matmul_peak_tflops(dtype: torch.dtype, device: str, size: int, repeats: int, sync) -> float:

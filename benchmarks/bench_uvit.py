@@ -30,9 +30,9 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 
 from diffusers_syn2seq.models.transformer_uvit_dfot import UVIT_REALESTATE10K_CONFIG
+from timing import timed_calls
 
 # A quarter-width copy of the RealEstate10K U-ViT3D-Pose (same level structure and block types).
 SMALL_RE10K = {
@@ -82,13 +82,7 @@ def run_one(args: argparse.Namespace) -> dict:
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+    times = timed_calls(step, args.steps, torch.cuda.synchronize if device.type == "cuda" else (lambda: None))
     if device.type == "cuda":
         peak_mib = torch.cuda.max_memory_allocated() / 2**20
     else:
