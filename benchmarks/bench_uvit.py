@@ -1,16 +1,4 @@
-# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
+# SPDX-License-Identifier: Apache-2.0
 """Forward+backward throughput and peak memory of DFoTUViT3DModel at a small RealEstate10K-like size.
 
     python benchmarks/bench_uvit.py                    # 8 frames, 64x64, batch 1, CPU or the first GPU
@@ -31,8 +19,9 @@ import statistics
 import subprocess
 import sys
 
-from diffusers_syn2seq.models.transformer_uvit_dfot import UVIT_REALESTATE10K_CONFIG
 from timing import timed_calls
+
+from diffusers_syn2seq.models.transformer_uvit_dfot import UVIT_REALESTATE10K_CONFIG
 
 # A quarter-width copy of the RealEstate10K U-ViT3D-Pose (same level structure and block types).
 SMALL_RE10K = {

@@ -1,16 +1,4 @@
-# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
+# SPDX-License-Identifier: Apache-2.0
 """Camera geometry for pose-conditioned video diffusion (DFoT RealEstate10K convention).
 
 Pose convention (the "16-number vector", as in the DFoT RealEstate10K data):
@@ -33,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Tuple, Union
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -166,7 +154,7 @@ def validate_poses(poses: Tensor, name: str = "poses", rotation_atol: float = 1e
 # ----------------------------------------------------------------------------------------------------------
 # Conversions between pose forms
 # ----------------------------------------------------------------------------------------------------------
-def split_poses(poses: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+def split_poses(poses: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``(..., 16)`` pose vectors -> intrinsics ``(..., 4)``, rotation ``(..., 3, 3)``, translation ``(..., 3)``."""
     intrinsics, extrinsics = poses.split([4, 12], dim=-1)
     extrinsics = extrinsics.unflatten(-1, (3, 4))
@@ -272,7 +260,7 @@ def quaternion_to_rotation(quaternion: Tensor) -> Tensor:
     return torch.stack(rows, dim=-2)
 
 
-def poses_to_quaternions(poses: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+def poses_to_quaternions(poses: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``(..., 16)`` -> intrinsics ``(..., 4)``, quaternion ``(..., 4)`` (w, x, y, z), translation ``(..., 3)``."""
     intrinsics, rotation, translation = split_poses(poses)
     return intrinsics, rotation_to_quaternion(rotation), translation
@@ -346,7 +334,7 @@ def normalize_by_first(poses: Tensor) -> Tensor:
     return join_poses(intrinsics, rotation, translation)
 
 
-def camera_rays(poses: Tensor, height: int, width: int) -> Tuple[Tensor, Tensor]:
+def camera_rays(poses: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
     """Per-pixel rays in world coordinates for ``(..., 16)`` poses on a ``height x width`` pixel grid.
 
     Pixel ``(v, u)`` (row, column) looks through its centre ``(u + 0.5, v + 0.5)``; the camera-frame
@@ -457,7 +445,7 @@ def slerp_quaternions(q0: Tensor, q1: Tensor, t: Tensor) -> Tensor:
     return out / out.norm(dim=-1, keepdim=True)
 
 
-def _as_fractions(t: Union[Tensor, float, list], like: Tensor) -> Tensor:
+def _as_fractions(t: Tensor | float | list, like: Tensor) -> Tensor:
     t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
     if t.ndim > 1:
         raise ValueError(f"`t` must be a scalar or a 1-D tensor (N,), got shape {tuple(t.shape)}.")
@@ -466,7 +454,7 @@ def _as_fractions(t: Union[Tensor, float, list], like: Tensor) -> Tensor:
     return t
 
 
-def slerp_poses(pose_a: Tensor, pose_b: Tensor, t: Union[Tensor, float]) -> Tensor:
+def slerp_poses(pose_a: Tensor, pose_b: Tensor, t: Tensor | float) -> Tensor:
     """Poses on the path from ``pose_a`` (t = 0) to ``pose_b`` (t = 1).
 
     Rotation by SLERP (constant angular velocity, shortest arc), world-to-camera translation and intrinsics

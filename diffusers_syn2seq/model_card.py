@@ -1,16 +1,4 @@
-# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
+# SPDX-License-Identifier: Apache-2.0
 """Model cards of training runs: `model_cards/template.md` filled from the run (`save_model_card`).
 
 The YAML header carries `library_name: diffusers`, the licence, `base_model` and the tags `diffusers`,
@@ -25,9 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import ModelCard, ModelCardData
-
 from diffusers.utils.hub_utils import populate_model_card
+from huggingface_hub import ModelCard, ModelCardData
 
 __all__ = ["DEFAULT_TEMPLATE_PATH", "BASE_TAGS", "metrics_table", "model_card_tags", "save_model_card"]
 

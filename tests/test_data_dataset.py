@@ -1,16 +1,4 @@
-# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
+# SPDX-License-Identifier: Apache-2.0
 """Dataset format: video I/O, writer (atomic, resumable), loader round trip, bad input errors."""
 
 import shutil
@@ -19,8 +7,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from script_loading import load_script
+
 from diffusers_syn2seq.data import dataset as dataset_module
 from diffusers_syn2seq.data import read_video, render_synthetic_clip, write_video
 from diffusers_syn2seq.data.dataset import (
@@ -31,7 +19,6 @@ from diffusers_syn2seq.data.dataset import (
     write_clip,
     write_metadata,
 )
-
 
 
 def _load_script(name: str):

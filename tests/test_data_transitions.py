@@ -1,16 +1,4 @@
-# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
+# SPDX-License-Identifier: Apache-2.0
 """Transition sources (crossfade pixel/latent, render, flf with a tiny random Wan pipeline) and the cache script."""
 
 from types import SimpleNamespace
@@ -18,8 +6,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
 from script_loading import load_script
+
 from diffusers_syn2seq.data import Syn2SeqClipDataset, load_metadata, render_synthetic_clip
 from diffusers_syn2seq.data.transitions import (
     CrossfadeTransition,
@@ -28,7 +16,6 @@ from diffusers_syn2seq.data.transitions import (
     make_transition_source,
     transition_path_poses,
 )
-
 
 
 def _load_script(name: str):

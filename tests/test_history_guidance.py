@@ -1,23 +1,11 @@
-# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
+# SPDX-License-Identifier: Apache-2.0
 """History guidance: branch construction, composition formulas of dfot.md, one batched forward per step; windows."""
 
 import pytest
 import torch
+from test_pipeline import MixingDenoiser, gen, make_pipeline, random_video
 
 from diffusers_syn2seq.pipelines import compose_guidance, fraction_to_level, history_guidance_branches, plan_windows
-from test_pipeline import MixingDenoiser, gen, make_pipeline, random_video
 
 GT, GEN = 1, 2
 

@@ -1,16 +1,4 @@
-# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
+# SPDX-License-Identifier: Apache-2.0
 """Tests of `Syn2SeqPipeline`: exact-oracle sampling, history handling, batching, callbacks, outputs, loading, inputs.
 
 Stand-in denoisers are used where the test needs the exact answer (oracle sampling, guidance formulas); everything
@@ -23,15 +11,13 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-
 from diffusers import AutoencoderKL, DiffusionPipeline
-
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin
+
 from diffusers_syn2seq.models import DFoTTransformer3DModel
-from diffusers_syn2seq.pipelines import Syn2SeqPipeline, Syn2SeqPipelineOutput
-from diffusers_syn2seq.pipelines import pipeline_syn2seq
+from diffusers_syn2seq.pipelines import Syn2SeqPipeline, Syn2SeqPipelineOutput, pipeline_syn2seq
 from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
 
 SIZE = 8  # frame side of the tiny pixel-space models

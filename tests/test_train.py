@@ -1,16 +1,4 @@
-# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
+# SPDX-License-Identifier: Apache-2.0
 """End-to-end tests of `training/train.py` through `accelerate launch` on CPU with tiny models and synthetic data.
 
 Launches (each ~5-10 s, shared by the tests of a module-scoped fixture):
@@ -31,12 +19,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from diffusers import AutoencoderKL
 from huggingface_hub import ModelCard
 from peft import LoraConfig
 from safetensors.torch import load_file
-
-from diffusers import AutoencoderKL
 from script_loading import load_script
+
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
 from diffusers_syn2seq.models import DFoTTransformer3DModel
 from diffusers_syn2seq.pipelines import Syn2SeqPipeline

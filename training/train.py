@@ -1,16 +1,4 @@
-# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
+# SPDX-License-Identifier: Apache-2.0
 """Train a Syn2Seq-Forcing DFoT model (full fine-tuning, from scratch, or LoRA) on a Syn2Seq dataset folder.
 
     accelerate launch training/train.py --config training/configs/synthetic_dit_tiny.yaml
@@ -36,20 +24,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import diffusers
 import numpy as np
 import torch
 import yaml
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
-from peft import LoraConfig
-from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
-from tqdm.auto import tqdm
-
-import diffusers
 from diffusers import AutoencoderKL
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel, cast_training_params, free_memory
+from peft import LoraConfig
+from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+from tqdm.auto import tqdm
 
 from diffusers_syn2seq.data import MODES, Syn2SeqClipDataset, collate_syn2seq, load_metadata, write_video
 from diffusers_syn2seq.data.transitions import CrossfadeTransition
@@ -285,7 +272,7 @@ def load_models(args, data_resolution: tuple[int, int]):
 # ====================================================================================================================
 # 3. Data checks (before any training)
 # ====================================================================================================================
-def check_data(args, split: str, role: str) -> "Any":
+def check_data(args, split: str, role: str) -> Any:
     """The split's metadata table, checked: present, non-empty, sequences at least one window long."""
     try:
         table = load_metadata(args.dataset_dir, split=split)

@@ -1,16 +1,4 @@
-# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
+# SPDX-License-Identifier: Apache-2.0
 """SynthEgoExo: a procedural exo/ego scene renderer with real geometry (numpy ray casting).
 
 Ego-Exo4D cannot be downloaded by tests, so the benchmark renders its own synchronised exo/ego pairs.
@@ -50,11 +38,10 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 
-Resolution = Union[int, Sequence[int]]
+Resolution = int | Sequence[int]
 
 __all__ = [
     "SPLIT_SEED_RANGES",

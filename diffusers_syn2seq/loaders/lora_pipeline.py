@@ -1,16 +1,4 @@
-# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
+# SPDX-License-Identifier: Apache-2.0
 """LoRA loading for `Syn2SeqPipeline`: the diffusers file format, on the pipeline's DFoT transformer.
 
 Files are `pytorch_lora_weights.safetensors` with keys `transformer.<module path>.lora_A.weight` /
@@ -23,14 +11,18 @@ target modules round trip without guessing. `set_adapters`, `unload_lora_weights
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import torch
-from huggingface_hub.utils import validate_hf_hub_args
-
 from diffusers.loaders.lora_base import LORA_WEIGHT_NAME_SAFE, LoraBaseMixin, _fetch_state_dict
-from diffusers.utils import is_peft_available, is_transformers_available, is_transformers_version, logging
-from diffusers.utils import require_peft_backend
+from diffusers.utils import (
+    is_peft_available,
+    is_transformers_available,
+    is_transformers_version,
+    logging,
+    require_peft_backend,
+)
+from huggingface_hub.utils import validate_hf_hub_args
 
 logger = logging.get_logger(__name__)
 

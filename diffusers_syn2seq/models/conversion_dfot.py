@@ -1,16 +1,4 @@
-# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
+# SPDX-License-Identifier: Apache-2.0
 """Conversion of official DFoT checkpoints (Lightning files or backbone state dicts) to diffusers models.
 
 Usage from the command line::
@@ -25,13 +13,13 @@ import argparse
 import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
 from .transformer_dfot import DFoTTransformer3DModel
-
 
 # Lightning checkpoints prefix the backbone keys; `_orig_mod.` appears when the model was torch.compile'd.
 OFFICIAL_PREFIXES = ("diffusion_model._orig_mod.model.", "diffusion_model.model.")

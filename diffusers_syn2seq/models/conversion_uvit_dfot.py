@@ -1,16 +1,4 @@
-# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
+# SPDX-License-Identifier: Apache-2.0
 """Convert official DFoT U-ViT3D(-Pose) weights (RealEstate10K) to :class:`DFoTUViT3DModel`.
 
 The official backbone keeps the fused attention+MLP input projection of ViT-22B in one ``Linear``; we split it
@@ -21,7 +9,8 @@ which computes exactly the same numbers while making every projection a separate
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -64,8 +53,8 @@ def _get(config: Mapping[str, Any], key: str, default: Any = None) -> Any:
 
 
 def uvit3d_config_from_official(
-    dfot_config: Mapping[str, Any], camera_ray_type: Optional[str] = None
-) -> Dict[str, Any]:
+    dfot_config: Mapping[str, Any], camera_ray_type: str | None = None
+) -> dict[str, Any]:
     """``DFoTUViT3DModel`` init kwargs from a DFoT config dict (``backbone_config``, ``x_shape``, ``max_tokens``,
     ``external_cond_dim``), as stored beside the reference fixtures."""
     try:
@@ -127,7 +116,7 @@ def uvit3d_config_from_official(
     )
 
 
-def _rename_block(rest: str, is_transformer: bool) -> Optional[str]:
+def _rename_block(rest: str, is_transformer: bool) -> str | None:
     for old, new in (_TRANSFORMER_RENAMES if is_transformer else _RESBLOCK_RENAMES).items():
         if rest.startswith(old):
             return new + rest[len(old) :]
@@ -136,14 +125,14 @@ def _rename_block(rest: str, is_transformer: bool) -> Optional[str]:
 
 def convert_uvit3d_state_dict(
     state_dict: Mapping[str, torch.Tensor], config: Mapping[str, Any]
-) -> Dict[str, torch.Tensor]:
+) -> dict[str, torch.Tensor]:
     """Rename (and split) official U-ViT3D keys to ours. Keys it does not recognise are kept unchanged, so that
     strict loading reports them as unexpected."""
     channels = list(config["block_out_channels"])
     is_transformer = [kind == "TransformerBlock" for kind in config["block_types"]]
     layers = list(config["layers_per_block"])
     num_levels = len(channels)
-    converted: Dict[str, torch.Tensor] = {}
+    converted: dict[str, torch.Tensor] = {}
 
     def put_block(prefix: str, rest: str, level: int, tensor: torch.Tensor, original: str) -> None:
         if is_transformer[level] and rest.startswith("fused_attn_mlp_proj."):
@@ -196,8 +185,8 @@ def convert_uvit3d_state_dict(
 def uvit3d_pose_from_official(
     state_dict: Mapping[str, torch.Tensor],
     dfot_config: Mapping[str, Any],
-    camera_ray_type: Optional[str] = None,
-    torch_dtype: Optional[torch.dtype] = None,
+    camera_ray_type: str | None = None,
+    torch_dtype: torch.dtype | None = None,
 ) -> DFoTUViT3DModel:
     """Build a :class:`DFoTUViT3DModel` from an official DFoT ``UViT3DPose`` (or ``UViT3D``) state dict.
 

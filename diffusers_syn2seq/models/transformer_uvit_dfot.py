@@ -1,16 +1,4 @@
-# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
+# SPDX-License-Identifier: Apache-2.0
 """Pose-conditioned U-ViT3D of DFoT (RealEstate10K), as a diffusers model.
 
 A SiD2-style residual U-ViT ("Simpler Diffusion", Hoogeboom et al. 2024) applied to every frame of a video,
@@ -32,7 +20,8 @@ Layout in this project: videos are channel-first ``(B, C, F, H, W)`` (the offici
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -63,7 +52,7 @@ __all__ = [
 # Channels of each camera-ray map kind (see `diffusers_syn2seq.camera.ray_map`).
 CAMERA_RAY_CHANNELS = {"ray_encoding": 180, "plucker": 6, "ray": 6}
 
-RotaryEmbedding = Tuple[torch.Tensor, torch.Tensor]
+RotaryEmbedding = tuple[torch.Tensor, torch.Tensor]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -111,7 +100,7 @@ class DFoTFiLMRMSNorm(nn.Module):
 # ----------------------------------------------------------------------------------------------------------
 # Rotary position embedding (3D axial, interleaved pairs)
 # ----------------------------------------------------------------------------------------------------------
-def rope3d_axis_dims(head_dim: int) -> Tuple[int, int, int]:
+def rope3d_axis_dims(head_dim: int) -> tuple[int, int, int]:
     """Rotary dims of the (frame, height, width) axes for a head of ``head_dim`` channels.
 
     ``head_dim / 2`` frequency pairs are split over the three axes; when not divisible by 3 the extra pair goes to
@@ -126,7 +115,7 @@ def rope3d_axis_dims(head_dim: int) -> Tuple[int, int, int]:
 
 
 def uvit_rope3d(
-    head_dim: int, frames: int, height: int, width: int, theta: float = 10000.0, device: Optional[torch.device] = None
+    head_dim: int, frames: int, height: int, width: int, theta: float = 10000.0, device: torch.device | None = None
 ) -> RotaryEmbedding:
     """``(cos, sin)``, each ``(frames * height * width, head_dim)`` float32, for tokens ordered ``(f, h, w)``.
 
@@ -167,7 +156,7 @@ class DFoTUViTAttnProcessor:
         self,
         attn: DFoTUViTAttention,
         hidden_states: torch.Tensor,
-        rotary_emb: Optional[RotaryEmbedding] = None,
+        rotary_emb: RotaryEmbedding | None = None,
     ) -> torch.Tensor:
         if attn.fused_projections:
             query, key, value = attn.to_qkv(hidden_states).chunk(3, dim=-1)
@@ -190,7 +179,7 @@ class DFoTUViTAttention(nn.Module, AttentionModuleMixin):
     _default_processor_cls = DFoTUViTAttnProcessor
     _available_processors = [DFoTUViTAttnProcessor]
 
-    def __init__(self, dim: int, heads: int, eps: float = 1e-6, processor: Optional[Any] = None):
+    def __init__(self, dim: int, heads: int, eps: float = 1e-6, processor: Any | None = None):
         super().__init__()
         if dim % heads != 0:
             raise ValueError(f"Attention width {dim} is not divisible by the number of heads {heads}.")
@@ -206,7 +195,7 @@ class DFoTUViTAttention(nn.Module, AttentionModuleMixin):
         self.to_out = nn.Linear(dim, dim, bias=True)
         self.set_processor(processor if processor is not None else self._default_processor_cls())
 
-    def forward(self, hidden_states: torch.Tensor, rotary_emb: Optional[RotaryEmbedding] = None) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, rotary_emb: RotaryEmbedding | None = None) -> torch.Tensor:
         return self.processor(self, hidden_states, rotary_emb=rotary_emb)
 
 
@@ -243,7 +232,7 @@ class DFoTUViTTransformerBlock(nn.Module):
         self.ff = DFoTUViTFeedForward(dim, mlp_ratio, dropout)
 
     def forward(
-        self, hidden_states: torch.Tensor, emb: torch.Tensor, rotary_emb: Optional[RotaryEmbedding] = None
+        self, hidden_states: torch.Tensor, emb: torch.Tensor, rotary_emb: RotaryEmbedding | None = None
     ) -> torch.Tensor:
         normed = self.norm(hidden_states, emb)
         hidden_states = hidden_states + self.attn(normed, rotary_emb)
@@ -266,7 +255,7 @@ class DFoTUViTResBlock(nn.Module):
         self.act = nn.SiLU()
 
     def forward(
-        self, hidden_states: torch.Tensor, emb: torch.Tensor, rotary_emb: Optional[RotaryEmbedding] = None
+        self, hidden_states: torch.Tensor, emb: torch.Tensor, rotary_emb: RotaryEmbedding | None = None
     ) -> torch.Tensor:
         h = self.conv1(self.act(self.norm1(hidden_states)))
         # `emb` arrives in the activation dtype; no cast here so that layerwise casting (bf16 storage, fp32
@@ -299,14 +288,14 @@ class DFoTUViTUpsample(nn.Module):
 
 
 class DFoTUViTDownLevel(nn.Module):
-    def __init__(self, blocks: List[nn.Module], downsample: DFoTUViTDownsample):
+    def __init__(self, blocks: list[nn.Module], downsample: DFoTUViTDownsample):
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.downsample = downsample
 
 
 class DFoTUViTUpLevel(nn.Module):
-    def __init__(self, upsample: DFoTUViTUpsample, blocks: List[nn.Module]):
+    def __init__(self, upsample: DFoTUViTUpsample, blocks: list[nn.Module]):
         super().__init__()
         self.upsample = upsample
         self.blocks = nn.ModuleList(blocks)
@@ -353,7 +342,7 @@ class DFoTNoiseLevelEmbedding(nn.Module):
 #: The RealEstate10K DFoT U-ViT3D-Pose (pixel space, 256x256, 8 frames, ~459M parameters; dfot.md).
 #: ``num_attention_heads`` is not stated in the paper; conversion checks it against the checkpoint's
 #: QK-norm width.
-UVIT_REALESTATE10K_CONFIG: Dict[str, Any] = dict(
+UVIT_REALESTATE10K_CONFIG: dict[str, Any] = dict(
     in_channels=3,
     out_channels=3,
     sample_size=256,
@@ -417,8 +406,8 @@ class DFoTUViT3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin)
     def __init__(
         self,
         in_channels: int = 3,
-        out_channels: Optional[int] = None,
-        sample_size: Union[int, Sequence[int]] = 256,
+        out_channels: int | None = None,
+        sample_size: int | Sequence[int] = 256,
         max_frames: int = 8,
         patch_size: int = 2,
         block_out_channels: Sequence[int] = (128, 256, 576, 1152),
@@ -430,9 +419,9 @@ class DFoTUViT3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin)
         emb_channels: int = 1024,
         noise_embedding_type: str = "fourier",
         noise_embedding_dim: int = 256,
-        camera_ray_type: Optional[str] = "ray_encoding",
+        camera_ray_type: str | None = "ray_encoding",
         camera_dropout: float = 0.1,
-        condition_dim: Optional[int] = None,
+        condition_dim: int | None = None,
         mlp_ratio: int = 4,
         norm_num_groups: int = 32,
         norm_eps: float = 1e-6,
@@ -577,7 +566,7 @@ class DFoTUViT3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin)
                 f"`condition_mask` must have shape ({batch}, {frames}), got {tuple(condition_mask.shape)}."
             )
 
-    def _keep_mask(self, mask: Optional[torch.Tensor], batch: int, frames: int, device) -> Optional[torch.Tensor]:
+    def _keep_mask(self, mask: torch.Tensor | None, batch: int, frames: int, device) -> torch.Tensor | None:
         """``(B, F)`` bool, True = keep the condition; combines the caller's mask with training dropout of whole
         samples (DFoT drops the pose of a whole video with probability ``camera_dropout``)."""
         if self.training and self.config.camera_dropout > 0:
@@ -610,13 +599,13 @@ class DFoTUViT3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin)
         self,
         hidden_states: torch.Tensor,
         timestep: torch.Tensor,
-        condition: Optional[torch.Tensor] = None,
-        camera_rays: Optional[torch.Tensor] = None,
-        condition_mask: Optional[torch.Tensor] = None,
-        camera_rays_mask: Optional[torch.Tensor] = None,
+        condition: torch.Tensor | None = None,
+        camera_rays: torch.Tensor | None = None,
+        condition_mask: torch.Tensor | None = None,
+        camera_rays_mask: torch.Tensor | None = None,
         return_dict: bool = True,
-        attention_kwargs: Optional[Dict[str, Any]] = None,
-    ) -> Union[Transformer2DModelOutput, Tuple[torch.Tensor]]:
+        attention_kwargs: dict[str, Any] | None = None,
+    ) -> Transformer2DModelOutput | tuple[torch.Tensor]:
         r"""Predict the denoising target (v) of every frame.
 
         Args:

@@ -1,16 +1,4 @@
-# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
+# SPDX-License-Identifier: Apache-2.0
 """History guidance (DFoT, Song et al. 2025) as small pure functions: which branches to evaluate, and how to
 compose their predictions.
 
@@ -33,8 +21,8 @@ or x0 predictions alike. Identical branches are merged and zero-weight branches 
 is a single `s_H` forward). The pipeline evaluates all branches in ONE batched transformer call.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import torch
 
@@ -84,13 +72,13 @@ def _resolve_subset(subset: Sequence[int], num_history: int, index: int) -> list
 
 def history_guidance_branches(
     history_roles: Sequence[int],
-    guidance: Optional[str] = None,
+    guidance: str | None = None,
     guidance_scale: float = 1.0,
     fractional_level: int = 799,
     stabilization_level: int = 19,
     masked_level: int = 999,
-    history_subsets: Optional[Sequence[Sequence[int]]] = None,
-    history_weights: Optional[Sequence[float]] = None,
+    history_subsets: Sequence[Sequence[int]] | None = None,
+    history_weights: Sequence[float] | None = None,
 ) -> GuidanceBranches:
     """Branches and weights for one window (see the module docstring for the formulas).
 
@@ -111,7 +99,7 @@ def history_guidance_branches(
         raise ValueError(f"`history_roles` must hold 1 (ground truth) or 2 (generated), got {roles}.")
     num_history = len(roles)
 
-    def levels_of(level_gt: int, level_generated: int, keep: Optional[set] = None) -> tuple:
+    def levels_of(level_gt: int, level_generated: int, keep: set | None = None) -> tuple:
         # frames outside `keep` are masked (pure noise); kept frames get the level of their role
         return tuple(
             masked_level if keep is not None and j not in keep

@@ -1,16 +1,4 @@
-# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
+# SPDX-License-Identifier: Apache-2.0
 """`Syn2SeqPipeline`: exo<->ego video generation as Syn2Seq-Forcing sequence completion with a DFoT model.
 
 The data path reads in one direction: source video -> sequence `[source | transition | target]` -> windows of at
@@ -20,19 +8,19 @@ frames are generated under a scheduling matrix (full-sequence, autoregressive or
 """
 
 import os
-from typing import Any, Callable, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Any
 
+import diffusers
 import numpy as np
 import PIL.Image
 import torch
-from huggingface_hub import snapshot_download
-
-import diffusers
 from diffusers.models import AutoencoderKL
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import logging, replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
+from huggingface_hub import snapshot_download
 
 from ..loaders.lora_pipeline import Syn2SeqLoraLoaderMixin
 from ..schedulers.scheduling_diffusion_forcing import SCHEDULES, DiffusionForcingScheduler
@@ -53,7 +41,7 @@ logger = logging.get_logger(__name__)
 DIRECTIONS = ("exo2ego", "ego2exo")
 OUTPUT_TYPES = ("np", "pt", "pil", "latent")
 TRANSITION_POSE_MODES = ("interpolate", "drop")
-VideoInput = Union[torch.Tensor, np.ndarray, Sequence[PIL.Image.Image], str, os.PathLike]
+VideoInput = torch.Tensor | np.ndarray | Sequence[PIL.Image.Image] | str | os.PathLike
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -83,7 +71,7 @@ def plan_windows(
     num_history: int,
     num_generate: int,
     max_frames: int,
-    context_frames: Optional[int] = None,
+    context_frames: int | None = None,
     sliding_window: bool = True,
 ) -> list[tuple[int, int, int]]:
     """Split the sequence `[num_history known | num_generate to generate]` into sampling windows.
@@ -149,7 +137,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         self,
         transformer: torch.nn.Module,
         scheduler: DiffusionForcingScheduler,
-        vae: Optional[AutoencoderKL] = None,
+        vae: AutoencoderKL | None = None,
     ):
         super().__init__()
         self.register_modules(transformer=transformer, scheduler=scheduler, vae=vae)
@@ -159,7 +147,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
 
     # ------------------------------------------------------------------------------------------------ loading
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: Union[str, os.PathLike], **kwargs):
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
         """Load from a local folder, or from a Hub repo id fetched with `huggingface_hub.snapshot_download` first
         (honours `revision`, `cache_dir`, `token`, `local_files_only`, `proxies`, `force_download`)."""
         path = str(pretrained_model_name_or_path)
@@ -410,15 +398,15 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         window: torch.Tensor,
         level_matrix: torch.Tensor,
         branches: GuidanceBranches,
-        camera_rays: Optional[torch.Tensor],
-        pose_valid: Optional[torch.Tensor],
+        camera_rays: torch.Tensor | None,
+        pose_valid: torch.Tensor | None,
         eta: float,
         generator,
         progress_bar,
         step_offset: int,
-        callback_on_step_end: Optional[Callable],
+        callback_on_step_end: Callable | None,
         callback_on_step_end_tensor_inputs: Sequence[str],
-        attention_kwargs: Optional[dict] = None,
+        attention_kwargs: dict | None = None,
     ) -> torch.Tensor:
         """Denoise the generated frames of one window; its first `H` frames are history and are never modified.
 
@@ -498,32 +486,32 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
     def __call__(
         self,
         source_video: VideoInput,
-        source_poses: Optional[torch.Tensor] = None,
-        target_poses: Optional[torch.Tensor] = None,
-        num_frames: Optional[int] = None,
+        source_poses: torch.Tensor | None = None,
+        target_poses: torch.Tensor | None = None,
+        num_frames: int | None = None,
         num_transition_frames: int = 0,
         direction: str = "exo2ego",
         num_inference_steps: int = 50,
         schedule: str = "full_sequence",
         uncertainty_scale: float = 1.0,
-        history_guidance: Optional[str] = None,
+        history_guidance: str | None = None,
         guidance_scale: float = 1.0,
         fractional_level: float = 0.8,
-        history_subsets: Optional[Sequence[Sequence[int]]] = None,
-        history_weights: Optional[Sequence[float]] = None,
+        history_subsets: Sequence[Sequence[int]] | None = None,
+        history_weights: Sequence[float] | None = None,
         stabilization_level: float = 0.02,
-        context_frames: Optional[int] = None,
+        context_frames: int | None = None,
         sliding_window: bool = True,
-        transition_poses: Union[str, torch.Tensor] = "interpolate",
+        transition_poses: str | torch.Tensor = "interpolate",
         eta: float = 0.0,
-        generator: Optional[Union[torch.Generator, list[torch.Generator]]] = None,
-        latents: Optional[torch.Tensor] = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
         output_type: str = "np",
         return_dict: bool = True,
         return_transition: bool = False,
-        callback_on_step_end: Optional[Callable[[Any, int, torch.Tensor, dict], dict]] = None,
+        callback_on_step_end: Callable[[Any, int, torch.Tensor, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
-        attention_kwargs: Optional[dict] = None,
+        attention_kwargs: dict | None = None,
     ):
         r"""
         Generate the target view of `source_video` (ego from exo, or exo from ego).

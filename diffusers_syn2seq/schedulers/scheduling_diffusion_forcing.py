@@ -1,16 +1,4 @@
-# Copyright 2026 The diffusers-syn2seq Authors. All rights reserved.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
+# SPDX-License-Identifier: Apache-2.0
 """Diffusion-forcing scheduler: one noise level per frame, DDIM sampling, scheduling matrices, training helpers.
 
 Vocabulary used throughout (DFoT's conventions, see `shared/design/dfot.md`):
@@ -29,10 +17,9 @@ Vocabulary used throughout (DFoT's conventions, see `shared/design/dfot.md`):
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Optional, Union
+from typing import Literal
 
 import torch
-
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
@@ -42,7 +29,7 @@ SCHEDULES = ("full_sequence", "autoregressive", "pyramid")
 NOISE_SCHEDULES = ("cosine", "cosine_simple_diffusion")
 PREDICTION_TYPES = ("v_prediction", "epsilon", "sample")
 LOSS_WEIGHTINGS = ("uniform", "sigmoid", "min_snr", "fused_min_snr")
-LevelLike = Union[int, float, torch.Tensor]
+LevelLike = int | float | torch.Tensor
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -172,7 +159,7 @@ class DiffusionForcingSchedulerOutput(BaseOutput):
     """
 
     prev_sample: torch.Tensor
-    pred_original_sample: Optional[torch.Tensor] = None
+    pred_original_sample: torch.Tensor | None = None
 
 
 class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
@@ -234,7 +221,7 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
         # logSNR of each grid level; -inf at a zero-SNR level (only the discrete schedule has one).
         self.log_snr = (torch.log(alphas_cumprod) - torch.log1p(-alphas_cumprod)).to(torch.float32)
         self.init_noise_sigma = 1.0
-        self.num_inference_steps: Optional[int] = None
+        self.num_inference_steps: int | None = None
         self.timesteps = torch.flip(sampling_levels(num_train_timesteps, num_train_timesteps), [0])[:-1]
 
     # ------------------------------------------------------------------------------------------------ properties
@@ -409,14 +396,14 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
         return sqrt_alpha * eps - sqrt_one_minus * x0
 
     # ------------------------------------------------------------------------------------------------ sampling
-    def set_timesteps(self, num_inference_steps: int, device: Union[str, torch.device, None] = None) -> None:
+    def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
         """Set the DDIM grid: `self.timesteps` = the `S` levels the model is evaluated at, descending
         (`999, 979, ..., 19` for S = 50); the level after the last one is -1 (clean)."""
         grid = sampling_levels(num_inference_steps, self.config.num_train_timesteps)
         self.num_inference_steps = int(num_inference_steps)
         self.timesteps = torch.flip(grid, [0])[:-1].to(device)
 
-    def sampling_levels(self, num_inference_steps: Optional[int] = None) -> torch.Tensor:
+    def sampling_levels(self, num_inference_steps: int | None = None) -> torch.Tensor:
         """Ascending `(S + 1,)` level grid `[-1, ..., T - 1]` (default S: the one of :meth:`set_timesteps`)."""
         steps = num_inference_steps or self.num_inference_steps
         if steps is None:
@@ -426,7 +413,7 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
     def scheduling_matrix(
         self,
         num_frames: int,
-        num_inference_steps: Optional[int] = None,
+        num_inference_steps: int | None = None,
         schedule: str = "full_sequence",
         uncertainty_scale: float = 1.0,
     ) -> torch.Tensor:
@@ -462,7 +449,7 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
             )
         return grid[(index - 1).clamp(min=0)]
 
-    def scale_model_input(self, sample: torch.Tensor, timestep: Optional[LevelLike] = None) -> torch.Tensor:
+    def scale_model_input(self, sample: torch.Tensor, timestep: LevelLike | None = None) -> torch.Tensor:
         """DDIM needs no input scaling; present for interchangeability with other schedulers."""
         return sample
 
@@ -471,12 +458,12 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
         model_output: torch.Tensor,
         timestep: LevelLike,
         sample: torch.Tensor,
-        next_timestep: Optional[LevelLike] = None,
+        next_timestep: LevelLike | None = None,
         eta: float = 0.0,
-        generator: Union[torch.Generator, list[torch.Generator], None] = None,
-        variance_noise: Optional[torch.Tensor] = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        variance_noise: torch.Tensor | None = None,
         return_dict: bool = True,
-    ) -> Union[DiffusionForcingSchedulerOutput, tuple]:
+    ) -> DiffusionForcingSchedulerOutput | tuple:
         """One DDIM step per frame, from level `timestep` to level `next_timestep` (Song et al. 2021, eq. 12).
 
         `x_next = sqrt(a_next) x0 + sqrt(1 - a_next - sigma^2) eps + sigma z`, with
@@ -539,10 +526,10 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
         num_frames: int,
         strategy: Literal["iid", "uniform_future"] = "iid",
         num_context_frames: int = 0,
-        frame_mask: Optional[torch.Tensor] = None,
+        frame_mask: torch.Tensor | None = None,
         continuous: bool = False,
-        generator: Optional[torch.Generator] = None,
-        device: Union[str, torch.device, None] = None,
+        generator: torch.Generator | None = None,
+        device: str | torch.device | None = None,
     ) -> torch.Tensor:
         """Training levels `(B, F)`, one per (sample, frame).
 
