@@ -59,7 +59,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from diffusers_syn2seq.bundled import SETTINGS_FILENAME  # noqa: E402
 from diffusers_syn2seq.evaluation import paired_difference, summarize  # noqa: E402
 
 # Per-scale settings; every one can be overridden from the command line (see --help).
@@ -535,19 +534,14 @@ def main(argv: list[str] | None = None) -> dict:
     # 2. training --------------------------------------------------------------------------------------------------
     todo = []
     for r in runs:
-        if (r["output"] / "model_index.json").is_file() and (r["output"] / SETTINGS_FILENAME).is_file():
+        if (r["output"] / "model_index.json").is_file():
             log(f"train {r['output'].name}: kept (model exists)")
             continue
         argv = list(r["argv"])
         if any(r["output"].glob("checkpoint-*")):
             argv += ["--resume_from_checkpoint", "latest"]
         todo.append((f"train {r['output'].name}", argv, work / "logs" / f"train_{r['output'].name}.log"))
-    run_commands(todo, cfg)
-    for r in runs:
-        settings = dict(mode=r["mode"], num_transition_frames=0 if r["mode"] == "jump" else cfg["transition_frames"],
-                        transition_source=r["transition"], reverse_prob=r["reverse_prob"], seed=r["seed"],
-                        num_frames=cfg["frames"], resolution=cfg["resolution"], row=r["row"])
-        (r["output"] / SETTINGS_FILENAME).write_text(json.dumps(settings, indent=1))
+    run_commands(todo, cfg)  # train.py saves each pipeline with its Syn2Seq settings (mode, transition length)
 
     # 3. evaluation ------------------------------------------------------------------------------------------------
     evals = []
@@ -555,7 +549,7 @@ def main(argv: list[str] | None = None) -> dict:
         for direction in r["directions"]:
             out = work / "eval" / f"{r['output'].name}-{direction}.json"
             argv = ["-m", "diffusers_syn2seq.cli", "evaluate", "--model", str(r["output"]), "--data", str(render),
-                    "--split", "test", "--num-scenes", str(cfg["num_test"]), "--direction", direction,
+                    "--split", "test", "--num_scenes", str(cfg["num_test"]), "--direction", direction,
                     "--steps", str(cfg["inference_steps"]), "--seed", "1000", "--device", cfg["device"],
                     "--dtype", cfg["precision"], "--ci", cfg["ci"], "--quiet", "--output", str(out)]
             r.setdefault("eval_files", {})[direction] = out
@@ -567,7 +561,7 @@ def main(argv: list[str] | None = None) -> dict:
     for direction in ("exo2ego", "ego2exo"):
         out = work / "eval" / f"baselines-{direction}.json"
         argv = ["-m", "diffusers_syn2seq.cli", "evaluate", "--baselines", "--data", str(render), "--split", "test",
-                "--num-scenes", str(cfg["num_test"]), "--direction", direction, "--ci", cfg["ci"], "--quiet",
+                "--num_scenes", str(cfg["num_test"]), "--direction", direction, "--ci", cfg["ci"], "--quiet",
                 "--output", str(out)]
         all_commands.append(" ".join(["python", *argv]))
         if not out.is_file():

@@ -1,20 +1,26 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Trained pipeline folders: the model bundled inside the package, and the `syn2seq_settings.json` a folder carries
-(`mode`, `num_transition_frames`, written by `benchmarks/syn2seq_experiment.py`)."""
+"""Trained pipeline folders: the model bundled inside the package, and what a folder records about its training.
+
+The Syn2Seq settings (`mode`, `num_transition_frames`, `reversal`) are `Syn2SeqPipeline` configuration in
+`model_index.json`; folders saved before that carry them in a `syn2seq_settings.json` sidecar, still read.
+"""
 
 import json
 import os
 from pathlib import Path
 
 BUNDLED_MODEL_DIRNAME = "bundled_model"
+# Sidecar of folders made before the Syn2Seq settings were pipeline configuration (read, never written).
 SETTINGS_FILENAME = "syn2seq_settings.json"
+PIPELINE_SETTINGS = ("mode", "num_transition_frames", "reversal")
+TRAINING_SUMMARY_FILENAME = "training_summary.json"
 
 
 def bundled_model_path() -> Path:
     """Folder of the trained pipeline shipped inside the package (`diffusers_syn2seq/bundled_model`), for
     `Syn2SeqPipeline.from_pretrained(bundled_model_path())`: offline, safetensors weights, model card `README.md`,
-    `syn2seq_settings.json`. It is the best `video+pose` run of `benchmarks/syn2seq_experiment.py` (32x32 SynthEgoExo,
-    4 exo + 4 transition + 4 ego frames), copied by `scripts/bundle_model.py`.
+    Syn2Seq settings in `model_index.json`. It is the best `video+pose` run of `benchmarks/syn2seq_experiment.py`
+    (32x32 SynthEgoExo, 4 exo + 4 transition + 4 ego frames), copied by `scripts/bundle_model.py`.
 
     Raises:
         FileNotFoundError: the folder is missing (an install that dropped the package data).
@@ -29,7 +35,26 @@ def bundled_model_path() -> Path:
     return folder
 
 
-def read_settings(model: str | os.PathLike) -> dict:
-    """`syn2seq_settings.json` of a pipeline folder (empty dict if absent)."""
-    path = Path(model) / SETTINGS_FILENAME
-    return json.loads(path.read_text()) if path.is_file() else {}
+def legacy_settings(folder: str | os.PathLike) -> dict:
+    """Syn2Seq settings of a pipeline folder saved before they were pipeline configuration: the `mode`,
+    `num_transition_frames` and `reversal` of its `syn2seq_settings.json` sidecar that its `model_index.json` lacks
+    (empty for current folders, whose `model_index.json` holds them)."""
+    folder = Path(folder)
+    sidecar, index = folder / SETTINGS_FILENAME, folder / "model_index.json"
+    if not sidecar.is_file():
+        return {}
+    config = json.loads(index.read_text()) if index.is_file() else {}
+    settings = json.loads(sidecar.read_text())
+    return {key: settings[key] for key in PIPELINE_SETTINGS if key in settings and key not in config}
+
+
+def trained_reverse_prob(folder: str | os.PathLike) -> float | None:
+    """Probability of the Ego2Exo reversal the folder's model was trained with (`training_summary.json`, or the
+    legacy sidecar), None when the folder does not record it."""
+    for name in (TRAINING_SUMMARY_FILENAME, SETTINGS_FILENAME):
+        path = Path(folder) / name
+        if path.is_file():
+            value = json.loads(path.read_text()).get("reverse_prob")
+            if value is not None:
+                return float(value)
+    return None

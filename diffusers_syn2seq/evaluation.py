@@ -6,6 +6,7 @@ and `benchmarks/syn2seq_experiment.py`.
 """
 
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -167,14 +168,16 @@ def source_target_views(direction: str) -> tuple[str, str]:
     return ("exo", "ego") if direction == "exo2ego" else ("ego", "exo")
 
 
-def generate_scene(pipe, scene: dict, mode: str, direction: str = "exo2ego", num_transition_frames: int = 4,
-                   steps: int = 25, seed: int = 0, num_frames: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def generate_scene(pipe, scene: dict, mode: str | None = None, direction: str = "exo2ego",
+                   num_transition_frames: int | None = None, steps: int = 25, seed: int = 0,
+                   num_frames: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Generate one take's target clip from its source clip (and poses, for posed models) the way the benchmark does.
 
-    `mode` decides the transition: `jump` generates none, `video` generates `num_transition_frames` without poses,
-    `video+pose` with poses interpolated between the source and target cameras. Returns `(generated, truth)`, float
+    `mode` and `num_transition_frames` default to the pipeline's configuration (the settings the model was trained
+    with); `jump` generates no transition whatever `num_transition_frames` says. Returns `(generated, truth)`, float
     `(F, 3, H, W)` tensors in [0, 1] at the model's resolution, `F` = `num_frames` (default: the whole target clip).
     """
+    mode = pipe.config.mode if mode is None else mode
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     source_view, target_view = source_target_views(direction)
@@ -182,10 +185,9 @@ def generate_scene(pipe, scene: dict, mode: str, direction: str = "exo2ego", num
     size = pixel_frame_size(pipe)
     kwargs = {}
     if getattr(pipe.transformer.config, "camera_ray_type", None) is not None:
-        kwargs = dict(source_poses=torch.from_numpy(np.asarray(scene[f"{source_view}_poses"])).float(),
-                      target_poses=torch.from_numpy(np.asarray(scene[f"{target_view}_poses"][:n])).float(),
-                      transition_poses="interpolate" if mode == "video+pose" else "drop")
-    out = pipe(resize_frames(scene[source_view], size), num_frames=n,
+        kwargs = dict(source_poses=torch.from_numpy(np.asarray(scene[f"{source_view}_poses"])),
+                      target_poses=torch.from_numpy(np.asarray(scene[f"{target_view}_poses"][:n])))
+    out = pipe(resize_frames(scene[source_view], size), num_frames=n, mode=mode,
                num_transition_frames=0 if mode == "jump" else num_transition_frames, direction=direction,
                num_inference_steps=steps, generator=torch.Generator().manual_seed(seed), output_type="pt",
                **kwargs).frames[0]
@@ -193,13 +195,23 @@ def generate_scene(pipe, scene: dict, mode: str, direction: str = "exo2ego", num
     return out.float().cpu().clamp(0, 1), truth
 
 
-def evaluate_pipeline(pipe, scenes: list[dict], mode: str, direction: str = "exo2ego", num_transition_frames: int = 4,
-                      steps: int = 25, seed: int = 0, num_frames: int | None = None, progress: bool = True) -> dict:
-    """Generate the target clip of every scene (`generate_scene`) and score it: per-scene mean PSNR / SSIM and
-    per-frame PSNR. Scene `i` samples with seed `seed + i`."""
+def copy_source_prediction(scene: dict, direction: str, num_frames: int) -> torch.Tensor:
+    """The "copy the source frame" baseline: the source frame next to the transition in time (the last exo frame for
+    Exo2Ego, the first ego frame for Ego2Exo) repeated `num_frames` times, float `(F, 3, H, W)` in [0, 1]."""
+    source_view, _ = source_target_views(direction)
+    adjacent = scene[source_view][-1] if direction == "exo2ego" else scene[source_view][0]
+    return frames_to_unit_tensor(adjacent[None]).expand(num_frames, -1, -1, -1).contiguous()
+
+
+def evaluate_pipeline(pipe, scenes: list[dict], mode: str | None = None, direction: str = "exo2ego",
+                      num_transition_frames: int | None = None, steps: int = 25, seed: int = 0,
+                      num_frames: int | None = None, progress: bool = True) -> dict:
+    """Generate the target clip of every scene (`generate_scene`; `mode` and `num_transition_frames` default to the
+    pipeline's configuration) and score it: per-scene mean PSNR / SSIM and per-frame PSNR. Scene `i` samples with seed
+    `seed + i`."""
     from tqdm.auto import tqdm
 
-    if mode not in MODES:
+    if mode is not None and mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     pipe.set_progress_bar_config(disable=True)
     result = new_scores()
@@ -215,15 +227,14 @@ def evaluate_baselines(scenes: list[dict], mean_target_frame: np.ndarray, direct
     """Trivial baselines scored like a model: `mean_frame` predicts the mean training target frame for every target
     frame; `copy_source` repeats the source frame next to the transition in time (the last exo frame for Exo2Ego,
     the first ego frame for Ego2Exo)."""
-    source_view, target_view = source_target_views(direction)
+    _, target_view = source_target_views(direction)
     results = {name: new_scores() for name in ("mean_frame", "copy_source")}
     for scene in scenes:
         n = len(scene[target_view]) if num_frames is None else min(num_frames, len(scene[target_view]))
         truth = frames_to_unit_tensor(scene[target_view][:n])
-        adjacent = scene[source_view][-1] if direction == "exo2ego" else scene[source_view][0]
         predictions = {
             "mean_frame": torch.from_numpy(mean_target_frame).permute(2, 0, 1).float()[None].expand_as(truth),
-            "copy_source": frames_to_unit_tensor(adjacent[None]).expand_as(truth),
+            "copy_source": copy_source_prediction(scene, direction, n),
         }
         for name, prediction in predictions.items():
             record_scores(results[name], scene["take_id"], prediction.contiguous(), truth)
@@ -251,3 +262,40 @@ def paired_difference(a: dict, b: dict, metric: str = "psnr", level: float = 0.9
     """Mean and interval of the per-scene difference `a - b` (summaries from `summarize`, same scenes)."""
     diff = np.asarray(a[f"{metric}_per_scene"]) - np.asarray(b[f"{metric}_per_scene"])
     return mean_ci(diff, level, method)
+
+
+def load_pipeline(model: str | os.PathLike | None, device: str = "cpu", dtype: str = "fp32"):
+    """`(Syn2SeqPipeline, folder)` from a trained pipeline folder (None: the bundled model), on `device` in `dtype`
+    (`"fp32"`, `"bf16"` or `"fp16"`). Its Syn2Seq settings come with it (`pipe.config.mode`, ...)."""
+    from .bundled import bundled_model_path
+    from .pipelines import Syn2SeqPipeline
+
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if dtype not in dtypes:
+        raise ValueError(f"--dtype: expected one of {sorted(dtypes)}, got {dtype!r}")
+    folder = bundled_model_path() if model is None else Path(model)
+    if not (folder / "model_index.json").is_file():
+        raise FileNotFoundError(f"--model: expected a Syn2Seq pipeline folder with model_index.json, got "
+                                f"{str(folder)!r}")
+    pipe = Syn2SeqPipeline.from_pretrained(str(folder), dtype=dtypes[dtype])
+    pipe.to(device)
+    return pipe, folder
+
+
+def side_by_side(rows: list[tuple[str, np.ndarray]], path: Path, scale: int = 2) -> None:
+    """A PNG with one labelled strip of frames per row."""
+    from PIL import Image, ImageDraw
+
+    label_width = 150
+    strips = [np.concatenate(list(frames), axis=1) for _, frames in rows]
+    width = max(s.shape[1] for s in strips) * scale + label_width
+    height = sum(s.shape[0] for s in strips) * scale
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    y = 0
+    for (label, _), strip in zip(rows, strips):
+        image = Image.fromarray(strip).resize((strip.shape[1] * scale, strip.shape[0] * scale), Image.NEAREST)
+        canvas.paste(image, (label_width, y))
+        draw.multiline_text((4, y + 4), label, fill="black")
+        y += image.height
+    canvas.save(path)

@@ -24,8 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .camera import ray_map
-from .data.sequence import SEGMENT_EGO, SEGMENT_EXO, SEGMENT_TRANSITION, build_syn2seq_sequence, sample_window
+from .data.windows import window_camera_rays
 from .pipelines.pipeline_syn2seq import encode_frames
 
 __all__ = [
@@ -33,8 +32,6 @@ __all__ = [
     "DEFAULT_LORA_TARGETS",
     "HUB_IGNORE_PATTERNS",
     "MODEL_PRESETS",
-    "EpochShuffleSampler",
-    "Syn2SeqTrainingWindows",
     "checkpoint_steps",
     "diffusion_forcing_loss",
     "encode_frames",
@@ -66,93 +63,8 @@ HUB_IGNORE_PATTERNS = ["checkpoint-*", "checkpoint-*/*", ".checkpoint-*", ".chec
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Data: deterministic Syn2Seq windows
+# Randomness: per-step seeds
 # ----------------------------------------------------------------------------------------------------------------
-class Syn2SeqTrainingWindows(torch.utils.data.Dataset):
-    """Training windows of a take dataset; the window start and the Ego2Exo reversal of item `i` in epoch `e` are drawn
-    from `numpy.random.default_rng([seed, e, i])`, so they do not depend on workers, processes or resumption.
-
-    Args:
-        takes: map-style dataset of takes (`Syn2SeqClipDataset` items: `exo`, `ego`, poses, optional `transition`),
-            decoded in the DataLoader workers.
-        mode, max_frames, reverse_prob, reversal, transition_fn, num_transition_frames: as in
-            `diffusers_syn2seq.data.Syn2SeqSequenceBuilder`.
-        seed: base seed.
-        latents: optional per-take cache (`encode_take_latents`): dicts `exo`, `ego`, `transition` of `(T, C, h, w)`
-            latents plus the poses; when given, videos are not decoded and windows hold latents in `frames`.
-
-    Item: a window of `sample_window` (`frames` `(F, C, H, W)`, `poses`, `pose_mask`, `segment_ids`, ...).
-    """
-
-    def __init__(
-        self,
-        takes: Sequence[Mapping[str, Any]],
-        mode: str,
-        max_frames: int,
-        reverse_prob: float = 0.0,
-        reversal: str = "full",
-        transition_fn=None,
-        num_transition_frames: int | None = None,
-        seed: int = 0,
-        latents: Sequence[Mapping[str, Any]] | None = None,
-    ):
-        self.takes, self.latents = takes, latents
-        self.mode, self.max_frames, self.reverse_prob, self.reversal = mode, max_frames, reverse_prob, reversal
-        self.transition_fn, self.num_transition_frames = transition_fn, num_transition_frames
-        self.seed, self.epoch = seed, 0
-
-    def select_epoch(self, epoch: int) -> None:
-        """Select the epoch whose windows are drawn (call before creating the DataLoader iterator). Deliberately not
-        named `set_epoch`: accelerate's prepared loaders call that with their own iteration count, which restarts at 0
-        in a resumed run and would break exact resumption."""
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.latents) if self.latents is not None else len(self.takes)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        reverse = bool(rng.uniform() < self.reverse_prob)
-        if self.latents is None:
-            sequence = build_syn2seq_sequence(
-                self.takes[index], self.mode, reverse, self.reversal, self.transition_fn, self.num_transition_frames
-            )
-            return sample_window(sequence, self.max_frames, rng=rng)
-        # Cached latents: lay out the sequence on 1x1 placeholder frames, then gather each frame's latent by
-        # (segment, index within its clip), which `build_syn2seq_sequence` records for every frame.
-        cache = self.latents[index]
-        sample = {key: cache[key] for key in ("exo_poses", "ego_poses", "transition_poses", "take_id")}
-        for key in ("exo", "ego", "transition"):
-            sample[key] = None if cache[key] is None else np.zeros((len(cache[key]), 1, 1, 3), np.uint8)
-        sequence = build_syn2seq_sequence(sample, self.mode, reverse, self.reversal)
-        window = sample_window(sequence, self.max_frames, rng=rng)
-        by_segment = {SEGMENT_EXO: cache["exo"], SEGMENT_TRANSITION: cache["transition"], SEGMENT_EGO: cache["ego"]}
-        window["frames"] = torch.stack(
-            [by_segment[int(s)][int(i)] for s, i in zip(window["segment_ids"], window["frame_index"])]
-        )
-        return window
-
-
-class EpochShuffleSampler(torch.utils.data.Sampler):
-    """A permutation of `range(num_items)` drawn from `torch.Generator().manual_seed(seed + epoch)`: the same on every
-    process and after resumption (accelerate shards the batches of this order across processes)."""
-
-    def __init__(self, num_items: int, seed: int = 0, shuffle: bool = True):
-        self.num_items, self.seed, self.shuffle, self.epoch = num_items, seed, shuffle, 0
-
-    def select_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.num_items
-
-    def __iter__(self):
-        if not self.shuffle:
-            return iter(range(self.num_items))
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.num_items, generator=generator).tolist())
-
-
 def step_seed(seed: int, micro_step: int, process_index: int) -> int:
     """Seed of the noise, levels and dropout of one micro-batch: a pure function of the run seed, the micro-step and the
     process, so a resumed run draws exactly what an uninterrupted one would."""
@@ -193,7 +105,8 @@ def model_inputs(batch: Mapping[str, Any], transformer_config, vae=None) -> dict
     Returns:
         `x0` `(B, C, F, h, w)` float32 (pixels in [-1, 1], or scaled latents: VAE-encoded here unless the windows
         already hold cached latents), `frame_mask` `(B, F)` bool, and for pose-conditioned models `camera_rays`
-        `(B, C_ray, F, h, w)` (poses normalised by each window's first frame) and `pose_mask` `(B, F)` bool.
+        `(B, C_ray, F, h, w)` and `pose_mask` `(B, F)` bool from `window_camera_rays`, the conditioning the pipeline
+        uses when sampling.
     """
     frames = batch["frames"]  # (B, F, C, H, W)
     if vae is not None and frames.shape[2] == 3 and frames.shape[2] != transformer_config.in_channels:
@@ -204,9 +117,9 @@ def model_inputs(batch: Mapping[str, Any], transformer_config, vae=None) -> dict
     ray_type = getattr(transformer_config, "camera_ray_type", None)
     out["camera_rays"] = out["pose_mask"] = None
     if ray_type is not None:
-        poses = batch["poses"].to(x0.device, torch.float32)
-        out["camera_rays"] = ray_map(poses, x0.shape[-2], x0.shape[-1], kind=ray_type, normalize=True)
-        out["pose_mask"] = (batch["pose_mask"] & batch["frame_mask"]).to(x0.device)
+        rays, mask = window_camera_rays(batch["poses"], batch["pose_mask"] & batch["frame_mask"], x0.shape[-2],
+                                        x0.shape[-1], ray_type)
+        out["camera_rays"], out["pose_mask"] = rays.to(x0.device), mask.to(x0.device)
     return out
 
 

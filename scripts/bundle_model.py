@@ -6,7 +6,7 @@
 
 Without `--model` the run with the highest mean Exo2Ego test PSNR among the `video+pose` rows of
 `benchmarks/results/syn2seq_experiment.json` is taken (ties: the first). Only the pipeline files travel
-(`model_index.json`, the component folders with their safetensors and configs, `syn2seq_settings.json`,
+(`model_index.json` with the Syn2Seq settings, the component folders with their safetensors and configs,
 `training_summary.json`); the model card `README.md` is the training card plus the run's test scores. The folder is
 assembled next to the destination, loaded back with `Syn2SeqPipeline.from_pretrained` and size-checked before it
 replaces `diffusers_syn2seq/bundled_model`, so a failure leaves the previous bundle untouched.
@@ -23,10 +23,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from diffusers_syn2seq.bundled import BUNDLED_MODEL_DIRNAME, SETTINGS_FILENAME  # noqa: E402
+from diffusers_syn2seq.bundled import BUNDLED_MODEL_DIRNAME, TRAINING_SUMMARY_FILENAME  # noqa: E402
 
 MAX_BYTES = 20 * 1024 * 1024
-PIPELINE_FILES = ("model_index.json", SETTINGS_FILENAME, "training_summary.json")
+# the Syn2Seq settings travel in model_index.json (pipeline configuration)
+PIPELINE_FILES = ("model_index.json", TRAINING_SUMMARY_FILENAME)
 COMPONENT_SUFFIXES = (".json", ".safetensors")
 
 

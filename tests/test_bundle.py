@@ -11,7 +11,6 @@ import torch
 from script_loading import REPO, load_script
 
 from diffusers_syn2seq import Syn2SeqPipeline, bundled_model_path
-from diffusers_syn2seq.bundled import SETTINGS_FILENAME, read_settings
 from diffusers_syn2seq.models import DFoTTransformer3DModel
 from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
 
@@ -37,9 +36,9 @@ def experiment(tmp_path):
         transformer = DFoTTransformer3DModel(in_channels=3, sample_size=16, max_frames=8, patch_size=4, num_layers=1,
                                              num_attention_heads=1, attention_head_dim=16, noise_embedding_dim=16,
                                              camera_ray_type="plucker")
-        Syn2SeqPipeline(transformer=transformer, scheduler=DiffusionForcingScheduler()).save_pretrained(folder)
+        Syn2SeqPipeline(transformer=transformer, scheduler=DiffusionForcingScheduler(),
+                        num_transition_frames=2).save_pretrained(folder)
         (folder / "README.md").write_text(f"# trained card\n\ncommand: python {REPO}/training/train.py --seed {seed}\n")
-        (folder / SETTINGS_FILENAME).write_text(json.dumps({"mode": "video+pose", "num_transition_frames": 2}))
         (folder / "training_summary.json").write_text("{}")
         (folder / "checkpoint-400").mkdir()  # training state: must not travel
         (folder / "checkpoint-400" / "optimizer.bin").write_bytes(b"x" * 10)
@@ -79,11 +78,12 @@ def test_bundle_copies_the_pipeline_only_and_round_trips(experiment, tmp_path):
     path, results = experiment
     out = bundle.main(["--results", str(path), "--output", str(tmp_path / "bundled")])
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert files == ["README.md", "model_index.json", "scheduler/scheduler_config.json", SETTINGS_FILENAME,
+    assert files == ["README.md", "model_index.json", "scheduler/scheduler_config.json",
                      "training_summary.json", "transformer/config.json",
                      "transformer/diffusion_pytorch_model.safetensors"]
     source = Syn2SeqPipeline.from_pretrained(results["runs"][1]["output"])
     shipped = Syn2SeqPipeline.from_pretrained(str(out))
+    assert (shipped.config.mode, shipped.config.num_transition_frames) == ("video+pose", 2)
     for (name, a), b in zip(source.transformer.state_dict().items(), shipped.transformer.state_dict().values()):
         assert torch.equal(a, b), name
     card = (out / "README.md").read_text()
@@ -128,10 +128,12 @@ def test_the_bundled_model_loads_offline_and_is_small():
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     assert size <= 20 * 1024 * 1024
     assert not [p for p in folder.rglob("*") if p.suffix in (".bin", ".pt", ".ckpt", ".pkl")]
+    assert not (folder / "syn2seq_settings.json").exists()  # the settings are pipeline configuration
     pipe = Syn2SeqPipeline.from_pretrained(str(folder), use_safetensors=True)
-    settings = read_settings(folder)
-    assert settings["mode"] in ("video", "video+pose")
-    assert pipe.transformer.config.sample_size == settings["resolution"]
-    assert 2 * settings["num_frames"] + settings["num_transition_frames"] <= pipe.transformer.config.max_frames
+    assert pipe.config.mode in ("video", "video+pose") and pipe.config.reversal == "full"
+    summary = json.loads((folder / "training_summary.json").read_text())
+    assert pipe.transformer.config.sample_size == summary["experiment"]["resolution"]
+    frames = summary["experiment"]["num_frames"]
+    assert 2 * frames + pipe.config.num_transition_frames <= pipe.transformer.config.max_frames
     assert "## Benchmark" in (folder / "README.md").read_text()
     assert Path(bundled_model_path()) == REPO / "diffusers_syn2seq" / "bundled_model"

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Sequence builder: layouts, masks and orders of every mode and of the Ego2Exo reversal; windows; collate."""
+"""The sequence layer: layouts, masks, orders and poses of every mode and of the Ego2Exo reversal; gather and split;
+windows; collate; the training windows dataset."""
 
 import numpy as np
 import pytest
@@ -10,8 +11,8 @@ from diffusers_syn2seq.data import (
     SEGMENT_EGO,
     SEGMENT_EXO,
     SEGMENT_TRANSITION,
-    Syn2SeqSequenceBuilder,
-    Syn2SeqSequenceDataset,
+    SequenceLayout,
+    Syn2SeqTrainingWindows,
     build_syn2seq_sequence,
     collate_syn2seq,
     frames_to_tensor,
@@ -56,9 +57,11 @@ def test_video_mode_masks_transition_poses(sample):
     torch.testing.assert_close(seq["frames"][T : T + N], frames_to_tensor(sample["transition"]))
     assert torch.equal(seq["segment_ids"], _ids((SEGMENT_EXO, T), (SEGMENT_TRANSITION, N), (SEGMENT_EGO, T)))
     assert torch.equal(seq["pose_mask"], seq["segment_ids"] != SEGMENT_TRANSITION)
-    # placeholders carry no path information: the last valid (exo) pose, finite
-    for i in range(T, T + N):
-        np.testing.assert_array_equal(seq["poses"][i].numpy(), sample["exo_poses"][-1])
+    # placeholders (their embedding is dropped): the interpolated camera path, finite, whatever poses are cached
+    path = camera.interpolate_camera_path(
+        torch.from_numpy(sample["exo_poses"][-1]), torch.from_numpy(sample["ego_poses"][0]), N
+    )
+    assert torch.equal(seq["poses"][T : T + N], path)
     assert torch.equal(seq["frame_index"], torch.tensor([0, 1, 2, 3, 0, 1, 2, 0, 1, 2, 3]))
 
 
@@ -96,10 +99,8 @@ def test_on_the_fly_transition(sample):
 def test_full_reversal_is_the_backwards_sequence(sample, mode):
     fwd = build_syn2seq_sequence(sample, mode)
     rev = build_syn2seq_sequence(sample, mode, reverse=True)
-    for key in ("frames", "segment_ids", "pose_mask", "frame_index"):
+    for key in ("frames", "segment_ids", "pose_mask", "frame_index", "poses"):
         assert torch.equal(rev[key], fwd[key].flip(0)), key
-    if mode != "video":  # placeholders may differ (nearest valid pose before, in sequence order)
-        assert torch.equal(rev["poses"], fwd["poses"].flip(0))
     assert rev["reversed"] and rev["segment_ids"][0] == SEGMENT_EGO and rev["segment_ids"][-1] == SEGMENT_EXO
     # continuity: the sequence starts with the last ego frame and the reversed transition starts at the first ego frame
     torch.testing.assert_close(rev["frames"][0], frames_to_tensor(sample["ego"][-1:])[0])
@@ -116,27 +117,14 @@ def test_segment_reversal_keeps_clip_order(sample):
     assert torch.equal(rev["segment_ids"], _ids((SEGMENT_EGO, T), (SEGMENT_TRANSITION, N), (SEGMENT_EXO, T)))
 
 
-def _relative(poses: torch.Tensor, i: int, j: int) -> torch.Tensor:
-    """Camera j expressed in camera i (world-frame independent)."""
-    w2c = camera.poses_to_world_to_camera(poses.double())
-    return w2c[j] @ torch.linalg.inv(w2c[i])
-
-
-def test_windows_slice_and_normalise(sample):
+def test_windows_slice_and_keep_world_poses(sample):
     seq = build_syn2seq_sequence(sample, "video")
     total = 2 * T + N
     win = sample_window(seq, max_frames=5, start=T - 2)  # straddles exo | transition | ...
     assert win["frames"].shape == (5, 3, RES, RES) and win["window_start"] == T - 2
-    assert torch.equal(win["segment_ids"], seq["segment_ids"][T - 2 : T + 3])
-    assert win["poses"].dtype == torch.float32
-    identity = torch.tensor([1.0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
-    torch.testing.assert_close(win["poses"][0, 4:], identity, atol=1e-6, rtol=0)
-    torch.testing.assert_close(win["poses"][:, :4], seq["poses"][T - 2 : T + 3, :4].float())  # intrinsics unchanged
-    torch.testing.assert_close(_relative(win["poses"], 0, 1), _relative(seq["poses"], T - 2, T - 1), atol=1e-5, rtol=0)
-    # a window starting inside the masked transition is normalised by its first valid (ego) frame
-    win = sample_window(seq, max_frames=4, start=T + 1)
-    assert win["pose_mask"].tolist() == [False, False, True, True]
-    torch.testing.assert_close(win["poses"][2, 4:], identity, atol=1e-6, rtol=0)
+    for key in ("segment_ids", "pose_mask", "frame_index", "poses"):
+        assert torch.equal(win[key], seq[key][T - 2 : T + 3]), key
+    assert win["poses"].dtype == torch.float64  # normalised by the conditioning (`window_camera_rays`), not here
     # random windows cover every start; a window longer than the sequence is the whole sequence
     rng = np.random.default_rng(0)
     starts = {sample_window(seq, 6, rng=rng)["window_start"] for _ in range(200)}
@@ -146,17 +134,61 @@ def test_windows_slice_and_normalise(sample):
         sample_window(seq, 5, start=7)
 
 
-def test_builder_reversal_probability_and_determinism(sample):
-    builder = Syn2SeqSequenceBuilder("video+pose", max_frames=6, reverse_prob=0.5, seed=3)
-    flags = [builder(sample)["reversed"] for _ in range(200)]
+@pytest.mark.parametrize("direction,reversal", [("exo2ego", "full"), ("ego2exo", "full"), ("ego2exo", "segments")])
+@pytest.mark.parametrize("mode", ["jump", "video", "video+pose"])
+def test_layout_gather_and_split_are_inverse(mode, direction, reversal):
+    n = 0 if mode == "jump" else 2
+    layout = SequenceLayout(3, n, 4, mode, direction, reversal)
+    exo, transition, ego = torch.arange(3.0), torch.arange(10.0, 10 + n), torch.arange(20.0, 24.0)
+    sequence = layout.gather(exo, transition if n else None, ego)
+    assert len(sequence) == layout.num_frames == 7 + n
+    parts = layout.split(sequence)
+    assert torch.equal(parts["exo"], exo) and torch.equal(parts["ego"], ego)
+    assert torch.equal(parts["transition"], transition)
+    # the gather lays every frame where segment_ids / frame_index say it is
+    offsets = {SEGMENT_EXO: 0.0, SEGMENT_TRANSITION: 10.0, SEGMENT_EGO: 20.0}
+    expected = torch.tensor([offsets[int(s)] for s in layout.segment_ids]) + layout.frame_index
+    assert torch.equal(sequence, expected)
+    source = layout.source_in_sequence_order(exo if direction == "exo2ego" else ego)
+    assert torch.equal(sequence[: len(source)], source)
+    assert (layout.source, layout.target) == (("exo", "ego") if direction == "exo2ego" else ("ego", "exo"))
+    # works along any dimension, e.g. the frame axis of (B, C, F, h, w) latents
+    latents = layout.gather(exo.view(1, 1, 3, 1, 1), transition.view(1, 1, n, 1, 1) if n else None,
+                            ego.view(1, 1, 4, 1, 1), dim=2)
+    assert torch.equal(latents.flatten(), sequence)
+
+
+def test_layout_rejects_bad_settings():
+    with pytest.raises(ValueError, match="`mode` must be one of"):
+        SequenceLayout(2, 0, 2, "pose")
+    with pytest.raises(ValueError, match="`direction` must be one of"):
+        SequenceLayout(2, 0, 2, "jump", "sideways")
+    with pytest.raises(ValueError, match="`reversal` must be one of"):
+        SequenceLayout(2, 0, 2, "jump", "ego2exo", "partial")
+    with pytest.raises(ValueError, match="`num_transition` must be 0 in 'jump' mode"):
+        SequenceLayout(2, 3, 2, "jump")
+    with pytest.raises(ValueError, match="`num_ego` must be an integer >= 0, got -1"):
+        SequenceLayout(2, 0, -1, "jump")
+    layout = SequenceLayout(2, 1, 2, "video")
+    with pytest.raises(ValueError, match="`transition` is None but the layout has 1 such frames"):
+        layout.gather(torch.zeros(2), None, torch.zeros(2))
+    with pytest.raises(ValueError, match="`ego` must have 2 frames along dim 0, got 3"):
+        layout.gather(torch.zeros(2), torch.zeros(1), torch.zeros(3))
+
+
+def test_training_windows_are_deterministic_and_reverse_with_their_probability(sample):
+    windows = Syn2SeqTrainingWindows([sample] * 200, "video+pose", max_frames=6, reverse_prob=0.5, seed=3)
+    flags = [windows[i]["reversed"] for i in range(200)]
     assert 70 < sum(flags) < 130
-    a = Syn2SeqSequenceBuilder("video", max_frames=6, reverse_prob=0.5, seed=9)
-    b = Syn2SeqSequenceBuilder("video", max_frames=6, reverse_prob=0.5, seed=9)
-    for _ in range(5):
-        x, y = a(sample), b(sample)
+    again = Syn2SeqTrainingWindows([sample] * 200, "video+pose", max_frames=6, reverse_prob=0.5, seed=3)
+    for i in range(5):
+        x, y = windows[i], again[i]
         assert x["window_start"] == y["window_start"] and x["reversed"] == y["reversed"]
         assert torch.equal(x["frames"], y["frames"])
-    assert not any(Syn2SeqSequenceBuilder("jump", 4, reverse_prob=0.0)(sample)["reversed"] for _ in range(10))
+    windows.select_epoch(1)
+    assert [windows[i]["window_start"] for i in range(20)] != [again[i]["window_start"] for i in range(20)]
+    never = Syn2SeqTrainingWindows([sample] * 10, "jump", 4, reverse_prob=0.0)
+    assert not any(never[i]["reversed"] for i in range(10))
 
 
 def test_collate_pads_and_stacks(sample):
@@ -174,13 +206,13 @@ def test_collate_pads_and_stacks(sample):
     assert batch["reversed"].tolist() == [False, True] and batch["take_id"] == ["synth-0000002"] * 2
     assert collate_syn2seq(items, pad_to=12)["frames"].shape[1] == 12
     # through a DataLoader
-    ds = Syn2SeqSequenceDataset([sample] * 3, Syn2SeqSequenceBuilder("video+pose", 5, 0.5, seed=0))
+    ds = Syn2SeqTrainingWindows([sample] * 3, "video+pose", 5, 0.5, seed=0)
     loaded = next(iter(torch.utils.data.DataLoader(ds, batch_size=3, collate_fn=collate_syn2seq)))
     assert loaded["frames"].shape == (3, 5, 3, RES, RES) and loaded["pose_mask"].all()
 
 
 def test_bad_samples_raise(sample):
-    with pytest.raises(ValueError, match="mode must be one of"):
+    with pytest.raises(ValueError, match="`mode` must be one of"):
         build_syn2seq_sequence(sample, "pose")
     bad = dict(sample, ego_poses=sample["ego_poses"][:-1])
     with pytest.raises(ValueError, match=rf"ego_poses must have shape \({T}, 16\)"):
@@ -190,17 +222,6 @@ def test_bad_samples_raise(sample):
     with pytest.raises(ValueError, match="exo_poses row 2 contains NaN"):
         build_syn2seq_sequence(nan, "jump")
     with pytest.raises(ValueError, match="reverse_prob must be in"):
-        Syn2SeqSequenceBuilder(reverse_prob=1.5)
+        Syn2SeqTrainingWindows([sample], "jump", 4, reverse_prob=1.5)
     with pytest.raises(ValueError, match="empty batch"):
         collate_syn2seq([])
-
-
-def test_dataloader_workers_get_their_own_random_streams(sample, monkeypatch):
-    from types import SimpleNamespace
-
-    draws = {}
-    for worker_seed in (11, 12):
-        ds = Syn2SeqSequenceDataset([sample] * 8, Syn2SeqSequenceBuilder("video", 4, 0.5, seed=0))
-        monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda s=worker_seed: SimpleNamespace(id=0, seed=s))
-        draws[worker_seed] = [(ds[i]["window_start"], ds[i]["reversed"]) for i in range(8)]
-    assert draws[11] != draws[12]  # same builder seed, different workers: different windows

@@ -152,9 +152,11 @@ def test_smoke_run_writes_json_report_and_plot(smoke):
     assert "Smoke run" in report and "beat `jump`" in report and "syn2seq_per_frame_psnr.png" in report
     with Image.open(root / "results" / "syn2seq_per_frame_psnr.png") as image:
         assert image.format == "PNG" and image.size[0] > 100
-    # each model folder records its Syn2Seq settings for `syn2seq evaluate` / `generate`
-    settings = json.loads((root / "work" / "models" / "jump-s0" / "syn2seq_settings.json").read_text())
-    assert settings["mode"] == "jump" and settings["num_transition_frames"] == 0
+    # each model folder records its Syn2Seq settings (pipeline configuration) for `syn2seq evaluate` / `generate`
+    for name, mode, transition in (("jump-s0", "jump", 0), ("video_pose-s0", "video+pose", 2)):
+        index = json.loads((root / "work" / "models" / name / "model_index.json").read_text())
+        assert (index["mode"], index["num_transition_frames"], index["reversal"]) == (mode, transition, "full")
+        assert not (root / "work" / "models" / name / "syn2seq_settings.json").exists()
 
 
 def test_smoke_rerun_resumes_without_retraining(smoke, capsys):

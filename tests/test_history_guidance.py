@@ -5,7 +5,8 @@ import pytest
 import torch
 from test_pipeline import MixingDenoiser, gen, make_pipeline, random_video
 
-from diffusers_syn2seq.pipelines import compose_guidance, fraction_to_level, history_guidance_branches, plan_windows
+from diffusers_syn2seq.data import plan_windows
+from diffusers_syn2seq.pipelines import compose_guidance, fraction_to_level, history_guidance_branches
 
 GT, GEN = 1, 2
 

@@ -38,8 +38,10 @@ def tiny_transformer(max_frames: int = 8, camera_ray_type=None, in_channels: int
     return model.eval()
 
 
-def make_pipeline(transformer, scheduler=None, vae=None) -> Syn2SeqPipeline:
-    pipe = Syn2SeqPipeline(transformer=transformer, scheduler=scheduler or DiffusionForcingScheduler(), vae=vae)
+def make_pipeline(transformer, scheduler=None, vae=None, num_transition_frames: int = 0, **settings) -> Syn2SeqPipeline:
+    """A pipeline whose calls generate no transition unless they ask for one (most tests here count frames)."""
+    pipe = Syn2SeqPipeline(transformer=transformer, scheduler=scheduler or DiffusionForcingScheduler(), vae=vae,
+                           num_transition_frames=num_transition_frames, **settings)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -361,6 +363,60 @@ def test_save_load_round_trip_and_generic_loader(tmp_path):
         assert torch.equal(loaded(random_video(3), generator=gen(0), **kwargs).frames, ref)
 
 
+def test_syn2seq_settings_are_pipeline_configuration(tmp_path):
+    """mode / num_transition_frames / reversal are saved in model_index.json and are the call's defaults."""
+    pipe = make_pipeline(tiny_transformer(max_frames=16), mode="video", num_transition_frames=2, reversal="segments")
+    pipe.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert (index["mode"], index["num_transition_frames"], index["reversal"]) == ("video", 2, "segments")
+    for loader in (Syn2SeqPipeline, DiffusionPipeline):
+        loaded = loader.from_pretrained(tmp_path)
+        assert (loaded.config.mode, loaded.config.num_transition_frames, loaded.config.reversal) == \
+            ("video", 2, "segments")
+    loaded.set_progress_bar_config(disable=True)
+    kwargs = dict(num_frames=3, num_inference_steps=1, output_type="latent", return_transition=True)
+    out = loaded(random_video(3), generator=gen(0), **kwargs)
+    assert out.transition_frames.shape[2] == 2  # the configured transition length
+    assert loaded(random_video(3), generator=gen(0), num_transition_frames=5, **kwargs).transition_frames.shape[2] == 5
+    jump = loaded(random_video(3), generator=gen(0), mode="jump", **kwargs)  # jump: no transition by default
+    assert jump.transition_frames is None and jump.frames.shape[2] == 3
+    # a call with the configured values spelled out is the same call
+    explicit = loaded(random_video(3), generator=gen(0), mode="video", num_transition_frames=2, reversal="segments",
+                      **kwargs)
+    assert torch.equal(explicit.frames, out.frames)
+    # defaults of a pipeline built without settings: one default transition length everywhere
+    from diffusers_syn2seq.data import DEFAULT_NUM_TRANSITION_FRAMES
+
+    plain = Syn2SeqPipeline(transformer=tiny_transformer(), scheduler=DiffusionForcingScheduler())
+    assert (plain.config.mode, plain.config.num_transition_frames, plain.config.reversal) == \
+        ("video+pose", DEFAULT_NUM_TRANSITION_FRAMES, "full")
+
+
+def test_a_legacy_settings_sidecar_is_read_when_the_config_lacks_the_settings(tmp_path):
+    make_pipeline(tiny_transformer(), mode="video+pose", num_transition_frames=0).save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    (tmp_path / "syn2seq_settings.json").write_text(json.dumps({"mode": "jump", "num_transition_frames": 0,
+                                                                "reverse_prob": 0.0}))
+    assert Syn2SeqPipeline.from_pretrained(tmp_path).config.mode == "video+pose"  # the config wins when it has them
+    for key in ("mode", "num_transition_frames", "reversal"):
+        index.pop(key)
+    (tmp_path / "model_index.json").write_text(json.dumps(index))  # as saved before the settings were config
+    loaded = Syn2SeqPipeline.from_pretrained(tmp_path)
+    assert (loaded.config.mode, loaded.config.num_transition_frames, loaded.config.reversal) == ("jump", 0, "full")
+    assert Syn2SeqPipeline.from_pretrained(tmp_path, mode="video").config.mode == "video"  # an argument wins
+
+
+@pytest.mark.parametrize("settings,match", [
+    ({"mode": "pose"}, r"`mode` must be one of \('jump', 'video', 'video\+pose'\), got 'pose'"),
+    ({"reversal": "partial"}, r"`reversal` must be one of \('full', 'segments'\), got 'partial'"),
+    ({"num_transition_frames": -1}, r"`num_transition_frames` must be an integer >= 0, got -1"),
+    ({"num_transition_frames": 2.5}, r"`num_transition_frames` must be an integer >= 0, got 2.5"),
+])
+def test_bad_pipeline_settings_raise_at_construction(settings, match):
+    with pytest.raises(ValueError, match=match):
+        Syn2SeqPipeline(transformer=tiny_transformer(), scheduler=DiffusionForcingScheduler(), **settings)
+
+
 def test_hub_repo_id_goes_through_snapshot_download(tmp_path, monkeypatch):
     make_pipeline(tiny_transformer()).save_pretrained(tmp_path)
     calls = []
@@ -474,7 +530,7 @@ def test_pose_conditioned_sampling_builds_ray_maps_and_drops_poses_where_needed(
 
     captured.clear()
     pose_pipe(random_video(3), source_poses=src, target_poses=tgt, num_transition_frames=2, num_inference_steps=1,
-              transition_poses="drop", generator=gen(0), output_type="latent")
+              mode="video", generator=gen(0), output_type="latent")
     assert captured[0]["camera_rays_mask"][0].tolist() == [True] * 3 + [False] * 2 + [True] * 3
 
 
@@ -517,8 +573,14 @@ def test_bad_poses_raise(pose_pipe):
         ({"source_poses": src, "target_poses": tgt[:, :12]}, r"`target_poses`"),
         ({"source_poses": nan, "target_poses": tgt}, r"`source_poses`"),
         ({"source_poses": src, "target_poses": skewed}, r"`target_poses`"),
-        ({"source_poses": src, "target_poses": tgt, "transition_poses": "teleport", "num_transition_frames": 1},
-         r"`transition_poses` must be one of"),
+        ({"source_poses": src, "target_poses": tgt, "transition_poses": "drop", "num_transition_frames": 1},
+         r"`transition_poses` must be None .* or a tensor of poses, got 'drop'; the transition's pose variant is "
+         r"chosen with `mode`"),
+        ({"source_poses": src, "target_poses": tgt, "transition_poses": src[:1], "num_transition_frames": 1,
+          "mode": "video"}, r"`transition_poses` are only used in mode 'video\+pose', got mode 'video'"),
+        ({"source_poses": src, "target_poses": tgt, "mode": "teleport"}, r"`mode` must be one of"),
+        ({"source_poses": src, "target_poses": tgt, "mode": "jump", "num_transition_frames": 2},
+         r"`num_transition_frames` must be 0 in 'jump' mode"),
     ]
     for kwargs, match in cases:
         with pytest.raises(ValueError, match=match):

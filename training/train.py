@@ -38,7 +38,16 @@ from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from tqdm.auto import tqdm
 
-from diffusers_syn2seq.data import MODES, Syn2SeqClipDataset, collate_syn2seq, load_metadata, write_video
+from diffusers_syn2seq.data import (
+    DEFAULT_NUM_TRANSITION_FRAMES,
+    MODES,
+    EpochShuffleSampler,
+    Syn2SeqClipDataset,
+    Syn2SeqTrainingWindows,
+    collate_syn2seq,
+    load_metadata,
+    write_video,
+)
 from diffusers_syn2seq.data.transitions import CrossfadeTransition
 from diffusers_syn2seq.evaluation import generate_scene
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
@@ -49,8 +58,6 @@ from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
 from diffusers_syn2seq.training_utils import (
     DEFAULT_LORA_TARGETS,
     MODEL_PRESETS,
-    EpochShuffleSampler,
-    Syn2SeqTrainingWindows,
     diffusion_forcing_loss,
     encode_take_latents,
     model_inputs,
@@ -100,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--reversal", type=str, default="full", choices=["full", "segments"])
     g.add_argument("--transition_source", type=str, default="cached", choices=["cached", "crossfade"],
                    help="'cached': transitions stored in the dataset (crossfade fallback for takes without one).")
-    g.add_argument("--num_transition_frames", type=int, default=8, help="Frames of crossfade transitions.")
+    g.add_argument("--num_transition_frames", type=int, default=DEFAULT_NUM_TRANSITION_FRAMES,
+                   help="Frames of crossfade transitions (and of the saved pipeline's transition when the dataset "
+                        "caches none).")
     g.add_argument("--cache_latents", action="store_true", help="Encode every take once with the VAE and reuse it.")
     g.add_argument("--dataloader_num_workers", type=int, default=0)
     g = p.add_argument_group("objective")
@@ -320,16 +329,31 @@ def check_resolution(table, transformer, vae_factor: int) -> tuple[int, int]:
     return height, width
 
 
+def pipeline_settings(args, table) -> dict[str, Any]:
+    """The Syn2Seq settings every saved pipeline carries (`Syn2SeqPipeline` configuration, `model_index.json`): the
+    training mode, its Ego2Exo reversal, and the transition length it was trained with (the cached transitions' when
+    the dataset has them and all have one length, else `--num_transition_frames`; 0 for `jump`)."""
+    num_transition = 0
+    if args.mode != "jump":
+        num_transition = args.num_transition_frames
+        if args.transition_source == "cached" and args.num_clip_frames is None:
+            cached = {len(row["transition_poses"]) for row in table if row["transition_poses"]}
+            if len(cached) == 1:
+                num_transition = cached.pop()
+    return {"mode": args.mode, "num_transition_frames": num_transition, "reversal": args.reversal}
+
+
 # ====================================================================================================================
 # 4. Validation
 # ====================================================================================================================
 @torch.no_grad()
-def log_validation(args, accelerator, transformer, scheduler, vae, takes, step: int) -> dict[str, float]:
+def log_validation(args, accelerator, transformer, scheduler, vae, takes, step: int, settings: dict[str, Any]
+                   ) -> dict[str, float]:
     """Generate the ego clip of held-out takes from their exo clip; write MP4 + PNG (source | generated | ground
     truth) under OUTPUT/validation/step-N, log PSNR / SSIM of the generated frames."""
     was_training = transformer.training
     transformer.eval()
-    pipe = Syn2SeqPipeline(transformer=transformer, scheduler=scheduler, vae=vae)
+    pipe = Syn2SeqPipeline(transformer=transformer, scheduler=scheduler, vae=vae, **settings)
     pipe.set_progress_bar_config(disable=True)
     out_dir = Path(args.output_dir) / "validation" / f"step-{step}"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -396,6 +420,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise ValueError(f"--window_frames: expected at most the model's max_frames={transformer.config.max_frames}, "
                          f"got {window}.")
     check_windows(args, train_table, window)
+    settings = pipeline_settings(args, train_table)  # saved with every pipeline this run writes
     val_takes = []
     if args.validation_steps:
         check_data(args, args.validation_split, "validation")
@@ -586,7 +611,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     ema.store(model.parameters())
                     ema.copy_to(model.parameters())
                 val_metrics.append({"step": global_step, **log_validation(args, accelerator, model, scheduler, vae,
-                                                                          val_takes, global_step)})
+                                                                          val_takes, global_step, settings)})
                 if ema is not None:
                     ema.restore(model.parameters())
             if global_step >= args.max_train_steps:
@@ -604,18 +629,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ema.copy_to(model.parameters())
         if args.validation_steps and (not val_metrics or val_metrics[-1]["step"] != global_step):
             val_metrics.append({"step": global_step, **log_validation(args, accelerator, model, scheduler, vae,
-                                                                      val_takes, global_step)})
+                                                                      val_takes, global_step, settings)})
         if args.train_mode == "lora":
             LORA_SAVER.save_lora_weights(output_dir, transformer_lora_layers=get_peft_model_state_dict(model),
                                          transformer_lora_adapter_metadata=lora_config.to_dict())
         else:
-            Syn2SeqPipeline(transformer=model, scheduler=scheduler, vae=vae).save_pretrained(output_dir)
+            Syn2SeqPipeline(transformer=model, scheduler=scheduler, vae=vae, **settings).save_pretrained(output_dir)
         samples = sorted(str(p.relative_to(output_dir)) for p in (output_dir / "validation").glob(
             f"step-{global_step}/*.png")) if val_metrics else []
-        summary.update(global_step=global_step, num_parameters=num_params, validation=val_metrics)
+        summary.update(global_step=global_step, num_parameters=num_params, validation=val_metrics,
+                       **settings, reverse_prob=args.reverse_prob)
         (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
         info = _card_info(args, model, scheduler, vae, num_params, sum(p.numel() for p in params), window,
-                          accelerator.num_processes, train_table, val_metrics, samples)
+                          accelerator.num_processes, train_table, val_metrics, samples, settings)
         save_model_card(output_dir, info)
         if args.push_to_hub:
             manifest = push_folder_to_hub(output_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private,
@@ -628,7 +654,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def _card_info(args, model, scheduler, vae, num_params, num_trainable, window, num_processes, table, val_metrics,
-               samples) -> dict[str, Any]:
+               samples, settings) -> dict[str, Any]:
     lengths = sorted(set(table["num_frames"]))
     transition = "none (jump)" if args.mode == "jump" else (
         "cached in the dataset (" + ", ".join(sorted({str(s) for s in table["transition_source"]})) + ")"
@@ -650,7 +676,7 @@ def _card_info(args, model, scheduler, vae, num_params, num_trainable, window, n
         "weight_decay": args.adam_weight_decay, "lr_scheduler": args.lr_scheduler,
         "lr_warmup_steps": args.lr_warmup_steps, "mixed_precision": args.mixed_precision or "accelerate default",
         "ema": f"decay {args.ema_decay}" if args.use_ema else "no", "command": args.command,
-        "num_transition_frames": 0 if args.mode == "jump" else args.num_transition_frames,
+        "num_transition_frames": settings["num_transition_frames"],
         "metrics": [{k.replace("val/", ""): v for k, v in m.items()} for m in val_metrics], "samples": samples,
     }
 

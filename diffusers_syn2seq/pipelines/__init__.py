@@ -3,7 +3,7 @@
 
 from .history_guidance import GuidanceBranches, compose_guidance, fraction_to_level, history_guidance_branches
 from .pipeline_output import Syn2SeqPipelineOutput
-from .pipeline_syn2seq import Syn2SeqPipeline, plan_windows
+from .pipeline_syn2seq import Syn2SeqPipeline
 
 __all__ = [
     "GuidanceBranches",
@@ -12,5 +12,4 @@ __all__ = [
     "compose_guidance",
     "fraction_to_level",
     "history_guidance_branches",
-    "plan_windows",
 ]

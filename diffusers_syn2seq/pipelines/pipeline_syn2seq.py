@@ -1,10 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """`Syn2SeqPipeline`: exo<->ego video generation as Syn2Seq-Forcing sequence completion with a DFoT model.
 
-The data path reads in one direction: source video -> sequence `[source | transition | target]` -> windows of at
-most `max_frames` frames -> one batched transformer forward per denoising iteration (all history-guidance branches)
--> guidance composition -> per-frame DDIM step -> frames. Source frames are clean history; transition and target
-frames are generated under a scheduling matrix (full-sequence, autoregressive or pyramid).
+The data path reads in one direction: source video -> sequence `[source | transition | target]`
+(`data.sequence.SequenceLayout`, the layout training uses) -> windows of at most `max_frames` frames
+(`data.windows.plan_windows`, conditioned by `data.windows.window_camera_rays`) -> one batched transformer forward per
+denoising iteration (all history-guidance branches) -> guidance composition -> per-frame DDIM step -> frames. Source
+frames are clean history; transition and target frames are generated under a scheduling matrix (full-sequence,
+autoregressive or pyramid). The Syn2Seq settings a model was trained with (`mode`, `num_transition_frames`,
+`reversal`) are pipeline configuration, saved in `model_index.json`.
 """
 
 import os
@@ -22,6 +25,9 @@ from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 from huggingface_hub import snapshot_download
 
+from ..bundled import legacy_settings
+from ..data.sequence import DEFAULT_NUM_TRANSITION_FRAMES, DIRECTIONS, MODES, REVERSALS, SequenceLayout
+from ..data.windows import plan_windows, window_camera_rays
 from ..loaders.lora_pipeline import Syn2SeqLoraLoaderMixin
 from ..schedulers.scheduling_diffusion_forcing import SCHEDULES, DiffusionForcingScheduler
 from .history_guidance import (
@@ -38,9 +44,7 @@ from .pipeline_output import Syn2SeqPipelineOutput
 
 logger = logging.get_logger(__name__)
 
-DIRECTIONS = ("exo2ego", "ego2exo")
 OUTPUT_TYPES = ("np", "pt", "pil", "latent")
-TRANSITION_POSE_MODES = ("interpolate", "drop")
 VideoInput = torch.Tensor | np.ndarray | Sequence[PIL.Image.Image] | str | os.PathLike
 
 EXAMPLE_DOC_STRING = """
@@ -52,7 +56,7 @@ EXAMPLE_DOC_STRING = """
 
         >>> pipe = Syn2SeqPipeline.from_pretrained("path/or/repo-id")
         >>> exo = "exo_clip.mp4"  # (T, H, W, 3) frames at the model resolution
-        >>> out = pipe(exo, num_frames=8, num_transition_frames=4, history_guidance="fractional",
+        >>> out = pipe(exo, num_frames=8, history_guidance="fractional",
         ...            guidance_scale=1.5, generator=torch.Generator().manual_seed(0))
         >>> export_to_video(out.frames[0], "ego.mp4", fps=8)
         ```
@@ -65,49 +69,6 @@ def encode_frames(vae, frames: torch.Tensor) -> torch.Tensor:
     latents = vae.encode(frames.to(vae.device, vae.dtype)).latent_dist.mode().float()
     shift = getattr(vae.config, "shift_factor", None) or 0.0
     return (latents - shift) * vae.config.scaling_factor
-
-
-def plan_windows(
-    num_history: int,
-    num_generate: int,
-    max_frames: int,
-    context_frames: int | None = None,
-    sliding_window: bool = True,
-) -> list[tuple[int, int, int]]:
-    """Split the sequence `[num_history known | num_generate to generate]` into sampling windows.
-
-    Returns a list of `(start, num_history_frames, num_generated_frames)`: the window covers sequence frames
-    `start .. start + h + g - 1`, its first `h` frames are history (known or generated earlier), the next `g` are
-    generated in it. When everything fits in `max_frames` there is one window with all source frames. Otherwise:
-
-    - `sliding_window=True`: each window keeps the last `context_frames` (default `max_frames // 2`, DFoT's choice)
-      known frames as history and generates up to `max_frames - context_frames` new ones;
-    - `sliding_window=False`: one window with as many of the *latest* source frames as fit; raises if the frames to
-      generate alone do not leave room for one history frame.
-    """
-    total = num_history + num_generate
-    if total <= max_frames:
-        return [(0, num_history, num_generate)]
-    if not sliding_window:
-        if num_generate >= max_frames:
-            raise ValueError(
-                f"`num_transition_frames + num_frames` must be at most max_frames - 1 = {max_frames - 1} frames "
-                f"(one window with at least one history frame) when `sliding_window=False`, got {num_generate}; "
-                "pass `sliding_window=True` to generate longer sequences with a sliding window."
-            )
-        kept = max_frames - num_generate
-        logger.info(f"Only the last {kept} of {num_history} source frames fit in the {max_frames}-frame window.")
-        return [(num_history - kept, kept, num_generate)]
-    context = max_frames // 2 if context_frames is None else int(context_frames)
-    if not 1 <= context < max_frames:
-        raise ValueError(f"`context_frames` must be in [1, {max_frames - 1}] (max_frames - 1), got {context_frames!r}.")
-    windows, known = [], num_history
-    while known < total:
-        history = min(known, context)
-        generate = min(total - known, max_frames - history)
-        windows.append((known - history, history, generate))
-        known += generate
-    return windows
 
 
 class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
@@ -124,6 +85,13 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             `in_channels`, `sample_size`, `max_frames`, `patch_size`, `noise_embedding_type`, `camera_ray_type`).
         scheduler ([`DiffusionForcingScheduler`]): its schedule kind must match the model's noise embedding.
         vae ([`AutoencoderKL`], *optional*): per-frame image VAE for latent models; None for pixel-space models.
+        mode (`str`, defaults to `"video+pose"`): the Syn2Seq mode the model was trained with: `"jump"` (no
+            transition), `"video"` (transition frames without poses) or `"video+pose"` (transition frames on the
+            interpolated camera path). Saved in `model_index.json`; `__call__(mode=...)` overrides it.
+        num_transition_frames (`int`, defaults to 4): transition frames generated between source and target (0 in
+            `"jump"` mode). Saved in `model_index.json`; `__call__` overrides it.
+        reversal (`str`, defaults to `"full"`): the Ego2Exo sequence order the model was trained with (`"full"`:
+            whole sequence backwards; `"segments"`: `[ego | reversed transition | exo]`, see `data.sequence`).
 
     LoRA: `load_lora_weights`, `save_lora_weights`, `fuse_lora`, ... come from [`Syn2SeqLoraLoaderMixin`]; pass
     `attention_kwargs={"scale": s}` to scale the LoRA layers at call time.
@@ -138,9 +106,18 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         transformer: torch.nn.Module,
         scheduler: DiffusionForcingScheduler,
         vae: AutoencoderKL | None = None,
+        mode: str = "video+pose",
+        num_transition_frames: int = DEFAULT_NUM_TRANSITION_FRAMES,
+        reversal: str = "full",
     ):
         super().__init__()
+        # Checked now, so a folder with bad settings fails at load time, not at the first call.
+        if isinstance(num_transition_frames, bool) or not isinstance(num_transition_frames, int) \
+                or num_transition_frames < 0:
+            raise ValueError(f"`num_transition_frames` must be an integer >= 0, got {num_transition_frames!r}.")
+        SequenceLayout(1, 0 if mode == "jump" else num_transition_frames, 1, mode, reversal=reversal)
         self.register_modules(transformer=transformer, scheduler=scheduler, vae=vae)
+        self.register_to_config(mode=mode, num_transition_frames=int(num_transition_frames), reversal=reversal)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1
         # Frames must already be at the model resolution (no resizing), see `__call__`.
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor, do_resize=False)
@@ -155,6 +132,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             hub_keys = ("revision", "cache_dir", "token", "local_files_only", "proxies", "force_download")
             hub_kwargs = {key: kwargs.pop(key) for key in hub_keys if key in kwargs}
             path = snapshot_download(path, **hub_kwargs)
+        for key, value in legacy_settings(path).items():
+            kwargs.setdefault(key, value)
         return super().from_pretrained(path, **kwargs)
 
     # ------------------------------------------------------------------------------------------------ properties
@@ -255,6 +234,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
     # ------------------------------------------------------------------------------------------------ checks
     def check_inputs(
         self,
+        mode,
+        reversal,
         direction,
         schedule,
         uncertainty_scale,
@@ -270,8 +251,10 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         transition_poses,
         callback_on_step_end_tensor_inputs,
     ):
-        if direction not in DIRECTIONS:
-            raise ValueError(f"`direction` must be one of {DIRECTIONS}, got {direction!r}.")
+        for name, value, choices in (("mode", mode, MODES), ("reversal", reversal, REVERSALS),
+                                     ("direction", direction, DIRECTIONS)):
+            if value not in choices:
+                raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.")
         if schedule not in SCHEDULES:
             raise ValueError(f"`schedule` must be one of {SCHEDULES}, got {schedule!r}.")
         if not (isinstance(uncertainty_scale, (int, float)) and uncertainty_scale >= 0):
@@ -298,13 +281,18 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             raise ValueError(f"`num_frames` must be a positive integer, got {num_frames!r}.")
         if not (isinstance(num_transition_frames, int) and num_transition_frames >= 0):
             raise ValueError(f"`num_transition_frames` must be an integer >= 0, got {num_transition_frames!r}.")
+        if mode == "jump" and num_transition_frames:
+            raise ValueError(f"`num_transition_frames` must be 0 in 'jump' mode (no transition), got "
+                             f"{num_transition_frames}.")
         if not (isinstance(eta, (int, float)) and eta >= 0):
             raise ValueError(f"`eta` must be >= 0, got {eta!r}.")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
-        if isinstance(transition_poses, str) and transition_poses not in TRANSITION_POSE_MODES:
+        if transition_poses is not None and not isinstance(transition_poses, torch.Tensor):
             raise ValueError(
-                f"`transition_poses` must be one of {TRANSITION_POSE_MODES} or a tensor, got {transition_poses!r}."
+                "`transition_poses` must be None (the interpolated camera path of `mode='video+pose'`) or a tensor of "
+                f"poses, got {transition_poses!r}; the transition's pose variant is chosen with `mode` "
+                "('video+pose': interpolated poses, 'video': no poses)."
             )
         unknown = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
         if unknown:
@@ -350,15 +338,12 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                 f"`{name}` must have shape ({frames}, 16) or ({batch}, {frames}, 16), got {tuple(poses.shape)}."
             )
         validate_poses(poses, name)
-        return poses.float()
+        return poses.double()
 
     # ------------------------------------------------------------------------------------------------ poses
-    def _sequence_poses(
-        self, source_poses, target_poses, transition_poses, batch, num_source, num_transition, num_target, reverse
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(B, L, 16)` poses in sequence order and `(B, L)` validity (False = pose embedding dropped)."""
-        from ..camera import interpolate_camera_path
-
+    def _sequence_poses(self, layout: SequenceLayout, source_poses, target_poses, transition_poses, batch: int
+                        ) -> torch.Tensor:
+        """`(B, F, 16)` float64 poses in sequence order (`SequenceLayout.poses`, as in training)."""
         if source_poses is None or target_poses is None:
             raise ValueError(
                 f"This transformer is pose-conditioned (camera_ray_type={self.transformer.config.camera_ray_type!r}): "
@@ -366,31 +351,17 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                 f"source_poses={'None' if source_poses is None else 'tensor'}, "
                 f"target_poses={'None' if target_poses is None else 'tensor'}."
             )
-        src = self._batch_poses(source_poses, "source_poses", batch, num_source)
-        tgt = self._batch_poses(target_poses, "target_poses", batch, num_target)
-        if reverse:
-            src, tgt = src.flip(1), tgt.flip(1)
-        parts, valid = [src, None, tgt], [torch.ones(batch, num_source, dtype=torch.bool), None,
-                                          torch.ones(batch, num_target, dtype=torch.bool)]
-        if isinstance(transition_poses, torch.Tensor):
-            trans = self._batch_poses(transition_poses, "transition_poses", batch, num_transition)
-            parts[1] = trans.flip(1) if reverse else trans
-            valid[1] = torch.ones(batch, num_transition, dtype=torch.bool)
-        elif num_transition > 0:
-            # The fly-through path; with "drop" it only fills the ray map of frames whose pose embedding is dropped.
-            parts[1] = interpolate_camera_path(src[:, -1], tgt[:, 0], num_transition)
-            valid[1] = torch.full((batch, num_transition), transition_poses == "interpolate", dtype=torch.bool)
-        else:
-            parts[1], valid[1] = src[:, :0], torch.ones(batch, 0, dtype=torch.bool)
-        return torch.cat(parts, dim=1), torch.cat(valid, dim=1)
-
-    def _window_rays(self, poses: torch.Tensor, valid: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        """Ray map `(B, C_ray, F, h, w)` of a window's poses, normalised by the window's first frame."""
-        from ..camera import interpolate_masked_poses, ray_map
-
-        if not bool(valid.all()):  # frames without a pose get an interpolated placeholder (their embedding is dropped)
-            poses = interpolate_masked_poses(poses, ~valid)
-        return ray_map(poses, height, width, kind=self.transformer.config.camera_ray_type, normalize=True)
+        num_source = layout.num_exo if layout.source == "exo" else layout.num_ego
+        num_target = layout.num_frames - num_source - layout.num_transition
+        poses = {
+            layout.source: self._batch_poses(source_poses, "source_poses", batch, num_source),
+            layout.target: self._batch_poses(target_poses, "target_poses", batch, num_target),
+        }
+        if transition_poses is not None:
+            if layout.mode != "video+pose":
+                raise ValueError(f"`transition_poses` are only used in mode 'video+pose', got mode {layout.mode!r}.")
+            transition_poses = self._batch_poses(transition_poses, "transition_poses", batch, layout.num_transition)
+        return layout.poses(poses["exo"], poses["ego"], transition_poses)
 
     # ------------------------------------------------------------------------------------------------ sampling
     def _denoise_window(
@@ -489,8 +460,10 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         source_poses: torch.Tensor | None = None,
         target_poses: torch.Tensor | None = None,
         num_frames: int | None = None,
-        num_transition_frames: int = 0,
+        num_transition_frames: int | None = None,
+        mode: str | None = None,
         direction: str = "exo2ego",
+        reversal: str | None = None,
         num_inference_steps: int = 50,
         schedule: str = "full_sequence",
         uncertainty_scale: float = 1.0,
@@ -502,7 +475,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         stabilization_level: float = 0.02,
         context_frames: int | None = None,
         sliding_window: bool = True,
-        transition_poses: str | torch.Tensor = "interpolate",
+        transition_poses: torch.Tensor | None = None,
         eta: float = 0.0,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
@@ -524,12 +497,18 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             source_poses, target_poses: pose-conditioned models only: `(F, 16)` or `(B, F, 16)` camera poses of the
                 source frames and of the target frames, natural time order, DFoT convention (fx, fy, px, py
                 normalised by image size, then row-major world-to-camera [R|T]). Ray maps are built at the model
-                resolution and normalised by each window's first frame.
+                resolution by `data.windows.window_camera_rays`, relative to each window's first frame with a
+                known pose, exactly as in training.
             num_frames: number of target frames (default: `len(target_poses)` if given, else the source length).
             num_transition_frames: transition frames generated between source and target, discarded unless
-                `return_transition=True` (0 = the "jump" formulation).
+                `return_transition=True` (default: the pipeline's `config.num_transition_frames`; 0 in `"jump"` mode).
+            mode: Syn2Seq mode (default: the pipeline's `config.mode`, the one the model was trained with):
+                `"jump"` (no transition), `"video"` (transition frames without poses: their pose embedding is
+                dropped), `"video+pose"` (transition frames on the SLERP camera path from the last source to the first
+                target camera, or `transition_poses`).
             direction: `"exo2ego"` (source = exo clip) or `"ego2exo"` (source = ego clip; the model runs on the
-                time-reversed sequence, outputs are returned in natural time order).
+                reversed sequence, outputs are returned in natural time order).
+            reversal: Ego2Exo sequence order, `"full"` or `"segments"` (default: the pipeline's `config.reversal`).
             num_inference_steps: DDIM steps per frame (levels `-1, 19, ..., 999` for 50).
             schedule: `"full_sequence"`, `"autoregressive"` or `"pyramid"` (scheduling matrix of each window).
             uncertainty_scale: pyramid only: delay (in steps) between consecutive frames' denoising.
@@ -544,9 +523,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             context_frames: history frames kept per window when sliding (default `max_frames // 2`).
             sliding_window: allow several windows when the sequence exceeds `transformer.config.max_frames`;
                 without it, only the latest source frames that fit are used and too many frames raise.
-            transition_poses: pose-conditioned models: `"interpolate"` (SLERP path from the last source to the
-                first target camera, the `video+pose` variant), `"drop"` (no pose embedding, the `video` variant), or
-                a `(Ni, 16)` / `(B, Ni, 16)` tensor in natural order.
+            transition_poses: pose-conditioned models in `"video+pose"` mode: `(Ni, 16)` / `(B, Ni, 16)` poses of the
+                transition frames in natural order, instead of the interpolated camera path.
             eta: DDIM stochasticity.
             generator: a generator, or one per batch element (each element then draws all its noise from its own).
             latents: initial noise of the generated frames, `(B, C, Ni + Nf, h, w)` in sequence order.
@@ -563,31 +541,38 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
 
         Examples:
         """
-        # 0. Checks and inputs.
+        # 0. Checks and inputs; the Syn2Seq settings default to the pipeline's configuration.
+        mode = self.config.mode if mode is None else mode
+        reversal = self.config.reversal if reversal is None else reversal
+        if num_transition_frames is None:
+            num_transition_frames = 0 if mode == "jump" else self.config.num_transition_frames
         self.check_inputs(
-            direction, schedule, uncertainty_scale, history_guidance, guidance_scale, fractional_level,
-            stabilization_level, num_inference_steps, num_frames, num_transition_frames, eta, output_type,
-            transition_poses, callback_on_step_end_tensor_inputs,
+            mode, reversal, direction, schedule, uncertainty_scale, history_guidance, guidance_scale,
+            fractional_level, stabilization_level, num_inference_steps, num_frames, num_transition_frames, eta,
+            output_type, transition_poses, callback_on_step_end_tensor_inputs,
         )
         device = self._execution_device
         video = self.video_to_tensor(source_video)  # (B, F, 3, H, W) in [-1, 1]
         self._check_frames(video)
         batch, num_source = video.shape[:2]
         ray_type = getattr(self.transformer.config, "camera_ray_type", None)
-        if ray_type is None and any(p is not None for p in (source_poses, target_poses)):
+        if ray_type is None and any(p is not None for p in (source_poses, target_poses, transition_poses)):
             raise ValueError("`source_poses` / `target_poses` were given but the transformer has no camera "
-                             "conditioning (camera_ray_type=None).")
+                             "conditioning (camera_ray_type=None); poses (transition_poses too) need a "
+                             "pose-conditioned transformer.")
         if num_frames is None:
             num_frames = int(target_poses.shape[-2]) if isinstance(target_poses, torch.Tensor) else num_source
         if isinstance(generator, list) and len(generator) != batch:
             raise ValueError(f"`generator` list must have one generator per video ({batch}), got {len(generator)}.")
         num_generate = num_transition_frames + num_frames
-        reverse = direction == "ego2exo"
+        lengths = {"exo": num_source, "ego": num_frames} if direction == "exo2ego" else \
+            {"exo": num_frames, "ego": num_source}
+        layout = SequenceLayout(lengths["exo"], num_transition_frames, lengths["ego"], mode, direction, reversal)
 
-        # 1. Source -> model space; the sequence [source | transition | target] in model (sampling) order.
+        # 1. Source -> model space; the sequence [source | transition | target] in model (sampling) order, laid out
+        # by the same `SequenceLayout` training uses.
         source = self.encode_video(video.to(device).transpose(1, 2))  # (B, C, Ns, h, w)
-        if reverse:
-            source = source.flip(2)
+        source = layout.source_in_sequence_order(source, dim=2)
         channels, (height, width) = source.shape[1], source.shape[-2:]
         noise_shape = (batch, channels, num_generate, height, width)
         if latents is None:
@@ -597,14 +582,10 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                              f"{tuple(latents.shape)}.")
         sequence = torch.cat([source.float(), latents.to(device, torch.float32)], dim=2)
         roles = [GROUND_TRUTH_HISTORY] * num_source + [GENERATE] * num_generate
-
-        poses = pose_valid = None
+        poses = pose_mask = None
         if ray_type is not None:
-            poses, pose_valid = self._sequence_poses(
-                source_poses, target_poses, transition_poses, batch, num_source, num_transition_frames, num_frames,
-                reverse,
-            )
-            poses, pose_valid = poses.to(device), pose_valid.to(device)
+            poses = self._sequence_poses(layout, source_poses, target_poses, transition_poses, batch).to(device)
+            pose_mask = layout.pose_mask.to(device).expand(batch, -1)
 
         # 2. Windows and their scheduling matrices.
         windows = plan_windows(
@@ -630,27 +611,24 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             for (start, num_hist, num_gen), matrix in zip(windows, matrices):
                 end = start + num_hist + num_gen
                 branches = history_guidance_branches(roles[start : start + num_hist], **levels)
-                rays = valid = None
-                if poses is not None:
-                    valid = pose_valid[:, start:end]
-                    rays = self._window_rays(poses[:, start:end], valid, height, width)
+                rays = rays_mask = None
+                if poses is not None:  # the conditioning training uses for the same window
+                    rays, rays_mask = window_camera_rays(poses[:, start:end], pose_mask[:, start:end], height,
+                                                         width, ray_type)
                 window = self._denoise_window(
-                    sequence[:, :, start:end], matrix, branches, rays, valid, eta, generator, progress_bar,
+                    sequence[:, :, start:end], matrix, branches, rays, rays_mask, eta, generator, progress_bar,
                     step_offset, callback_on_step_end, callback_on_step_end_tensor_inputs, attention_kwargs,
                 )
                 sequence[:, :, start + num_hist : end] = window[:, :, num_hist:]
                 roles[start + num_hist : end] = [GENERATED_HISTORY] * num_gen
                 step_offset += matrix.shape[0] - 1
 
-        # 4. Split, restore natural time order, decode.
-        transition = sequence[:, :, num_source : num_source + num_transition_frames]
-        target = sequence[:, :, num_source + num_transition_frames :]
-        if reverse:
-            transition, target = transition.flip(2), target.flip(2)
-        frames = self._to_output(target, output_type)
+        # 4. Split into segments in natural time order, decode.
+        segments = layout.split(sequence, dim=2)
+        frames = self._to_output(segments[layout.target], output_type)
         transition_frames = None
         if return_transition and num_transition_frames > 0:
-            transition_frames = self._to_output(transition, output_type)
+            transition_frames = self._to_output(segments["transition"], output_type)
 
         self.maybe_free_model_hooks()
         if not return_dict:

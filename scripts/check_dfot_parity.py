@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Check the DFoT models against the official reference tensors (`shared/fixtures/dfot_reference`).
+
+    python scripts/check_dfot_parity.py [--fixtures PATH]
+
+Converts each official fixture state dict with `convert_dfot_checkpoint`, runs it on the fixture's inputs and prints
+the max abs difference to the official output. Exits 1 when a difference exceeds `--tolerance` or no fixture is found.
+The test suite asserts the same parity (tests/test_transformer_dfot.py, tests/test_uvit_dfot.py); this script is for a
+quick look on any machine.
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def find_reference_fixtures() -> Path | None:
+    """The DFoT reference tensors, if this checkout sits next to the project's `shared/` folder."""
+    candidates = []
+    if os.environ.get("SYN2SEQ_SHARED_DIR"):
+        candidates.append(Path(os.environ["SYN2SEQ_SHARED_DIR"]))
+    candidates += [Path.cwd().parent / "shared", REPO.parent / "shared"]
+    for shared in candidates:
+        folder = shared / "fixtures" / "dfot_reference"
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def check_reference_parity(folder: Path) -> dict[str, float]:
+    """Convert each official fixture state dict and return the max abs difference to the official output."""
+    from safetensors.torch import load_file
+
+    from diffusers_syn2seq.models import convert_dfot_checkpoint
+
+    results = {}
+    for name in ("dit3d_discrete", "dit3d_external_cond", "dit3d_continuous", "uvit3d_pose"):
+        path = folder / f"{name}.safetensors"
+        if not path.is_file():
+            continue
+        tensors = load_file(str(path))
+        config = json.loads((folder / f"{name}.json").read_text())
+        state_dict = {k[len("state_dict.") :]: v for k, v in tensors.items() if k.startswith("state_dict.")}
+        model = convert_dfot_checkpoint(state_dict, config)
+        kwargs = {}
+        if "input.external_cond" in tensors:
+            cond = tensors["input.external_cond"]
+            if cond.ndim == 5:  # per-pixel ray encoding (B, T, 180, H, W) -> (B, 180, T, H, W)
+                kwargs["camera_rays"] = cond.permute(0, 2, 1, 3, 4)
+            else:
+                kwargs["condition"] = cond
+        with torch.no_grad():
+            out = model(tensors["input.x"].permute(0, 2, 1, 3, 4), tensors["input.noise_levels"], **kwargs).sample
+        results[name] = (out.permute(0, 2, 1, 3, 4) - tensors["output"]).abs().max().item()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fixtures", type=Path, default=None,
+                        help="folder of the reference tensors (default: ../shared/fixtures/dfot_reference or "
+                             "$SYN2SEQ_SHARED_DIR/fixtures/dfot_reference)")
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted max abs difference")
+    args = parser.parse_args(argv)
+    folder = args.fixtures or find_reference_fixtures()
+    if folder is None or not folder.is_dir():
+        print("check_dfot_parity: error: DFoT reference fixtures not found (pass --fixtures or set "
+              "SYN2SEQ_SHARED_DIR)", file=sys.stderr)
+        return 1
+    results = check_reference_parity(folder)
+    for name, diff in results.items():
+        print(f"parity with the official DFoT backbone, {name:<20}: max abs difference {diff:.2e}")
+    return 0 if results and max(results.values()) <= args.tolerance else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
