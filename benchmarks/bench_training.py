@@ -7,7 +7,8 @@ steps then `--steps` timed ones; the median step time is reported. Peak memory: 
 on GPU; on CPU the peak of the autograd graph's saved tensors (activation memory, measured with
 `torch.autograd.graph.saved_tensors_hooks`) plus the parameter/gradient/optimiser bytes, and the process max RSS.
 
-    python benchmarks/bench_training.py --preset dit-s --resolution 32 --frames 8 --batch 2 --notes /work/notes/training.md
+    python benchmarks/bench_training.py --preset dit-s --resolution 32 --frames 8 --batch 2 \
+        --notes /work/notes/training.md
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ def main() -> None:
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['precision']} | {'yes' if r['checkpointing'] else 'no'} | {r['median_step_s']:.3f} | "
-                     f"{r['samples_per_s']:.2f} | {r['activation_mb']:.1f} | {r['peak_mb']:.1f} | {r['max_rss_mb']:.0f} |")
+                     f"{r['samples_per_s']:.2f} | {r['activation_mb']:.1f} | {r['peak_mb']:.1f} | "
+                     f"{r['max_rss_mb']:.0f} |")
     for precision in args.precisions.split(","):
         off, on = [r for r in rows if r["precision"] == precision]
         lines.append("")

@@ -261,7 +261,8 @@ def load_pipeline(model: str | os.PathLike | None, device: str = "cpu", dtype: s
 
     folder = bundled_model_path() if model is None else Path(model)
     if not (folder / "model_index.json").is_file():
-        raise FileNotFoundError(f"--model: expected a Syn2Seq pipeline folder with model_index.json, got {str(folder)!r}")
+        raise FileNotFoundError(f"--model: expected a Syn2Seq pipeline folder with model_index.json, "
+                                f"got {str(folder)!r}")
     pipe = Syn2SeqPipeline.from_pretrained(str(folder), dtype=_torch_dtype(dtype))
     pipe.to(device)
     return pipe, folder
@@ -300,7 +301,8 @@ def generate(args: argparse.Namespace) -> int:
     pipe.set_progress_bar_config(desc="denoising", disable=args.quiet)
     kwargs = {}
     if getattr(pipe.transformer.config, "camera_ray_type", None) is not None:
-        kwargs = dict(source_poses=torch.from_numpy(exo_poses).float(), target_poses=torch.from_numpy(ego_poses).float(),
+        kwargs = dict(source_poses=torch.from_numpy(exo_poses).float(),
+                      target_poses=torch.from_numpy(ego_poses).float(),
                       transition_poses="interpolate" if mode == "video+pose" else "drop")
     result = pipe(exo, num_frames=len(ego_poses), num_transition_frames=num_transition, direction="exo2ego",
                   num_inference_steps=args.steps, generator=torch.Generator().manual_seed(args.seed),
@@ -347,7 +349,8 @@ def evaluate_cli(args: argparse.Namespace) -> int:
         report["baselines"] = {name: {"per_seed": [r], "summary": summarize([r], method=args.ci)}
                                for name, r in baselines.items()}
         for name, b in report["baselines"].items():
-            print(f"baseline {name}: PSNR {b['summary']['psnr']['mean']:.2f} dB, SSIM {b['summary']['ssim']['mean']:.3f}")
+            print(f"baseline {name}: PSNR {b['summary']['psnr']['mean']:.2f} dB, "
+                  f"SSIM {b['summary']['ssim']['mean']:.3f}")
     if not args.model and not args.baselines:
         raise ValueError("nothing to evaluate: pass --model FOLDER (repeatable) and/or --baselines")
     report["seconds"] = time.perf_counter() - start

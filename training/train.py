@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pretrained_model_name_or_path", type=str, default=None,
                    help="Syn2Seq pipeline folder, transformer folder (config.json) or official DFoT checkpoint file "
                         "(with --dfot_config). Omit to train from scratch.")
-    g.add_argument("--dfot_config", type=str, default=None, help="JSON/YAML backbone settings of an official checkpoint.")
+    g.add_argument("--dfot_config", type=str, default=None,
+                   help="JSON/YAML backbone settings of an official checkpoint.")
     g.add_argument("--model_preset", type=str, default="dit-s", choices=sorted(MODEL_PRESETS),
                    help="DiT3D size when training from scratch.")
     g.add_argument("--model_config", type=str, default=None,
@@ -277,7 +278,8 @@ def check_data(args, split: str, role: str) -> Any:
     try:
         table = load_metadata(args.dataset_dir, split=split)
     except ValueError as error:
-        raise ValueError(f"--dataset_dir: expected a Syn2Seq dataset folder, got {args.dataset_dir!r}: {error}") from None
+        raise ValueError(f"--dataset_dir: expected a Syn2Seq dataset folder, got {args.dataset_dir!r}: "
+                         f"{error}") from None
     if len(table) == 0:
         splits = sorted(set(load_metadata(args.dataset_dir, validate=False)["split"]))
         raise ValueError(f"--{role}_split: expected a split with at least one take in {args.dataset_dir!r}, got "
@@ -289,8 +291,8 @@ def check_windows(args, table, window: int) -> None:
     for row in table:
         n = row["num_frames"] if args.num_clip_frames is None else min(row["num_frames"], args.num_clip_frames)
         if args.num_clip_frames is not None and row["num_frames"] < args.num_clip_frames:
-            raise ValueError(f"--num_clip_frames: expected at most the clip length, got {args.num_clip_frames} but take "
-                             f"{row['take_id']!r} has {row['num_frames']} frames.")
+            raise ValueError(f"--num_clip_frames: expected at most the clip length, got {args.num_clip_frames} but "
+                             f"take {row['take_id']!r} has {row['num_frames']} frames.")
         transition = 0
         if args.mode != "jump":
             cached = row["transition_poses"]
@@ -379,7 +381,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=None if args.report_to == "none" else args.report_to,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir)),
+        project_config=ProjectConfiguration(project_dir=str(output_dir),
+                                            logging_dir=str(output_dir / args.logging_dir)),
     )
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     if not accelerator.is_local_main_process:
@@ -469,7 +472,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     latents = None
     if args.cache_latents:
         latents = [encode_take_latents(vae, takes[i], transition_fn, args.num_transition_frames)
-                   for i in tqdm(range(len(takes)), desc="caching latents", disable=not accelerator.is_local_main_process)]
+                   for i in tqdm(range(len(takes)), desc="caching latents",
+                                 disable=not accelerator.is_local_main_process)]
     windows = Syn2SeqTrainingWindows(takes, args.mode, window, args.reverse_prob, args.reversal, transition_fn,
                                      args.num_transition_frames, seed=args.seed, latents=latents)
     sampler = EpochShuffleSampler(len(windows), seed=args.seed)
@@ -634,8 +638,9 @@ def _card_info(args, model, scheduler, vae, num_params, num_trainable, window, n
         "cached in the dataset (" + ", ".join(sorted({str(s) for s in table["transition_source"]})) + ")"
         if args.transition_source == "cached" else f"crossfade ({args.num_transition_frames} frames)")
     return {
-        "training_mode": args.train_mode, "base_model": args.pretrained_model_name_or_path, "repo_id": args.hub_model_id,
-        "license": args.license, "rank": args.rank, "lora_alpha": args.lora_alpha or args.rank,
+        "training_mode": args.train_mode, "base_model": args.pretrained_model_name_or_path,
+        "repo_id": args.hub_model_id, "license": args.license, "rank": args.rank,
+        "lora_alpha": args.lora_alpha or args.rank,
         "lora_layers": args.lora_layers, "transformer_class": type(model).__name__, "num_parameters": f"{num_params:,}",
         "trainable_parameters": f"{num_trainable:,}", "space": "pixels" if vae is None else "per-frame VAE latents",
         "prediction_type": scheduler.config.prediction_type, "noise_schedule": scheduler.config.noise_schedule,
