@@ -26,8 +26,9 @@ from timing import timed_calls
 
 def child(args) -> dict:
     from diffusers_syn2seq.models import DFoTTransformer3DModel
+    from diffusers_syn2seq.objective import diffusion_forcing_loss
     from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
-    from diffusers_syn2seq.training_utils import MODEL_PRESETS, diffusion_forcing_loss
+    from diffusers_syn2seq.training_utils import MODEL_PRESETS
 
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -53,7 +54,7 @@ def child(args) -> dict:
     def step():
         with torch.autocast(device.type, dtype=dtype, enabled=args.precision == "bf16"):
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                loss, _ = diffusion_forcing_loss(model, scheduler, x0, mask, rays, mask, condition_dropout=0.1)
+                loss, _ = diffusion_forcing_loss(model, scheduler, x0, mask, rays, mask, camera_dropout=0.1)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

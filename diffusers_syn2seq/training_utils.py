@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Pieces of `training/train.py` that tests and other scripts import: presets, training windows, the diffusion-forcing
-loss, atomic checkpoints, video metrics and the Hub upload (or its dry run).
+"""Pieces of `training/train.py` that tests and other scripts import: presets, training windows, atomic checkpoints,
+video metrics and the Hub upload (or its dry run); the diffusion-forcing loss is in `diffusers_syn2seq.objective`.
 
 The data path reads in one direction: dataset take -> Syn2Seq sequence -> random window (deterministic in
 `(seed, epoch, index)`) -> batch -> model space (pixels or per-frame VAE latents) -> noisy frames at per-frame levels
@@ -36,7 +36,6 @@ __all__ = [
     "EpochShuffleSampler",
     "Syn2SeqTrainingWindows",
     "checkpoint_steps",
-    "diffusion_forcing_loss",
     "encode_frames",
     "files_to_upload",
     "model_inputs",
@@ -208,77 +207,6 @@ def model_inputs(batch: Mapping[str, Any], transformer_config, vae=None) -> dict
         out["camera_rays"] = ray_map(poses, x0.shape[-2], x0.shape[-1], kind=ray_type, normalize=True)
         out["pose_mask"] = (batch["pose_mask"] & batch["frame_mask"]).to(x0.device)
     return out
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Objective
-# ----------------------------------------------------------------------------------------------------------------
-def diffusion_forcing_loss(
-    transformer,
-    scheduler,
-    x0: torch.Tensor,
-    frame_mask: torch.Tensor,
-    camera_rays: torch.Tensor | None = None,
-    pose_mask: torch.Tensor | None = None,
-    noise_level_sampling: str = "iid",
-    num_context_frames: int = 0,
-    loss_weighting: str = "sigmoid",
-    condition_dropout: float = 0.0,
-    generator: torch.Generator | None = None,
-    noise: torch.Tensor | None = None,
-    levels: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """DFoT's objective on one batch: every frame gets its own noise level, all real frames get loss.
-
-    Args:
-        x0: clean frames `(B, C, F, H, W)` in model space.
-        frame_mask: `(B, F)` True for real frames; padded frames are fully noised and get no loss.
-        camera_rays, pose_mask: pose conditioning (`model_inputs`); frames with `pose_mask` False get the null
-            camera embedding.
-        noise_level_sampling: `"iid"` (DFoT) or `"uniform_future"` (frames after `num_context_frames` share a level).
-        loss_weighting: `scheduler.loss_weights` strategy (`"sigmoid"`, `"min_snr"`, `"fused_min_snr"`, `"uniform"`).
-        condition_dropout: probability of dropping a sample's camera poses (trains the unconditional branch of pose
-            guidance, DFoT's 10%).
-        generator: source of levels, noise and dropout (None: the global RNG).
-        noise, levels: fixed values instead of drawing them (used for the fixed-batch loss).
-
-    Returns:
-        the scalar loss (mean over real frames of the weighted per-frame MSE in `prediction_type` space) and a dict with
-        the per-frame `mse` and `weights` `(B, F)` and the `levels`.
-    """
-    batch, _, num_frames = x0.shape[:3]
-    device = x0.device
-    if levels is None:
-        levels = scheduler.sample_noise_levels(
-            batch, num_frames, strategy=noise_level_sampling, num_context_frames=min(num_context_frames, num_frames),
-            frame_mask=frame_mask.cpu(), continuous=scheduler.is_continuous, generator=generator,
-        )
-    levels = levels.to(device)
-    if noise is None:
-        noise = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(device)
-    noise = noise.clamp(-20.0, 20.0)  # DFoT clips the training noise
-    noisy = scheduler.add_noise(x0, noise, levels)
-    target = scheduler.get_target(x0, noise, levels)
-
-    rays_mask = None
-    if camera_rays is not None:
-        rays_mask = pose_mask.clone() if pose_mask is not None else torch.ones(batch, num_frames, dtype=torch.bool)
-        if condition_dropout > 0:
-            keep = torch.rand(batch, generator=generator) >= condition_dropout
-            rays_mask = rays_mask & keep.to(rays_mask.device)[:, None]
-    model_dtype = next(transformer.parameters()).dtype
-    prediction = transformer(
-        hidden_states=noisy.to(model_dtype),
-        timestep=scheduler.model_timesteps(levels).to(device),
-        camera_rays=None if camera_rays is None else camera_rays.to(model_dtype),
-        camera_rays_mask=rays_mask,
-        return_dict=False,
-    )[0]
-    mse = ((prediction.float() - target.float()) ** 2).mean(dim=(1, 3, 4))  # (B, F)
-    weights = scheduler.loss_weights(levels.cpu(), strategy=loss_weighting).to(device)
-    valid = frame_mask.to(device).float()
-    loss = (mse * weights * valid).sum() / valid.sum().clamp(min=1.0)
-    return loss, {"mse": mse.detach(), "weights": weights, "levels": levels}
 
 
 # ----------------------------------------------------------------------------------------------------------------

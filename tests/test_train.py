@@ -27,11 +27,11 @@ from script_loading import load_script
 
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
 from diffusers_syn2seq.models import DFoTTransformer3DModel
+from diffusers_syn2seq.objective import diffusion_forcing_loss
 from diffusers_syn2seq.pipelines import Syn2SeqPipeline
 from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
 from diffusers_syn2seq.training_utils import (
     MODEL_PRESETS,
-    diffusion_forcing_loss,
     files_to_upload,
     model_inputs,
     resolve_checkpoint,
@@ -329,6 +329,26 @@ def test_bad_inputs_fail_before_training(dataset, tmp_path, case, extra, match):
     with pytest.raises(ValueError, match=match):
         train.main(argv)
     assert not (output / "logs" / "train_log.jsonl").exists() and not list(output.glob("checkpoint-*"))
+
+
+def test_condition_dropout_is_a_deprecated_name_of_camera_dropout(tmp_path, caplog):
+    train = _train_module()
+    assert train.parse_args([]).camera_dropout == 0.1 and "condition_dropout" not in vars(train.parse_args([]))
+    with caplog.at_level("WARNING"):
+        args = train.parse_args(["--condition_dropout", "0.3"])
+    assert args.camera_dropout == 0.3 and "condition_dropout" not in vars(args)
+    assert "'--condition_dropout' is deprecated" in caplog.text and "'--camera_dropout'" in caplog.text
+    assert caplog.text.count("deprecated") == 1  # parsed twice (--config pass), warned once
+    config = tmp_path / "old.yaml"
+    config.write_text("condition_dropout: 0.2\n")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert train.parse_args(["--config", str(config)]).camera_dropout == 0.2
+        assert train.parse_args(["--config", str(config), "--camera_dropout", "0.4"]).camera_dropout == 0.4
+    assert "key 'condition_dropout' is deprecated" in caplog.text
+    config.write_text("condition_dropout: 0.2\ncamera_dropout: 0.1\n")
+    with pytest.raises(SystemExit):
+        train.parse_args(["--config", str(config)])
 
 
 # --------------------------------------------------------------------------------------------------- two processes

@@ -44,6 +44,7 @@ from diffusers_syn2seq.evaluation import generate_scene
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
 from diffusers_syn2seq.model_card import save_model_card
 from diffusers_syn2seq.models import DFoTTransformer3DModel, convert_dfot_checkpoint
+from diffusers_syn2seq.objective import LOSS_WEIGHTINGS, NOISE_LEVEL_SAMPLINGS, diffusion_forcing_loss
 from diffusers_syn2seq.pipelines import Syn2SeqPipeline
 from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
 from diffusers_syn2seq.training_utils import (
@@ -51,7 +52,6 @@ from diffusers_syn2seq.training_utils import (
     MODEL_PRESETS,
     EpochShuffleSampler,
     Syn2SeqTrainingWindows,
-    diffusion_forcing_loss,
     encode_take_latents,
     model_inputs,
     psnr,
@@ -65,11 +65,28 @@ from diffusers_syn2seq.training_utils import (
 logger = get_logger(__name__)
 # LoRA files are written through the pipeline's mixin once the pipeline inherits it (the lead adds the base).
 LORA_SAVER = Syn2SeqPipeline if issubclass(Syn2SeqPipeline, Syn2SeqLoraLoaderMixin) else Syn2SeqLoraLoaderMixin
+# Renamed flags, old name -> new name: the old name is still accepted on the command line and in --config files,
+# with a deprecation warning.
+RENAMED_FLAGS = {"condition_dropout": "camera_dropout"}
 
 
 # ====================================================================================================================
 # 1. Arguments
 # ====================================================================================================================
+class _RenamedFlag(argparse.Action):
+    """The old name of a renamed flag: stores into the new flag and notes the use (`parse_args` warns once, after the
+    two parsing passes)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace._renamed_flags_used = {*getattr(namespace, "_renamed_flags_used", ()), self.option_strings[0]}
+
+
+def _warn_renamed(old: str, new: str, where: str) -> None:
+    # Plain logging: accelerate's logger needs an Accelerator, and the flags are read before there is one.
+    logging.getLogger(__name__).warning(f"{where}{old!r} is deprecated and will be removed; use {new!r} instead.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Syn2Seq-Forcing DFoT training (full or LoRA).")
     p.add_argument("--config", type=str, default=None, help="YAML file of flag values (keys without dashes).")
@@ -105,11 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cache_latents", action="store_true", help="Encode every take once with the VAE and reuse it.")
     g.add_argument("--dataloader_num_workers", type=int, default=0)
     g = p.add_argument_group("objective")
-    g.add_argument("--noise_level_sampling", type=str, default="iid", choices=["iid", "uniform_future"])
+    g.add_argument("--noise_level_sampling", type=str, default="iid", choices=list(NOISE_LEVEL_SAMPLINGS))
     g.add_argument("--num_context_frames", type=int, default=0, help="uniform_future: frames with i.i.d. levels.")
-    g.add_argument("--loss_weighting", type=str, default="sigmoid",
-                   choices=["uniform", "sigmoid", "min_snr", "fused_min_snr"])
-    g.add_argument("--condition_dropout", type=float, default=0.1, help="Pose dropout probability (pose guidance).")
+    g.add_argument("--loss_weighting", type=str, default="sigmoid", choices=list(LOSS_WEIGHTINGS))
+    g.add_argument("--camera_dropout", type=float, default=0.1,
+                   help="Probability of dropping a sample's camera poses (trains the unconditional branch of pose "
+                        "guidance).")
+    g.add_argument("--condition_dropout", dest="camera_dropout", type=float, action=_RenamedFlag,
+                   default=argparse.SUPPRESS, help="Deprecated name of --camera_dropout.")
     g = p.add_argument_group("training")
     g.add_argument("--train_mode", type=str, default="full", choices=["full", "lora"])
     g.add_argument("--rank", type=int, default=16)
@@ -169,12 +189,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if not path.is_file():
             parser.error(f"--config: expected a YAML file, got {pre.config!r} (does not exist)")
         values = yaml.safe_load(path.read_text()) or {}
+        for old, new in RENAMED_FLAGS.items():
+            if old in values:
+                if new in values:
+                    parser.error(f"--config {pre.config}: expected one of {new!r} and its deprecated name {old!r}, "
+                                 "got both")
+                _warn_renamed(old, new, f"--config {pre.config}: key ")
+                values[new] = values.pop(old)
         known = {action.dest for action in parser._actions}
         unknown = sorted(set(values) - known)
         if unknown:
             parser.error(f"--config {pre.config}: unknown keys {unknown}; expected flag names such as 'learning_rate'")
         parser.set_defaults(**values)
     args = parser.parse_args(argv)
+    for option in sorted(vars(args).pop("_renamed_flags_used", ())):
+        _warn_renamed(option, f"--{RENAMED_FLAGS[option.lstrip('-')]}", "flag ")
     args.command = _command_line(argv)
     return args
 
@@ -206,7 +235,7 @@ def check_args(args: argparse.Namespace) -> None:
                  "rank", "patch_size", "max_frames", "validation_inference_steps"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name}: expected an integer >= 1, got {getattr(args, name)}.")
-    for name in ("reverse_prob", "condition_dropout"):
+    for name in ("reverse_prob", "camera_dropout"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             raise ValueError(f"--{name}: expected a probability in [0, 1], got {getattr(args, name)}.")
     if args.cache_latents and args.vae_name_or_path is None and not _pipeline_has_vae(args):
@@ -558,7 +587,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 loss, _ = diffusion_forcing_loss(
                     transformer, scheduler, inputs["x0"], inputs["frame_mask"], inputs["camera_rays"],
                     inputs["pose_mask"], args.noise_level_sampling, args.num_context_frames, args.loss_weighting,
-                    args.condition_dropout, generator,
+                    args.camera_dropout, generator,
                 )
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"non-finite loss {loss.item()} at step {global_step} (micro-step "
