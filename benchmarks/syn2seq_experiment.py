@@ -24,7 +24,7 @@ interrupted training run resumes from its latest checkpoint):
    while generating all ego frames (`jump`: 2N frames, the others 2N + Ni).
 3. Evaluation (`syn2seq evaluate`, one subprocess per model): each test scene's target clip is generated from its
    source clip and poses (scene i samples with seed 1000 + i), and scored per frame with PSNR and SSIM
-   (`diffusers_syn2seq.training_utils`). A row's per-scene score is the mean over its training seeds; the table
+   (`diffusers_syn2seq.metrics`). A row's per-scene score is the mean over its training seeds; the table
    gives the mean over scenes and its 95% Student-t interval (`--ci bootstrap`: percentile bootstrap, 10,000
    resamples). Differences to `jump` are paired over scenes (same scenes, same sampling seeds), with their own
    interval. Baselines: the mean training ego frame, and the last exo frame repeated (Ego2Exo: the mean training exo
@@ -60,7 +60,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from diffusers_syn2seq.bundled import SETTINGS_FILENAME  # noqa: E402
-from diffusers_syn2seq.evaluation import paired_difference, summarize  # noqa: E402
+from diffusers_syn2seq.metrics import paired_difference, summarize  # noqa: E402
 
 # Per-scale settings; every one can be overridden from the command line (see --help).
 SCALES: dict[str, dict] = {

@@ -50,9 +50,8 @@ from .evaluation import (
     pixel_frame_size,
     resize_frames,
     source_target_views,
-    summarize,
 )
-from .training_utils import psnr
+from .metrics import psnr, summarize
 
 
 def find_reference_fixtures() -> Path | None:

@@ -1,17 +1,14 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Pieces of `training/train.py` that tests and other scripts import: presets, training windows, atomic checkpoints,
-video metrics and the Hub upload (or its dry run); the diffusion-forcing loss is in `diffusers_syn2seq.objective`.
+"""What Syn2Seq training scripts share: model presets, deterministic training windows, seeds, inputs, checkpoints.
 
 The data path reads in one direction: dataset take -> Syn2Seq sequence -> random window (deterministic in
-`(seed, epoch, index)`) -> batch -> model space (pixels or per-frame VAE latents) -> noisy frames at per-frame levels
--> transformer -> weighted MSE against the scheduler's target.
+`(seed, epoch, index)`) -> batch -> model space (pixels or per-frame VAE latents, `diffusers_syn2seq.latents`) ->
+the diffusion-forcing loss (`diffusers_syn2seq.objective`). Checkpoints are written under a temporary name and
+renamed when complete, so a run resumes exactly from the last complete one.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import json
-import math
 import os
 import re
 import shutil
@@ -22,29 +19,22 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .camera import ray_map
 from .data.sequence import SEGMENT_EGO, SEGMENT_EXO, SEGMENT_TRANSITION, build_syn2seq_sequence, sample_window
-from .pipelines.pipeline_syn2seq import encode_frames
+from .latents import encode_frames
 
 __all__ = [
     "CHECKPOINT_PREFIX",
     "DEFAULT_LORA_TARGETS",
-    "HUB_IGNORE_PATTERNS",
     "MODEL_PRESETS",
     "EpochShuffleSampler",
     "Syn2SeqTrainingWindows",
     "checkpoint_steps",
-    "encode_frames",
-    "files_to_upload",
     "model_inputs",
     "prune_checkpoints",
-    "psnr",
-    "push_folder_to_hub",
     "resolve_checkpoint",
     "save_checkpoint_atomically",
-    "ssim",
     "step_seed",
 ]
 
@@ -59,9 +49,6 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 # Attention and MLP projections of `DFoTTransformerBlock`.
 DEFAULT_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"]
 CHECKPOINT_PREFIX = "checkpoint-"
-# Never uploaded: training state, logs, the dry-run copy itself.
-HUB_IGNORE_PATTERNS = ["checkpoint-*", "checkpoint-*/*", ".checkpoint-*", ".checkpoint-*/*", "logs/*", "hub_dry_run/*",
-                       "latent_cache*", "*.tmp"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -161,30 +148,6 @@ def step_seed(seed: int, micro_step: int, process_index: int) -> int:
 # ----------------------------------------------------------------------------------------------------------------
 # Model space
 # ----------------------------------------------------------------------------------------------------------------
-@torch.no_grad()
-@torch.no_grad()
-def encode_take_latents(vae, take: Mapping[str, Any], transition_fn=None, num_transition_frames: int | None = None,
-                        batch_size: int = 16) -> dict[str, Any]:
-    """Latents of one decoded take for `Syn2SeqTrainingWindows(latents=...)`: `exo`, `ego`, `transition` (the cached
-    transition, else `transition_fn(exo[-1], ego[0], n)`, else None) as CPU `(T, C, h, w)`, and their poses."""
-
-    def encode(video: np.ndarray) -> torch.Tensor:
-        pixels = torch.from_numpy(np.ascontiguousarray(video)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        return torch.cat([encode_frames(vae, chunk).cpu() for chunk in pixels.split(batch_size)])
-
-    transition, transition_poses = take.get("transition"), take.get("transition_poses")
-    if transition is None and transition_fn is not None and num_transition_frames:
-        transition, transition_poses = transition_fn(take["exo"][-1], take["ego"][0], num_transition_frames), None
-    return {
-        "take_id": take.get("take_id"),
-        "exo": encode(take["exo"]),
-        "ego": encode(take["ego"]),
-        "transition": None if transition is None else encode(transition),
-        "exo_poses": np.asarray(take["exo_poses"]),
-        "ego_poses": np.asarray(take["ego_poses"]),
-        "transition_poses": None if transition_poses is None else np.asarray(transition_poses),
-    }
-
 
 def model_inputs(batch: Mapping[str, Any], transformer_config, vae=None) -> dict[str, torch.Tensor | None]:
     """Collated windows -> transformer inputs in model space.
@@ -280,105 +243,3 @@ def save_checkpoint_atomically(accelerator, output_dir: str | os.PathLike, step:
         prune_checkpoints(root, total_limit)
     accelerator.wait_for_everyone()
     return final
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Metrics
-# ----------------------------------------------------------------------------------------------------------------
-def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Per-frame PSNR in dB of `(..., C, H, W)` images in `[0, data_range]` -> `(...)`."""
-    mse = ((pred.float() - target.float()) ** 2).flatten(-3).mean(-1)
-    return 10.0 * torch.log10(data_range**2 / mse.clamp(min=1e-12))
-
-
-def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, window: int = 11,
-         sigma: float = 1.5) -> torch.Tensor:
-    """Per-frame SSIM (Wang et al. 2004; Gaussian window 11, sigma 1.5, channel mean) of `(..., C, H, W)` images in
-    `[0, data_range]` -> `(...)`. The window shrinks to the image side for tiny frames."""
-    lead, (c, h, w) = pred.shape[:-3], pred.shape[-3:]
-    x, y = pred.float().reshape(-1, c, h, w), target.float().reshape(-1, c, h, w)
-    size = min(window, h, w)
-    size -= 1 - size % 2  # odd, so the window has a centre
-    coords = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = (g / g.sum()).to(x.device)
-    kernel = (g[:, None] * g[None, :]).expand(c, 1, size, size)
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, kernel, groups=c)
-
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mu_x, mu_y = blur(x), blur(y)
-    sxx, syy, sxy = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2, blur(x * y) - mu_x * mu_y
-    value = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
-    return value.flatten(1).mean(-1).reshape(lead)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Hub
-# ----------------------------------------------------------------------------------------------------------------
-def files_to_upload(folder: str | os.PathLike, ignore_patterns: Sequence[str] = HUB_IGNORE_PATTERNS) -> list[str]:
-    """Relative POSIX paths under `folder` that `upload_folder(..., ignore_patterns=...)` would send, sorted."""
-    root = Path(folder)
-    files = []
-    for path in sorted(root.rglob("*")):
-        if not path.is_file():
-            continue
-        rel = path.relative_to(root).as_posix()
-        if any(fnmatch.fnmatch(rel, pattern) for pattern in ignore_patterns):
-            continue
-        files.append(rel)
-    return files
-
-
-def push_folder_to_hub(
-    folder: str | os.PathLike,
-    repo_id: str,
-    token: str | None = None,
-    private: bool = False,
-    commit_message: str = "Upload Syn2Seq training output",
-    dry_run_dir: str | os.PathLike | None = None,
-    ignore_patterns: Sequence[str] = HUB_IGNORE_PATTERNS,
-) -> dict[str, Any]:
-    """Upload `folder` to the Hub model repo `repo_id` (`create_repo` then `upload_folder`), or, with `dry_run_dir`,
-    copy exactly the files that would be uploaded to `dry_run_dir/files/` and write `dry_run_dir/upload_manifest.json`
-    (repo, files, sizes), touching no network.
-
-    Returns:
-        the manifest dict (`repo_id`, `files`, `dry_run`, and `commit_url` for a real upload).
-    """
-    if not repo_id or os.path.isdir(repo_id) or repo_id.count("/") > 1:
-        raise ValueError(f"--hub_model_id must be a Hub repo id like 'user/name', got {repo_id!r}.")
-    files = files_to_upload(folder, ignore_patterns)
-    manifest: dict[str, Any] = {
-        "repo_id": repo_id,
-        "repo_type": "model",
-        "private": private,
-        "commit_message": commit_message,
-        "files": [{"path": f, "size": (Path(folder) / f).stat().st_size} for f in files],
-        "ignore_patterns": list(ignore_patterns),
-        "dry_run": dry_run_dir is not None,
-    }
-    if dry_run_dir is not None:
-        target = Path(dry_run_dir)
-        if target.exists():
-            shutil.rmtree(target)
-        for rel in files:
-            (target / "files" / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(Path(folder) / rel, target / "files" / rel)
-        target.mkdir(parents=True, exist_ok=True)
-        (target / "upload_manifest.json").write_text(json.dumps(manifest, indent=2))
-        return manifest
-    from huggingface_hub import create_repo, upload_folder
-
-    repo_id = create_repo(repo_id, exist_ok=True, token=token, private=private).repo_id
-    commit = upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message, token=token,
-                           ignore_patterns=list(ignore_patterns))
-    manifest["repo_id"] = repo_id
-    manifest["commit_url"] = str(getattr(commit, "commit_url", commit))
-    return manifest
-
-
-def is_finite_number(value: float) -> bool:
-    """True for a finite float (used to refuse NaN/inf losses)."""
-    return isinstance(value, (int, float)) and math.isfinite(value)

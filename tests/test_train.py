@@ -25,14 +25,13 @@ from peft import LoraConfig
 from safetensors.torch import load_file
 from script_loading import load_script
 
-from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
+from diffusers_syn2seq.hub import files_to_upload
 from diffusers_syn2seq.models import DFoTTransformer3DModel
 from diffusers_syn2seq.objective import diffusion_forcing_loss
 from diffusers_syn2seq.pipelines import Syn2SeqPipeline
 from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
 from diffusers_syn2seq.training_utils import (
     MODEL_PRESETS,
-    files_to_upload,
     model_inputs,
     resolve_checkpoint,
 )
@@ -41,13 +40,6 @@ REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "training" / "train.py"
 ACCELERATE = Path(sys.executable).parent / "accelerate"
 RES, FRAMES, TRANSITION = 16, 6, 4
-
-if issubclass(Syn2SeqPipeline, Syn2SeqLoraLoaderMixin):
-    _Pipe = Syn2SeqPipeline
-else:  # until the lead adds the mixin to the pipeline's bases
-
-    class _Pipe(Syn2SeqPipeline, Syn2SeqLoraLoaderMixin):
-        pass
 
 
 def _env(**extra) -> dict:
@@ -257,7 +249,7 @@ def test_resume_is_exact_lora(lora_runs):
 
 
 def test_lora_output_loads_fuses_and_unfuses(lora_runs):
-    pipe = _Pipe.from_pretrained(lora_runs["base"])
+    pipe = Syn2SeqPipeline.from_pretrained(lora_runs["base"])
     x = torch.randn(1, 4, 4, RES // 2, RES // 2, generator=torch.Generator().manual_seed(0))
     rays = torch.randn(1, 6, 4, RES // 2, RES // 2, generator=torch.Generator().manual_seed(1))
     t = torch.tensor([[0, 300, 600, 999]])

@@ -41,7 +41,10 @@ from tqdm.auto import tqdm
 from diffusers_syn2seq.data import MODES, Syn2SeqClipDataset, collate_syn2seq, load_metadata, write_video
 from diffusers_syn2seq.data.transitions import CrossfadeTransition
 from diffusers_syn2seq.evaluation import generate_scene
+from diffusers_syn2seq.hub import push_folder_to_hub
+from diffusers_syn2seq.latents import encode_take_latents
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
+from diffusers_syn2seq.metrics import psnr, ssim
 from diffusers_syn2seq.model_card import save_model_card
 from diffusers_syn2seq.models import DFoTTransformer3DModel, convert_dfot_checkpoint
 from diffusers_syn2seq.objective import LOSS_WEIGHTINGS, NOISE_LEVEL_SAMPLINGS, diffusion_forcing_loss
@@ -52,19 +55,13 @@ from diffusers_syn2seq.training_utils import (
     MODEL_PRESETS,
     EpochShuffleSampler,
     Syn2SeqTrainingWindows,
-    encode_take_latents,
     model_inputs,
-    psnr,
-    push_folder_to_hub,
     resolve_checkpoint,
     save_checkpoint_atomically,
-    ssim,
     step_seed,
 )
 
 logger = get_logger(__name__)
-# LoRA files are written through the pipeline's mixin once the pipeline inherits it (the lead adds the base).
-LORA_SAVER = Syn2SeqPipeline if issubclass(Syn2SeqPipeline, Syn2SeqLoraLoaderMixin) else Syn2SeqLoraLoaderMixin
 # Renamed flags, old name -> new name: the old name is still accepted on the command line and in --config files,
 # with a deprecation warning.
 RENAMED_FLAGS = {"condition_dropout": "camera_dropout"}
@@ -466,8 +463,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for model in models:
                 model = accelerator.unwrap_model(model)
                 if args.train_mode == "lora":
-                    LORA_SAVER.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(model),
-                                                 transformer_lora_adapter_metadata=lora_config.to_dict())
+                    Syn2SeqPipeline.save_lora_weights(folder,
+                                                      transformer_lora_layers=get_peft_model_state_dict(model),
+                                                      transformer_lora_adapter_metadata=lora_config.to_dict())
                 else:
                     model.save_pretrained(Path(folder) / "transformer")
                 weights.pop()
@@ -639,8 +637,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             val_metrics.append({"step": global_step, **log_validation(args, accelerator, model, scheduler, vae,
                                                                       val_takes, global_step)})
         if args.train_mode == "lora":
-            LORA_SAVER.save_lora_weights(output_dir, transformer_lora_layers=get_peft_model_state_dict(model),
-                                         transformer_lora_adapter_metadata=lora_config.to_dict())
+            Syn2SeqPipeline.save_lora_weights(output_dir, transformer_lora_layers=get_peft_model_state_dict(model),
+                                              transformer_lora_adapter_metadata=lora_config.to_dict())
         else:
             Syn2SeqPipeline(transformer=model, scheduler=scheduler, vae=vae).save_pretrained(output_dir)
         samples = sorted(str(p.relative_to(output_dir)) for p in (output_dir / "validation").glob(
