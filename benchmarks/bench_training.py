@@ -7,7 +7,8 @@ steps then `--steps` timed ones; the median step time is reported. Peak memory: 
 on GPU; on CPU the peak of the autograd graph's saved tensors (activation memory, measured with
 `torch.autograd.graph.saved_tensors_hooks`) plus the parameter/gradient/optimiser bytes, and the process max RSS.
 
-    python benchmarks/bench_training.py --preset dit-s --resolution 32 --frames 8 --batch 2 --notes /work/notes/training.md
+    python benchmarks/bench_training.py --preset dit-s --resolution 32 --frames 8 --batch 2 \
+        --notes /work/notes/training.md
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from timing import timed_calls
 
 def child(args) -> dict:
     from diffusers_syn2seq.models import DFoTTransformer3DModel
+    from diffusers_syn2seq.objective import diffusion_forcing_loss
     from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
-    from diffusers_syn2seq.training_utils import MODEL_PRESETS, diffusion_forcing_loss
+    from diffusers_syn2seq.training_utils import MODEL_PRESETS
 
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -52,7 +54,7 @@ def child(args) -> dict:
     def step():
         with torch.autocast(device.type, dtype=dtype, enabled=args.precision == "bf16"):
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                loss, _ = diffusion_forcing_loss(model, scheduler, x0, mask, rays, mask, condition_dropout=0.1)
+                loss, _ = diffusion_forcing_loss(model, scheduler, x0, mask, rays, mask, camera_dropout=0.1)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -113,7 +115,8 @@ def main() -> None:
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['precision']} | {'yes' if r['checkpointing'] else 'no'} | {r['median_step_s']:.3f} | "
-                     f"{r['samples_per_s']:.2f} | {r['activation_mb']:.1f} | {r['peak_mb']:.1f} | {r['max_rss_mb']:.0f} |")
+                     f"{r['samples_per_s']:.2f} | {r['activation_mb']:.1f} | {r['peak_mb']:.1f} | "
+                     f"{r['max_rss_mb']:.0f} |")
     for precision in args.precisions.split(","):
         off, on = [r for r in rows if r["precision"] == precision]
         lines.append("")

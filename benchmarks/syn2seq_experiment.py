@@ -24,7 +24,7 @@ interrupted training run resumes from its latest checkpoint):
    while generating all ego frames (`jump`: 2N frames, the others 2N + Ni).
 3. Evaluation (`syn2seq evaluate`, one subprocess per model): each test scene's target clip is generated from its
    source clip and poses (scene i samples with seed 1000 + i), and scored per frame with PSNR and SSIM
-   (`diffusers_syn2seq.training_utils`). A row's per-scene score is the mean over its training seeds; the table
+   (`diffusers_syn2seq.metrics`). A row's per-scene score is the mean over its training seeds; the table
    gives the mean over scenes and its 95% Student-t interval (`--ci bootstrap`: percentile bootstrap, 10,000
    resamples). Differences to `jump` are paired over scenes (same scenes, same sampling seeds), with their own
    interval. Baselines: the mean training ego frame, and the last exo frame repeated (Ego2Exo: the mean training exo
@@ -59,7 +59,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from diffusers_syn2seq.evaluation import paired_difference, summarize  # noqa: E402
+from diffusers_syn2seq.metrics import paired_difference, summarize  # noqa: E402
 
 # Per-scale settings; every one can be overridden from the command line (see --help).
 SCALES: dict[str, dict] = {
@@ -108,7 +108,8 @@ def slug(row: str) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Outputs: benchmarks/results/{syn2seq_experiment.json,REPORT.md,"
                                        "syn2seq_per_frame_psnr.png}.")
     p.add_argument("--scale", choices=["cpu-small", "gpu"], default="cpu-small")
@@ -138,8 +139,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--subprocess", action="store_true", help="with --smoke: run scripts as subprocesses like the full "
                                                              "experiment")
     p.add_argument("--dry-run", action="store_true", help="print the plan and the commands, run nothing")
-    p.add_argument("--report-only", action="store_true", help="rewrite REPORT.md from the results JSON of --results-dir "
-                                                              "(after a change to the report text), run nothing")
+    p.add_argument("--report-only", action="store_true",
+                   help="rewrite REPORT.md from the results JSON of --results-dir (after a change to the report text), "
+                        "run nothing")
     return p.parse_args(argv)
 
 
@@ -159,7 +161,8 @@ def build_config(args: argparse.Namespace) -> dict:
     cfg["ci"] = args.ci
     cfg["in_process"] = bool(args.in_process or (args.smoke and not args.subprocess))
     if cfg["resolution"] % cfg["patch_size"]:
-        raise SystemExit(f"--resolution must be divisible by the patch size {cfg['patch_size']}, got {cfg['resolution']}")
+        raise SystemExit(f"--resolution must be divisible by the patch size {cfg['patch_size']}, "
+                         f"got {cfg['resolution']}")
     return cfg
 
 
@@ -254,7 +257,8 @@ def training_runs(cfg: dict, work: Path, render: Path, crossfade: Path) -> list[
         for seed in seeds:
             out = work / "models" / f"{slug(row)}-s{seed}"
             window = 2 * cfg["frames"] + (0 if mode == "jump" else cfg["transition_frames"])
-            argv = [str(REPO / "training" / "train.py"), "--dataset_dir", str(crossfade if source == "crossfade" else render),
+            argv = [str(REPO / "training" / "train.py"),
+                    "--dataset_dir", str(crossfade if source == "crossfade" else render),
                     "--output_dir", str(out), "--model_preset", cfg["preset"], "--patch_size", str(cfg["patch_size"]),
                     "--max_frames", str(total), "--window_frames", str(window), "--camera_ray_type", "plucker",
                     "--mode", mode, "--reverse_prob", str(reverse), "--transition_source", "cached",
@@ -448,13 +452,15 @@ def write_report(results: dict, path: Path, plot_name: str) -> None:
     lines += [f"Data: SynthEgoExo {cfg['resolution']}x{cfg['resolution']}, {cfg['frames']} exo + "
               f"{cfg['transition_frames']} transition + {cfg['frames']} ego frames, {cfg['num_train']} training takes, "
               f"{cfg['num_test']} held-out test takes. Model: DiT3D `{cfg['preset']}`"
-              f"{' with ' + json.dumps(cfg['model_config']) if cfg['model_config'] else ''}, patch {cfg['patch_size']}, "
-              f"{results.get('num_parameters', 'n/a')} parameters, Plücker pose conditioning; {cfg['steps']} steps, batch "
-              f"{cfg['batch_size']}, lr {cfg['learning_rate']}, EMA {cfg['ema_decay']}; training seeds "
-              f"{cfg['seeds']} (both-directions model: {cfg['bidirectional_seeds']}); {cfg['inference_steps']} sampling "
-              f"steps, full-sequence schedule, no guidance.", "",
-              f"Scores: PSNR (dB) and SSIM over the generated target frames; mean over test scenes of each scene's score "
-              f"averaged over training seeds, with the 95% {'Student-t' if cfg['ci'] == 't' else 'percentile-bootstrap'} "
+              f"{' with ' + json.dumps(cfg['model_config']) if cfg['model_config'] else ''}, "
+              f"patch {cfg['patch_size']}, "
+              f"{results.get('num_parameters', 'n/a')} parameters, Plücker pose conditioning; {cfg['steps']} steps, "
+              f"batch {cfg['batch_size']}, lr {cfg['learning_rate']}, EMA {cfg['ema_decay']}; training seeds "
+              f"{cfg['seeds']} (both-directions model: {cfg['bidirectional_seeds']}); {cfg['inference_steps']} "
+              f"sampling steps, full-sequence schedule, no guidance.", "",
+              f"Scores: PSNR (dB) and SSIM over the generated target frames; mean over test scenes of each scene's "
+              f"score averaged over training seeds, with the 95% "
+              f"{'Student-t' if cfg['ci'] == 't' else 'percentile-bootstrap'} "
               f"interval over scenes in brackets. Per-seed means show the spread between training seeds.", ""]
     for direction in ("exo2ego", "ego2exo"):
         rows = results["table"].get(direction, {})
@@ -465,7 +471,8 @@ def write_report(results: dict, path: Path, plot_name: str) -> None:
         for name, entry in rows.items():
             s = entry["summary"]
             lines.append(f"| {name} | {_fmt(s['psnr'], 2)} | {_fmt(s['ssim'], 3)} | "
-                         f"{', '.join(f'{v:.2f}' for v in s['psnr_per_seed'])} | {s['num_seeds']} | {s['num_scenes']} |")
+                         f"{', '.join(f'{v:.2f}' for v in s['psnr_per_seed'])} | {s['num_seeds']} | "
+                         f"{s['num_scenes']} |")
         lines.append("")
     lines += ["## Does the transition beat the jump?", "", verdict(results["comparisons"]) or "(no comparison)", ""]
     others = [c for c in results["comparisons"] if c["row"] not in ("video", "video+pose")]

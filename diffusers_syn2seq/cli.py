@@ -42,9 +42,8 @@ from .evaluation import (
     resize_frames,
     side_by_side,
     source_target_views,
-    summarize,
 )
-from .training_utils import psnr
+from .metrics import psnr, summarize
 
 
 def _settings(pipe, args: argparse.Namespace) -> tuple[str, int]:

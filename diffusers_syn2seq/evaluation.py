@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Evaluation of Syn2Seq generation: per-frame PSNR / SSIM of generated target frames on held-out takes, the trivial
-baselines (mean training target frame, copy of the last source frame), and the statistics over scenes and training
-seeds (mean with a 95% Student-t or bootstrap interval, paired differences between rows). Used by `syn2seq evaluate`
-and `benchmarks/syn2seq_experiment.py`.
+"""Evaluation of Syn2Seq generation: generate the target frames of held-out takes the way the benchmark does, score
+them per frame (PSNR / SSIM of `diffusers_syn2seq.metrics`), and score the trivial baselines (mean training target
+frame, copy of the last source frame) the same way. Used by `syn2seq evaluate`, the validation of
+`training/train.py` and `benchmarks/syn2seq_experiment.py`; the statistics over scenes and seeds are in `metrics`.
 """
 
 import os
@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .data.sequence import MODES
+from .metrics import psnr, ssim
 
 
 def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
@@ -26,90 +27,6 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
 def pixel_frame_size(pipe) -> int:
     """Side in pixels of the frames the pipeline's model takes (its input grid times the VAE factor)."""
     return pipe.model_frame_size[0] * pipe.vae_scale_factor
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the regularised incomplete beta function (modified Lentz)."""
-    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 300):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c if abs(1.0 + aa / c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c if abs(1.0 + aa / c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-15:
-            break
-    return h
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    import math
-
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-def student_t_cdf(t: float, df: float) -> float:
-    """CDF of Student's t distribution with `df` degrees of freedom."""
-    x = df / (df + t * t)
-    tail = 0.5 * _betainc(df / 2.0, 0.5, x)
-    return 1.0 - tail if t > 0 else tail
-
-
-def student_t_ppf(p: float, df: float) -> float:
-    """Quantile of Student's t (bisection on the CDF; |error| < 1e-10)."""
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"p must be in (0, 1), got {p}")
-    lo, hi = -1e6, 1e6
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if student_t_cdf(mid, df) < p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-10:
-            break
-    return 0.5 * (lo + hi)
-
-
-def mean_ci(values, level: float = 0.95, method: str = "t", num_bootstrap: int = 10000, seed: int = 0) -> dict:
-    """Mean of `values` and its `level` interval: `"t"` = Student-t interval `mean +- t_{(1+level)/2, n-1} s/sqrt(n)`
-    (s: sample standard deviation), `"bootstrap"` = percentile bootstrap of the mean (`num_bootstrap` resamples).
-    With one value the interval is (nan, nan)."""
-    x = np.asarray(values, dtype=np.float64).ravel()
-    n = len(x)
-    if n == 0:
-        raise ValueError("mean_ci needs at least one value")
-    mean = float(x.mean())
-    out = {"mean": mean, "n": n, "level": level, "method": method, "low": float("nan"), "high": float("nan"),
-           "std": float(x.std(ddof=1)) if n > 1 else float("nan")}
-    if n < 2:
-        return out
-    if method == "t":
-        half = student_t_ppf(0.5 + level / 2.0, n - 1) * out["std"] / np.sqrt(n)
-        out.update(low=float(mean - half), high=float(mean + half))
-    elif method == "bootstrap":
-        rng = np.random.default_rng(seed)
-        means = x[rng.integers(0, n, size=(num_bootstrap, n))].mean(axis=1)
-        out.update(low=float(np.quantile(means, (1 - level) / 2)), high=float(np.quantile(means, (1 + level) / 2)))
-    else:
-        raise ValueError(f"method must be 't' or 'bootstrap', got {method!r}")
-    return out
 
 
 def load_eval_scenes(data: str | os.PathLike, split: str = "test", num_scenes: int | None = None) -> list[dict]:
@@ -146,8 +63,6 @@ def new_scores() -> dict[str, list]:
 
 def record_scores(scores: dict[str, list], scene_id: str, generated: torch.Tensor, truth: torch.Tensor) -> None:
     """Append one scene's per-frame PSNR / SSIM of (F, 3, H, W) tensors in [0, 1] and their means to `scores`."""
-    from .training_utils import psnr, ssim
-
     frame_psnr, frame_ssim = psnr(generated, truth).tolist(), ssim(generated, truth).tolist()
     scores["scene_ids"].append(str(scene_id))
     scores["per_frame_psnr"].append(frame_psnr)
@@ -240,28 +155,6 @@ def evaluate_baselines(scenes: list[dict], mean_target_frame: np.ndarray, direct
             record_scores(results[name], scene["take_id"], prediction.contiguous(), truth)
     return results
 
-
-def summarize(per_seed: list[dict], level: float = 0.95, method: str = "t") -> dict:
-    """Aggregate the evaluations of one row (one dict per training seed, same scenes in the same order): each
-    scene's score is averaged over seeds, then mean and interval over scenes; per-frame PSNR averaged likewise."""
-    ids = per_seed[0]["scene_ids"]
-    for r in per_seed[1:]:
-        if r["scene_ids"] != ids:
-            raise ValueError("the evaluations of one row must cover the same scenes in the same order")
-    out = {"num_seeds": len(per_seed), "num_scenes": len(ids)}
-    for metric in ("psnr", "ssim"):
-        scene_means = np.mean([r[metric] for r in per_seed], axis=0)
-        out[metric] = mean_ci(scene_means, level, method)
-        out[f"{metric}_per_seed"] = [float(np.mean(r[metric])) for r in per_seed]
-        out[f"{metric}_per_scene"] = scene_means.tolist()
-    out["per_frame_psnr"] = np.mean([np.mean(r["per_frame_psnr"], axis=0) for r in per_seed], axis=0).tolist()
-    return out
-
-
-def paired_difference(a: dict, b: dict, metric: str = "psnr", level: float = 0.95, method: str = "t") -> dict:
-    """Mean and interval of the per-scene difference `a - b` (summaries from `summarize`, same scenes)."""
-    diff = np.asarray(a[f"{metric}_per_scene"]) - np.asarray(b[f"{metric}_per_scene"])
-    return mean_ci(diff, level, method)
 
 
 def load_pipeline(model: str | os.PathLike | None, device: str = "cpu", dtype: str = "fp32"):

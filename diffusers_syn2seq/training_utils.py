@@ -1,48 +1,36 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Pieces of `training/train.py` that tests and other scripts import: presets, training windows, the diffusion-forcing
-loss, atomic checkpoints, video metrics and the Hub upload (or its dry run).
+"""What Syn2Seq training scripts share: model presets, per-step seeds, model inputs, checkpoints.
 
-The data path reads in one direction: dataset take -> Syn2Seq sequence -> random window (deterministic in
-`(seed, epoch, index)`) -> batch -> model space (pixels or per-frame VAE latents) -> noisy frames at per-frame levels
--> transformer -> weighted MSE against the scheduler's target.
+The data path reads in one direction: dataset take -> Syn2Seq sequence -> random window (`diffusers_syn2seq.data`,
+deterministic in `(seed, epoch, index)`) -> batch -> model space (pixels or per-frame VAE latents,
+`diffusers_syn2seq.latents`) -> the diffusion-forcing loss (`diffusers_syn2seq.objective`). Checkpoints are written
+under a temporary name and renamed when complete, so a run resumes exactly from the last complete one.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import json
-import math
 import os
 import re
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .data.windows import window_camera_rays
-from .pipelines.pipeline_syn2seq import encode_frames
+from .latents import encode_frames
 
 __all__ = [
     "CHECKPOINT_PREFIX",
     "DEFAULT_LORA_TARGETS",
-    "HUB_IGNORE_PATTERNS",
     "MODEL_PRESETS",
     "checkpoint_steps",
-    "diffusion_forcing_loss",
-    "encode_frames",
-    "files_to_upload",
     "model_inputs",
     "prune_checkpoints",
-    "psnr",
-    "push_folder_to_hub",
     "resolve_checkpoint",
     "save_checkpoint_atomically",
-    "ssim",
     "step_seed",
 ]
 
@@ -57,9 +45,6 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 # Attention and MLP projections of `DFoTTransformerBlock`.
 DEFAULT_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"]
 CHECKPOINT_PREFIX = "checkpoint-"
-# Never uploaded: training state, logs, the dry-run copy itself.
-HUB_IGNORE_PATTERNS = ["checkpoint-*", "checkpoint-*/*", ".checkpoint-*", ".checkpoint-*/*", "logs/*", "hub_dry_run/*",
-                       "latent_cache*", "*.tmp"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -74,31 +59,6 @@ def step_seed(seed: int, micro_step: int, process_index: int) -> int:
 # ----------------------------------------------------------------------------------------------------------------
 # Model space
 # ----------------------------------------------------------------------------------------------------------------
-@torch.no_grad()
-@torch.no_grad()
-def encode_take_latents(vae, take: Mapping[str, Any], transition_fn=None, num_transition_frames: int | None = None,
-                        batch_size: int = 16) -> dict[str, Any]:
-    """Latents of one decoded take for `Syn2SeqTrainingWindows(latents=...)`: `exo`, `ego`, `transition` (the cached
-    transition, else `transition_fn(exo[-1], ego[0], n)`, else None) as CPU `(T, C, h, w)`, and their poses."""
-
-    def encode(video: np.ndarray) -> torch.Tensor:
-        pixels = torch.from_numpy(np.ascontiguousarray(video)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        return torch.cat([encode_frames(vae, chunk).cpu() for chunk in pixels.split(batch_size)])
-
-    transition, transition_poses = take.get("transition"), take.get("transition_poses")
-    if transition is None and transition_fn is not None and num_transition_frames:
-        transition, transition_poses = transition_fn(take["exo"][-1], take["ego"][0], num_transition_frames), None
-    return {
-        "take_id": take.get("take_id"),
-        "exo": encode(take["exo"]),
-        "ego": encode(take["ego"]),
-        "transition": None if transition is None else encode(transition),
-        "exo_poses": np.asarray(take["exo_poses"]),
-        "ego_poses": np.asarray(take["ego_poses"]),
-        "transition_poses": None if transition_poses is None else np.asarray(transition_poses),
-    }
-
-
 def model_inputs(batch: Mapping[str, Any], transformer_config, vae=None) -> dict[str, torch.Tensor | None]:
     """Collated windows -> transformer inputs in model space.
 
@@ -121,77 +81,6 @@ def model_inputs(batch: Mapping[str, Any], transformer_config, vae=None) -> dict
                                         x0.shape[-1], ray_type)
         out["camera_rays"], out["pose_mask"] = rays.to(x0.device), mask.to(x0.device)
     return out
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Objective
-# ----------------------------------------------------------------------------------------------------------------
-def diffusion_forcing_loss(
-    transformer,
-    scheduler,
-    x0: torch.Tensor,
-    frame_mask: torch.Tensor,
-    camera_rays: torch.Tensor | None = None,
-    pose_mask: torch.Tensor | None = None,
-    noise_level_sampling: str = "iid",
-    num_context_frames: int = 0,
-    loss_weighting: str = "sigmoid",
-    condition_dropout: float = 0.0,
-    generator: torch.Generator | None = None,
-    noise: torch.Tensor | None = None,
-    levels: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """DFoT's objective on one batch: every frame gets its own noise level, all real frames get loss.
-
-    Args:
-        x0: clean frames `(B, C, F, H, W)` in model space.
-        frame_mask: `(B, F)` True for real frames; padded frames are fully noised and get no loss.
-        camera_rays, pose_mask: pose conditioning (`model_inputs`); frames with `pose_mask` False get the null
-            camera embedding.
-        noise_level_sampling: `"iid"` (DFoT) or `"uniform_future"` (frames after `num_context_frames` share a level).
-        loss_weighting: `scheduler.loss_weights` strategy (`"sigmoid"`, `"min_snr"`, `"fused_min_snr"`, `"uniform"`).
-        condition_dropout: probability of dropping a sample's camera poses (trains the unconditional branch of pose
-            guidance, DFoT's 10%).
-        generator: source of levels, noise and dropout (None: the global RNG).
-        noise, levels: fixed values instead of drawing them (used for the fixed-batch loss).
-
-    Returns:
-        the scalar loss (mean over real frames of the weighted per-frame MSE in `prediction_type` space) and a dict with
-        the per-frame `mse` and `weights` `(B, F)` and the `levels`.
-    """
-    batch, _, num_frames = x0.shape[:3]
-    device = x0.device
-    if levels is None:
-        levels = scheduler.sample_noise_levels(
-            batch, num_frames, strategy=noise_level_sampling, num_context_frames=min(num_context_frames, num_frames),
-            frame_mask=frame_mask.cpu(), continuous=scheduler.is_continuous, generator=generator,
-        )
-    levels = levels.to(device)
-    if noise is None:
-        noise = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(device)
-    noise = noise.clamp(-20.0, 20.0)  # DFoT clips the training noise
-    noisy = scheduler.add_noise(x0, noise, levels)
-    target = scheduler.get_target(x0, noise, levels)
-
-    rays_mask = None
-    if camera_rays is not None:
-        rays_mask = pose_mask.clone() if pose_mask is not None else torch.ones(batch, num_frames, dtype=torch.bool)
-        if condition_dropout > 0:
-            keep = torch.rand(batch, generator=generator) >= condition_dropout
-            rays_mask = rays_mask & keep.to(rays_mask.device)[:, None]
-    model_dtype = next(transformer.parameters()).dtype
-    prediction = transformer(
-        hidden_states=noisy.to(model_dtype),
-        timestep=scheduler.model_timesteps(levels).to(device),
-        camera_rays=None if camera_rays is None else camera_rays.to(model_dtype),
-        camera_rays_mask=rays_mask,
-        return_dict=False,
-    )[0]
-    mse = ((prediction.float() - target.float()) ** 2).mean(dim=(1, 3, 4))  # (B, F)
-    weights = scheduler.loss_weights(levels.cpu(), strategy=loss_weighting).to(device)
-    valid = frame_mask.to(device).float()
-    loss = (mse * weights * valid).sum() / valid.sum().clamp(min=1.0)
-    return loss, {"mse": mse.detach(), "weights": weights, "levels": levels}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -265,105 +154,3 @@ def save_checkpoint_atomically(accelerator, output_dir: str | os.PathLike, step:
         prune_checkpoints(root, total_limit)
     accelerator.wait_for_everyone()
     return final
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Metrics
-# ----------------------------------------------------------------------------------------------------------------
-def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Per-frame PSNR in dB of `(..., C, H, W)` images in `[0, data_range]` -> `(...)`."""
-    mse = ((pred.float() - target.float()) ** 2).flatten(-3).mean(-1)
-    return 10.0 * torch.log10(data_range**2 / mse.clamp(min=1e-12))
-
-
-def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, window: int = 11,
-         sigma: float = 1.5) -> torch.Tensor:
-    """Per-frame SSIM (Wang et al. 2004; Gaussian window 11, sigma 1.5, channel mean) of `(..., C, H, W)` images in
-    `[0, data_range]` -> `(...)`. The window shrinks to the image side for tiny frames."""
-    lead, (c, h, w) = pred.shape[:-3], pred.shape[-3:]
-    x, y = pred.float().reshape(-1, c, h, w), target.float().reshape(-1, c, h, w)
-    size = min(window, h, w)
-    size -= 1 - size % 2  # odd, so the window has a centre
-    coords = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = (g / g.sum()).to(x.device)
-    kernel = (g[:, None] * g[None, :]).expand(c, 1, size, size)
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, kernel, groups=c)
-
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mu_x, mu_y = blur(x), blur(y)
-    sxx, syy, sxy = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2, blur(x * y) - mu_x * mu_y
-    value = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
-    return value.flatten(1).mean(-1).reshape(lead)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Hub
-# ----------------------------------------------------------------------------------------------------------------
-def files_to_upload(folder: str | os.PathLike, ignore_patterns: Sequence[str] = HUB_IGNORE_PATTERNS) -> list[str]:
-    """Relative POSIX paths under `folder` that `upload_folder(..., ignore_patterns=...)` would send, sorted."""
-    root = Path(folder)
-    files = []
-    for path in sorted(root.rglob("*")):
-        if not path.is_file():
-            continue
-        rel = path.relative_to(root).as_posix()
-        if any(fnmatch.fnmatch(rel, pattern) for pattern in ignore_patterns):
-            continue
-        files.append(rel)
-    return files
-
-
-def push_folder_to_hub(
-    folder: str | os.PathLike,
-    repo_id: str,
-    token: str | None = None,
-    private: bool = False,
-    commit_message: str = "Upload Syn2Seq training output",
-    dry_run_dir: str | os.PathLike | None = None,
-    ignore_patterns: Sequence[str] = HUB_IGNORE_PATTERNS,
-) -> dict[str, Any]:
-    """Upload `folder` to the Hub model repo `repo_id` (`create_repo` then `upload_folder`), or, with `dry_run_dir`,
-    copy exactly the files that would be uploaded to `dry_run_dir/files/` and write `dry_run_dir/upload_manifest.json`
-    (repo, files, sizes), touching no network.
-
-    Returns:
-        the manifest dict (`repo_id`, `files`, `dry_run`, and `commit_url` for a real upload).
-    """
-    if not repo_id or os.path.isdir(repo_id) or repo_id.count("/") > 1:
-        raise ValueError(f"--hub_model_id must be a Hub repo id like 'user/name', got {repo_id!r}.")
-    files = files_to_upload(folder, ignore_patterns)
-    manifest: dict[str, Any] = {
-        "repo_id": repo_id,
-        "repo_type": "model",
-        "private": private,
-        "commit_message": commit_message,
-        "files": [{"path": f, "size": (Path(folder) / f).stat().st_size} for f in files],
-        "ignore_patterns": list(ignore_patterns),
-        "dry_run": dry_run_dir is not None,
-    }
-    if dry_run_dir is not None:
-        target = Path(dry_run_dir)
-        if target.exists():
-            shutil.rmtree(target)
-        for rel in files:
-            (target / "files" / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(Path(folder) / rel, target / "files" / rel)
-        target.mkdir(parents=True, exist_ok=True)
-        (target / "upload_manifest.json").write_text(json.dumps(manifest, indent=2))
-        return manifest
-    from huggingface_hub import create_repo, upload_folder
-
-    repo_id = create_repo(repo_id, exist_ok=True, token=token, private=private).repo_id
-    commit = upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message, token=token,
-                           ignore_patterns=list(ignore_patterns))
-    manifest["repo_id"] = repo_id
-    manifest["commit_url"] = str(getattr(commit, "commit_url", commit))
-    return manifest
-
-
-def is_finite_number(value: float) -> bool:
-    """True for a finite float (used to refuse NaN/inf losses)."""
-    return isinstance(value, (int, float)) and math.isfinite(value)

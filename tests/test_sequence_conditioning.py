@@ -17,10 +17,11 @@ from diffusers_syn2seq.data import (
     render_synthetic_clip,
     sample_window,
 )
+from diffusers_syn2seq.latents import encode_take_latents
 from diffusers_syn2seq.models import DFoTTransformer3DModel
 from diffusers_syn2seq.pipelines import Syn2SeqPipeline, pipeline_syn2seq
 from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
-from diffusers_syn2seq.training_utils import encode_take_latents, model_inputs
+from diffusers_syn2seq.training_utils import model_inputs
 
 RES, FRAMES, TRANSITION = 16, 4, 4  # the case: render seed 7, 16 px, 4 + 4 + 4 frames
 

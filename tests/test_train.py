@@ -25,14 +25,13 @@ from peft import LoraConfig
 from safetensors.torch import load_file
 from script_loading import load_script
 
-from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
+from diffusers_syn2seq.hub import files_to_upload
 from diffusers_syn2seq.models import DFoTTransformer3DModel
+from diffusers_syn2seq.objective import diffusion_forcing_loss
 from diffusers_syn2seq.pipelines import Syn2SeqPipeline
 from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
 from diffusers_syn2seq.training_utils import (
     MODEL_PRESETS,
-    diffusion_forcing_loss,
-    files_to_upload,
     model_inputs,
     resolve_checkpoint,
 )
@@ -41,13 +40,6 @@ REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "training" / "train.py"
 ACCELERATE = Path(sys.executable).parent / "accelerate"
 RES, FRAMES, TRANSITION = 16, 6, 4
-
-if issubclass(Syn2SeqPipeline, Syn2SeqLoraLoaderMixin):
-    _Pipe = Syn2SeqPipeline
-else:  # until the lead adds the mixin to the pipeline's bases
-
-    class _Pipe(Syn2SeqPipeline, Syn2SeqLoraLoaderMixin):
-        pass
 
 
 def _env(**extra) -> dict:
@@ -90,9 +82,10 @@ def full_args(dataset: Path, output: Path) -> list:
 def full_runs(dataset, tmp_path_factory):
     root = tmp_path_factory.mktemp("full")
     a, b = root / "a", root / "b"
-    launch(full_args(dataset, a) + ["--validation_steps", 6, "--num_validation_videos", 1, "--validation_inference_steps",
-                                    2, "--validation_num_frames", 3, "--report_to", "tensorboard", "--push_to_hub",
-                                    "--hub_model_id", "someone/syn2seq-test", "--hub_dry_run"])
+    launch(full_args(dataset, a) + ["--validation_steps", 6, "--num_validation_videos", 1,
+                                    "--validation_inference_steps", 2, "--validation_num_frames", 3, "--report_to",
+                                    "tensorboard", "--push_to_hub", "--hub_model_id", "someone/syn2seq-test",
+                                    "--hub_dry_run"])
 
     # B: same run, killed (SIGKILL) while checkpoint-6 is being written (the test hook pauses inside the write).
     proc = subprocess.Popen(_command(full_args(dataset, b) + ["--report_to", "none"]), cwd=REPO,
@@ -102,7 +95,8 @@ def full_runs(dataset, tmp_path_factory):
     deadline = time.time() + 300
     while not paused.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
-    assert paused.exists(), f"run B never reached the checkpoint pause: {proc.stderr.read()[-3000:] if proc.poll() is not None else ''}"
+    stderr = proc.stderr.read()[-3000:] if proc.poll() is not None else ""
+    assert paused.exists(), f"run B never reached the checkpoint pause: {stderr}"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     killed_state = {"checkpoint": resolve_checkpoint(b, "latest"), "tmp_exists": paused.parent.exists(),
@@ -255,7 +249,7 @@ def test_resume_is_exact_lora(lora_runs):
 
 
 def test_lora_output_loads_fuses_and_unfuses(lora_runs):
-    pipe = _Pipe.from_pretrained(lora_runs["base"])
+    pipe = Syn2SeqPipeline.from_pretrained(lora_runs["base"])
     x = torch.randn(1, 4, 4, RES // 2, RES // 2, generator=torch.Generator().manual_seed(0))
     rays = torch.randn(1, 6, 4, RES // 2, RES // 2, generator=torch.Generator().manual_seed(1))
     t = torch.tensor([[0, 300, 600, 999]])
@@ -321,12 +315,32 @@ def _train_module():
 def test_bad_inputs_fail_before_training(dataset, tmp_path, case, extra, match):
     train = _train_module()
     output = tmp_path / "out"
-    argv = ["--dataset_dir", str(dataset), "--output_dir", str(output), "--model_preset", "dit-tiny", "--max_frames", "8",
-            "--report_to", "none", "--mixed_precision", "no"]
+    argv = ["--dataset_dir", str(dataset), "--output_dir", str(output), "--model_preset", "dit-tiny",
+            "--max_frames", "8", "--report_to", "none", "--mixed_precision", "no"]
     argv += [a.replace("{tmp}", str(tmp_path)) for a in extra]
     with pytest.raises(ValueError, match=match):
         train.main(argv)
     assert not (output / "logs" / "train_log.jsonl").exists() and not list(output.glob("checkpoint-*"))
+
+
+def test_condition_dropout_is_a_deprecated_name_of_camera_dropout(tmp_path, caplog):
+    train = _train_module()
+    assert train.parse_args([]).camera_dropout == 0.1 and "condition_dropout" not in vars(train.parse_args([]))
+    with caplog.at_level("WARNING"):
+        args = train.parse_args(["--condition_dropout", "0.3"])
+    assert args.camera_dropout == 0.3 and "condition_dropout" not in vars(args)
+    assert "'--condition_dropout' is deprecated" in caplog.text and "'--camera_dropout'" in caplog.text
+    assert caplog.text.count("deprecated") == 1  # parsed twice (--config pass), warned once
+    config = tmp_path / "old.yaml"
+    config.write_text("condition_dropout: 0.2\n")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert train.parse_args(["--config", str(config)]).camera_dropout == 0.2
+        assert train.parse_args(["--config", str(config), "--camera_dropout", "0.4"]).camera_dropout == 0.4
+    assert "key 'condition_dropout' is deprecated" in caplog.text
+    config.write_text("condition_dropout: 0.2\ncamera_dropout: 0.1\n")
+    with pytest.raises(SystemExit):
+        train.parse_args(["--config", str(config)])
 
 
 # --------------------------------------------------------------------------------------------------- two processes
@@ -336,7 +350,8 @@ def test_two_processes_gloo(dataset, tmp_path):
     launch(["--dataset_dir", dataset, "--output_dir", out, "--model_preset", "dit-tiny", "--max_frames", 8,
             "--train_batch_size", 1, "--max_train_steps", 2, "--checkpointing_steps", 2, "--report_to", "none",
             "--learning_rate", 1e-3], num_processes=2)
-    assert (out / "checkpoint-2" / "random_states_0.pkl").is_file() and (out / "checkpoint-2" / "optimizer.bin").is_file()
+    assert (out / "checkpoint-2" / "random_states_0.pkl").is_file()
+    assert (out / "checkpoint-2" / "optimizer.bin").is_file()
     assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-2"] and not list(out.glob(".checkpoint-*"))
     assert len(_lines(out / "logs" / "train_log.jsonl")) == 2  # one writer
     pipe = Syn2SeqPipeline.from_pretrained(out)

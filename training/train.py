@@ -50,33 +50,47 @@ from diffusers_syn2seq.data import (
 )
 from diffusers_syn2seq.data.transitions import CrossfadeTransition
 from diffusers_syn2seq.evaluation import generate_scene
+from diffusers_syn2seq.hub import push_folder_to_hub
+from diffusers_syn2seq.latents import encode_take_latents
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
+from diffusers_syn2seq.metrics import psnr, ssim
 from diffusers_syn2seq.model_card import save_model_card
 from diffusers_syn2seq.models import DFoTTransformer3DModel, convert_dfot_checkpoint
+from diffusers_syn2seq.objective import LOSS_WEIGHTINGS, NOISE_LEVEL_SAMPLINGS, diffusion_forcing_loss
 from diffusers_syn2seq.pipelines import Syn2SeqPipeline
 from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
 from diffusers_syn2seq.training_utils import (
     DEFAULT_LORA_TARGETS,
     MODEL_PRESETS,
-    diffusion_forcing_loss,
-    encode_take_latents,
     model_inputs,
-    psnr,
-    push_folder_to_hub,
     resolve_checkpoint,
     save_checkpoint_atomically,
-    ssim,
     step_seed,
 )
 
 logger = get_logger(__name__)
-# LoRA files are written through the pipeline's mixin once the pipeline inherits it (the lead adds the base).
-LORA_SAVER = Syn2SeqPipeline if issubclass(Syn2SeqPipeline, Syn2SeqLoraLoaderMixin) else Syn2SeqLoraLoaderMixin
+# Renamed flags, old name -> new name: the old name is still accepted on the command line and in --config files,
+# with a deprecation warning.
+RENAMED_FLAGS = {"condition_dropout": "camera_dropout"}
 
 
 # ====================================================================================================================
 # 1. Arguments
 # ====================================================================================================================
+class _RenamedFlag(argparse.Action):
+    """The old name of a renamed flag: stores into the new flag and notes the use (`parse_args` warns once, after the
+    two parsing passes)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace._renamed_flags_used = {*getattr(namespace, "_renamed_flags_used", ()), self.option_strings[0]}
+
+
+def _warn_renamed(old: str, new: str, where: str) -> None:
+    # Plain logging: accelerate's logger needs an Accelerator, and the flags are read before there is one.
+    logging.getLogger(__name__).warning(f"{where}{old!r} is deprecated and will be removed; use {new!r} instead.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Syn2Seq-Forcing DFoT training (full or LoRA).")
     p.add_argument("--config", type=str, default=None, help="YAML file of flag values (keys without dashes).")
@@ -84,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pretrained_model_name_or_path", type=str, default=None,
                    help="Syn2Seq pipeline folder, transformer folder (config.json) or official DFoT checkpoint file "
                         "(with --dfot_config). Omit to train from scratch.")
-    g.add_argument("--dfot_config", type=str, default=None, help="JSON/YAML backbone settings of an official checkpoint.")
+    g.add_argument("--dfot_config", type=str, default=None,
+                   help="JSON/YAML backbone settings of an official checkpoint.")
     g.add_argument("--model_preset", type=str, default="dit-s", choices=sorted(MODEL_PRESETS),
                    help="DiT3D size when training from scratch.")
     g.add_argument("--model_config", type=str, default=None,
@@ -113,11 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cache_latents", action="store_true", help="Encode every take once with the VAE and reuse it.")
     g.add_argument("--dataloader_num_workers", type=int, default=0)
     g = p.add_argument_group("objective")
-    g.add_argument("--noise_level_sampling", type=str, default="iid", choices=["iid", "uniform_future"])
+    g.add_argument("--noise_level_sampling", type=str, default="iid", choices=list(NOISE_LEVEL_SAMPLINGS))
     g.add_argument("--num_context_frames", type=int, default=0, help="uniform_future: frames with i.i.d. levels.")
-    g.add_argument("--loss_weighting", type=str, default="sigmoid",
-                   choices=["uniform", "sigmoid", "min_snr", "fused_min_snr"])
-    g.add_argument("--condition_dropout", type=float, default=0.1, help="Pose dropout probability (pose guidance).")
+    g.add_argument("--loss_weighting", type=str, default="sigmoid", choices=list(LOSS_WEIGHTINGS))
+    g.add_argument("--camera_dropout", type=float, default=0.1,
+                   help="Probability of dropping a sample's camera poses (trains the unconditional branch of pose "
+                        "guidance).")
+    g.add_argument("--condition_dropout", dest="camera_dropout", type=float, action=_RenamedFlag,
+                   default=argparse.SUPPRESS, help="Deprecated name of --camera_dropout.")
     g = p.add_argument_group("training")
     g.add_argument("--train_mode", type=str, default="full", choices=["full", "lora"])
     g.add_argument("--rank", type=int, default=16)
@@ -177,12 +195,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if not path.is_file():
             parser.error(f"--config: expected a YAML file, got {pre.config!r} (does not exist)")
         values = yaml.safe_load(path.read_text()) or {}
+        for old, new in RENAMED_FLAGS.items():
+            if old in values:
+                if new in values:
+                    parser.error(f"--config {pre.config}: expected one of {new!r} and its deprecated name {old!r}, "
+                                 "got both")
+                _warn_renamed(old, new, f"--config {pre.config}: key ")
+                values[new] = values.pop(old)
         known = {action.dest for action in parser._actions}
         unknown = sorted(set(values) - known)
         if unknown:
             parser.error(f"--config {pre.config}: unknown keys {unknown}; expected flag names such as 'learning_rate'")
         parser.set_defaults(**values)
     args = parser.parse_args(argv)
+    for option in sorted(vars(args).pop("_renamed_flags_used", ())):
+        _warn_renamed(option, f"--{RENAMED_FLAGS[option.lstrip('-')]}", "flag ")
     args.command = _command_line(argv)
     return args
 
@@ -214,7 +241,7 @@ def check_args(args: argparse.Namespace) -> None:
                  "rank", "patch_size", "max_frames", "validation_inference_steps"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name}: expected an integer >= 1, got {getattr(args, name)}.")
-    for name in ("reverse_prob", "condition_dropout"):
+    for name in ("reverse_prob", "camera_dropout"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             raise ValueError(f"--{name}: expected a probability in [0, 1], got {getattr(args, name)}.")
     if args.cache_latents and args.vae_name_or_path is None and not _pipeline_has_vae(args):
@@ -286,7 +313,8 @@ def check_data(args, split: str, role: str) -> Any:
     try:
         table = load_metadata(args.dataset_dir, split=split)
     except ValueError as error:
-        raise ValueError(f"--dataset_dir: expected a Syn2Seq dataset folder, got {args.dataset_dir!r}: {error}") from None
+        raise ValueError(f"--dataset_dir: expected a Syn2Seq dataset folder, got {args.dataset_dir!r}: "
+                         f"{error}") from None
     if len(table) == 0:
         splits = sorted(set(load_metadata(args.dataset_dir, validate=False)["split"]))
         raise ValueError(f"--{role}_split: expected a split with at least one take in {args.dataset_dir!r}, got "
@@ -298,8 +326,8 @@ def check_windows(args, table, window: int) -> None:
     for row in table:
         n = row["num_frames"] if args.num_clip_frames is None else min(row["num_frames"], args.num_clip_frames)
         if args.num_clip_frames is not None and row["num_frames"] < args.num_clip_frames:
-            raise ValueError(f"--num_clip_frames: expected at most the clip length, got {args.num_clip_frames} but take "
-                             f"{row['take_id']!r} has {row['num_frames']} frames.")
+            raise ValueError(f"--num_clip_frames: expected at most the clip length, got {args.num_clip_frames} but "
+                             f"take {row['take_id']!r} has {row['num_frames']} frames.")
         transition = 0
         if args.mode != "jump":
             cached = row["transition_poses"]
@@ -403,7 +431,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=None if args.report_to == "none" else args.report_to,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir)),
+        project_config=ProjectConfiguration(project_dir=str(output_dir),
+                                            logging_dir=str(output_dir / args.logging_dir)),
     )
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     if not accelerator.is_local_main_process:
@@ -459,8 +488,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for model in models:
                 model = accelerator.unwrap_model(model)
                 if args.train_mode == "lora":
-                    LORA_SAVER.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(model),
-                                                 transformer_lora_adapter_metadata=lora_config.to_dict())
+                    Syn2SeqPipeline.save_lora_weights(folder,
+                                                      transformer_lora_layers=get_peft_model_state_dict(model),
+                                                      transformer_lora_adapter_metadata=lora_config.to_dict())
                 else:
                     model.save_pretrained(Path(folder) / "transformer")
                 weights.pop()
@@ -494,7 +524,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     latents = None
     if args.cache_latents:
         latents = [encode_take_latents(vae, takes[i], transition_fn, args.num_transition_frames)
-                   for i in tqdm(range(len(takes)), desc="caching latents", disable=not accelerator.is_local_main_process)]
+                   for i in tqdm(range(len(takes)), desc="caching latents",
+                                 disable=not accelerator.is_local_main_process)]
     windows = Syn2SeqTrainingWindows(takes, args.mode, window, args.reverse_prob, args.reversal, transition_fn,
                                      args.num_transition_frames, seed=args.seed, latents=latents)
     sampler = EpochShuffleSampler(len(windows), seed=args.seed)
@@ -579,7 +610,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 loss, _ = diffusion_forcing_loss(
                     transformer, scheduler, inputs["x0"], inputs["frame_mask"], inputs["camera_rays"],
                     inputs["pose_mask"], args.noise_level_sampling, args.num_context_frames, args.loss_weighting,
-                    args.condition_dropout, generator,
+                    args.camera_dropout, generator,
                 )
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"non-finite loss {loss.item()} at step {global_step} (micro-step "
@@ -631,8 +662,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             val_metrics.append({"step": global_step, **log_validation(args, accelerator, model, scheduler, vae,
                                                                       val_takes, global_step, settings)})
         if args.train_mode == "lora":
-            LORA_SAVER.save_lora_weights(output_dir, transformer_lora_layers=get_peft_model_state_dict(model),
-                                         transformer_lora_adapter_metadata=lora_config.to_dict())
+            Syn2SeqPipeline.save_lora_weights(output_dir, transformer_lora_layers=get_peft_model_state_dict(model),
+                                              transformer_lora_adapter_metadata=lora_config.to_dict())
         else:
             Syn2SeqPipeline(transformer=model, scheduler=scheduler, vae=vae, **settings).save_pretrained(output_dir)
         samples = sorted(str(p.relative_to(output_dir)) for p in (output_dir / "validation").glob(
@@ -660,8 +691,9 @@ def _card_info(args, model, scheduler, vae, num_params, num_trainable, window, n
         "cached in the dataset (" + ", ".join(sorted({str(s) for s in table["transition_source"]})) + ")"
         if args.transition_source == "cached" else f"crossfade ({args.num_transition_frames} frames)")
     return {
-        "training_mode": args.train_mode, "base_model": args.pretrained_model_name_or_path, "repo_id": args.hub_model_id,
-        "license": args.license, "rank": args.rank, "lora_alpha": args.lora_alpha or args.rank,
+        "training_mode": args.train_mode, "base_model": args.pretrained_model_name_or_path,
+        "repo_id": args.hub_model_id, "license": args.license, "rank": args.rank,
+        "lora_alpha": args.lora_alpha or args.rank,
         "lora_layers": args.lora_layers, "transformer_class": type(model).__name__, "num_parameters": f"{num_params:,}",
         "trainable_parameters": f"{num_trainable:,}", "space": "pixels" if vae is None else "per-frame VAE latents",
         "prediction_type": scheduler.config.prediction_type, "noise_schedule": scheduler.config.noise_schedule,

@@ -183,8 +183,9 @@ class Syn2SeqTrainingWindows(torch.utils.data.Dataset):
         max_frames: window length.
         reverse_prob: probability of the Ego2Exo reversal (0.5 trains one model for both directions).
         seed: base seed.
-        latents: optional per-take cache (`latents.encode_take_latents`: `exo`, `ego`, `transition` as `(T, C, h, w)`
-            latents plus the poses); when given, videos are not decoded and windows hold latents in `frames`.
+        latents: optional per-take cache (`diffusers_syn2seq.latents.encode_take_latents`: `exo`, `ego`,
+            `transition` as `(T, C, h, w)` latents plus the poses); when given, videos are not decoded and windows
+            hold latents in `frames`.
 
     Item: a window of `sample_window` (`frames` `(F, C, H, W)`, `poses`, `pose_mask`, `segment_ids`, ...).
     """

@@ -28,6 +28,7 @@ from huggingface_hub import snapshot_download
 from ..bundled import legacy_settings
 from ..data.sequence import DEFAULT_NUM_TRANSITION_FRAMES, DIRECTIONS, MODES, REVERSALS, SequenceLayout
 from ..data.windows import plan_windows, window_camera_rays
+from ..latents import decode_frames, encode_frames
 from ..loaders.lora_pipeline import Syn2SeqLoraLoaderMixin
 from ..schedulers.scheduling_diffusion_forcing import SCHEDULES, DiffusionForcingScheduler
 from .history_guidance import (
@@ -61,14 +62,6 @@ EXAMPLE_DOC_STRING = """
         >>> export_to_video(out.frames[0], "ego.mp4", fps=8)
         ```
 """
-
-
-def encode_frames(vae, frames: torch.Tensor) -> torch.Tensor:
-    """Per-frame VAE encoding: `(N, 3, H, W)` pixels in [-1, 1] -> `(N, C, h, w)` model-space latents (posterior mode,
-    `(z - shift_factor) * scaling_factor`). The pipeline and the training script share it, so both see the same space."""
-    latents = vae.encode(frames.to(vae.device, vae.dtype)).latent_dist.mode().float()
-    shift = getattr(vae.config, "shift_factor", None) or 0.0
-    return (latents - shift) * vae.config.scaling_factor
 
 
 class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
@@ -221,9 +214,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         if self.vae is None:
             return latents.float()
         batch, _, frames = latents.shape[:3]
-        shift = getattr(self.vae.config, "shift_factor", None) or 0.0
-        z = latents.transpose(1, 2).flatten(0, 1).float() / self.vae.config.scaling_factor + shift
-        images = self.vae.decode(z.to(self.vae.device, self.vae.dtype)).sample.float()
+        images = decode_frames(self.vae, latents.transpose(1, 2).flatten(0, 1))
         return images.unflatten(0, (batch, frames)).transpose(1, 2)
 
     def _to_output(self, latents: torch.Tensor, output_type: str):

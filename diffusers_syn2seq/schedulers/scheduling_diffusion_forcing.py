@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Diffusion-forcing scheduler: one noise level per frame, DDIM sampling, scheduling matrices, training helpers.
+"""Diffusion-forcing scheduler: one noise level per frame, DDIM sampling, scheduling matrices.
 
 Vocabulary used throughout (DFoT's conventions, see `shared/design/dfot.md`):
 
@@ -13,6 +13,9 @@ Vocabulary used throughout (DFoT's conventions, see `shared/design/dfot.md`):
 - A **scheduling matrix** has one row per denoising iteration and one column per generated frame; its entries are
   *step indices* in `0..S` (`S` = number of inference steps, `S` = pure noise, `0` = clean) that
   :func:`step_indices_to_levels` maps to levels on the DDIM grid `-1, 19, 39, ..., 999` (for `S = 50`).
+
+Like diffusers' DDIM scheduler this module holds only the schedule and the sampling maths; which levels a training
+batch gets and how its frames are weighted is the training objective's (`diffusers_syn2seq.objective`).
 """
 
 import math
@@ -28,7 +31,6 @@ from diffusers.utils.torch_utils import randn_tensor
 SCHEDULES = ("full_sequence", "autoregressive", "pyramid")
 NOISE_SCHEDULES = ("cosine", "cosine_simple_diffusion")
 PREDICTION_TYPES = ("v_prediction", "epsilon", "sample")
-LOSS_WEIGHTINGS = ("uniform", "sigmoid", "min_snr", "fused_min_snr")
 LevelLike = int | float | torch.Tensor
 
 
@@ -280,11 +282,6 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
         out = table[levels.clamp(min=0)]
         return torch.where(levels < 0, torch.ones_like(out), out)
 
-    def snr_at(self, levels: LevelLike) -> torch.Tensor:
-        """Signal-to-noise ratio `alpha_bar / (1 - alpha_bar)` of `levels` (inf for -1)."""
-        alpha = self.alphas_cumprod_at(levels)
-        return alpha / (1.0 - alpha)
-
     def model_timesteps(self, levels: LevelLike) -> torch.Tensor:
         """What the DFoT backbone receives for per-frame `levels` (same shape).
 
@@ -518,112 +515,3 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
         if not return_dict:
             return (prev_sample, x0.to(sample.dtype))
         return DiffusionForcingSchedulerOutput(prev_sample=prev_sample, pred_original_sample=x0.to(sample.dtype))
-
-    # ------------------------------------------------------------------------------------------------ training
-    def sample_noise_levels(
-        self,
-        batch_size: int,
-        num_frames: int,
-        strategy: Literal["iid", "uniform_future"] = "iid",
-        num_context_frames: int = 0,
-        frame_mask: torch.Tensor | None = None,
-        continuous: bool = False,
-        generator: torch.Generator | None = None,
-        device: str | torch.device | None = None,
-    ) -> torch.Tensor:
-        """Training levels `(B, F)`, one per (sample, frame).
-
-        Args:
-            strategy: `"iid"`: independent levels (DFoT); `"uniform_future"`: the first `num_context_frames` frames
-                i.i.d., the frames after them share one level per sample.
-            frame_mask: optional `(B, F)` bool, False for frames missing from a clip: they get full noise.
-            continuous: draw float times `t ~ U[0, 1]` (continuous schedule only) instead of integer levels
-                `0..T-1`.
-        """
-        if strategy not in ("iid", "uniform_future"):
-            raise ValueError(f"`strategy` must be 'iid' or 'uniform_future', got {strategy!r}.")
-        if continuous and not self.is_continuous:
-            raise ValueError("`continuous=True` needs `noise_schedule='cosine_simple_diffusion'`.")
-        if not 0 <= num_context_frames <= num_frames:
-            raise ValueError(f"`num_context_frames` must be in [0, {num_frames}], got {num_context_frames!r}.")
-        T = self.config.num_train_timesteps
-
-        def draw(shape):
-            if continuous:
-                return torch.rand(shape, generator=generator, device=device)
-            return torch.randint(0, T, shape, generator=generator, device=device)
-
-        levels = draw((batch_size, num_frames))
-        if strategy == "uniform_future" and num_context_frames < num_frames:
-            future = draw((batch_size, 1)).expand(batch_size, num_frames - num_context_frames)
-            levels = torch.cat([levels[:, :num_context_frames], future], dim=1)
-        if frame_mask is not None:
-            if frame_mask.shape != (batch_size, num_frames):
-                raise ValueError(
-                    f"`frame_mask` must have shape {(batch_size, num_frames)}, got {tuple(frame_mask.shape)}."
-                )
-            full = torch.ones_like(levels) if continuous else torch.full_like(levels, T - 1)
-            levels = torch.where(frame_mask.to(levels.device), levels, full)
-        return levels
-
-    def loss_weights(
-        self,
-        levels: torch.Tensor,
-        strategy: Literal["uniform", "sigmoid", "min_snr", "fused_min_snr"] = "sigmoid",
-        sigmoid_bias: float = -1.0,
-        snr_clip: float = 5.0,
-        cum_snr_decay: float = 0.96,
-        causal: bool = False,
-    ) -> torch.Tensor:
-        """Per-frame weights `(B, F)` of an MSE computed in `prediction_type` space.
-
-        Each strategy defines an epsilon-space weight `w_eps`, converted like DFoT (`w_eps` for epsilon,
-        `w_eps * SNR` for sample, `w_eps * SNR / (SNR + 1)` for v), so the losses are equal whatever the target:
-
-        - `sigmoid`: `sigmoid(bias - logSNR)` (Kingma & Gao 2023; DFoT continuous models, bias -1);
-        - `min_snr`: `min(SNR, snr_clip) / SNR` (Hang et al. 2023);
-        - `fused_min_snr`: Diffusion Forcing's min-SNR where each frame's SNR is fused with an exponentially
-          decayed (`cum_snr_decay`) running SNR of the other frames, averaged over both directions unless `causal`;
-          like DFoT, its space conversion uses the fused SNR, so it is defined per `prediction_type`.
-        """
-        if strategy not in LOSS_WEIGHTINGS:
-            raise ValueError(f"`strategy` must be one of {LOSS_WEIGHTINGS}, got {strategy!r}.")
-        if levels.ndim != 2:
-            raise ValueError(f"`levels` must have shape (B, F), got {tuple(levels.shape)}.")
-        if strategy == "uniform":
-            return torch.ones(levels.shape, dtype=torch.float32, device=levels.device)
-        # float64 keeps SNRs of 1e13 (level 0 of the shifted grid) from overflowing products.
-        alpha = self.alphas_cumprod_at(levels).double()
-        snr = alpha / (1.0 - alpha).clamp(min=1e-20)
-        if strategy == "sigmoid":
-            w_eps = torch.sigmoid(sigmoid_bias - self.log_snr_at(levels).double())
-        elif strategy == "min_snr":
-            w_eps = snr.clamp(max=snr_clip) / snr.clamp(min=1e-8)
-        else:
-            norm_clipped = snr.clamp(max=snr_clip) / snr_clip
-            norm = snr / snr_clip
-
-            def shifted_ema(x: torch.Tensor) -> torch.Tensor:
-                # out[:, f] = EMA of x[:, :f] (the frames before f, excluding f itself); out[:, 0] = 0
-                out = torch.zeros_like(x)
-                ema = x[:, 0]
-                for f in range(1, x.shape[1]):
-                    out[:, f] = ema
-                    ema = cum_snr_decay * ema + (1 - cum_snr_decay) * x[:, f]
-                return out
-
-            cum = shifted_ema(norm_clipped)
-            if not causal:  # non-causal DFoT: average the forward and the backward running SNR
-                cum = 0.5 * (cum + shifted_ema(norm_clipped.flip(1)).flip(1))
-            fused_clipped = 1 - (1 - cum * cum_snr_decay) * (1 - norm_clipped)
-            fused = 1 - (1 - cum * cum_snr_decay) * (1 - norm)
-            w_eps = (fused_clipped * snr_clip) / (fused * snr_clip).clamp(min=1e-8)
-            snr = fused * snr_clip
-        kind = self.config.prediction_type
-        if kind == "epsilon":
-            weights = w_eps
-        elif kind == "sample":
-            weights = w_eps * snr
-        else:
-            weights = w_eps * snr / (snr + 1.0)
-        return weights.to(torch.float32)

@@ -1,0 +1,207 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The diffusion-forcing training objective: per-frame noise-level sampling, loss weighting and the loss.
+
+DFoT trains every frame of a window at its own noise level and puts loss on all real frames. The scheduler
+(`DiffusionForcingScheduler`) holds the noise schedule and the sampling maths (forward process, targets, model
+timesteps, DDIM); this module decides which levels a batch is trained at, how each frame's error is weighted and
+which samples lose their camera poses. Levels follow the scheduler's convention: integers `0..T-1` (`T - 1` = pure
+noise), or float times in `[0, 1]` for the continuous schedule.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+__all__ = [
+    "LOSS_WEIGHTINGS",
+    "NOISE_LEVEL_SAMPLINGS",
+    "diffusion_forcing_loss",
+    "loss_weights",
+    "sample_noise_levels",
+]
+
+NOISE_LEVEL_SAMPLINGS = ("iid", "uniform_future")
+LOSS_WEIGHTINGS = ("uniform", "sigmoid", "min_snr", "fused_min_snr")
+
+
+def sample_noise_levels(
+    scheduler,
+    batch_size: int,
+    num_frames: int,
+    strategy: Literal["iid", "uniform_future"] = "iid",
+    num_context_frames: int = 0,
+    frame_mask: torch.Tensor | None = None,
+    continuous: bool = False,
+    generator: torch.Generator | None = None,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    """Training levels `(B, F)` of `scheduler` (a `DiffusionForcingScheduler`), one per (sample, frame).
+
+    Args:
+        strategy: `"iid"`: independent levels (DFoT); `"uniform_future"`: the first `num_context_frames` frames
+            i.i.d., the frames after them share one level per sample.
+        frame_mask: optional `(B, F)` bool, False for frames missing from a clip: they get full noise.
+        continuous: draw float times `t ~ U[0, 1]` (continuous schedule only) instead of integer levels
+            `0..T-1`.
+    """
+    if strategy not in NOISE_LEVEL_SAMPLINGS:
+        raise ValueError(f"`strategy` must be 'iid' or 'uniform_future', got {strategy!r}.")
+    if continuous and not scheduler.is_continuous:
+        raise ValueError("`continuous=True` needs `noise_schedule='cosine_simple_diffusion'`.")
+    if not 0 <= num_context_frames <= num_frames:
+        raise ValueError(f"`num_context_frames` must be in [0, {num_frames}], got {num_context_frames!r}.")
+    T = scheduler.config.num_train_timesteps
+
+    def draw(shape):
+        if continuous:
+            return torch.rand(shape, generator=generator, device=device)
+        return torch.randint(0, T, shape, generator=generator, device=device)
+
+    levels = draw((batch_size, num_frames))
+    if strategy == "uniform_future" and num_context_frames < num_frames:
+        future = draw((batch_size, 1)).expand(batch_size, num_frames - num_context_frames)
+        levels = torch.cat([levels[:, :num_context_frames], future], dim=1)
+    if frame_mask is not None:
+        if frame_mask.shape != (batch_size, num_frames):
+            raise ValueError(
+                f"`frame_mask` must have shape {(batch_size, num_frames)}, got {tuple(frame_mask.shape)}."
+            )
+        full = torch.ones_like(levels) if continuous else torch.full_like(levels, T - 1)
+        levels = torch.where(frame_mask.to(levels.device), levels, full)
+    return levels
+
+
+def loss_weights(
+    scheduler,
+    levels: torch.Tensor,
+    strategy: Literal["uniform", "sigmoid", "min_snr", "fused_min_snr"] = "sigmoid",
+    sigmoid_bias: float = -1.0,
+    snr_clip: float = 5.0,
+    cum_snr_decay: float = 0.96,
+    causal: bool = False,
+) -> torch.Tensor:
+    """Per-frame weights `(B, F)` of an MSE computed in the `prediction_type` space of `scheduler` at `levels` `(B, F)`.
+
+    Each strategy defines an epsilon-space weight `w_eps`, converted like DFoT (`w_eps` for epsilon,
+    `w_eps * SNR` for sample, `w_eps * SNR / (SNR + 1)` for v), so the losses are equal whatever the target:
+
+    - `sigmoid`: `sigmoid(bias - logSNR)` (Kingma & Gao 2023; DFoT continuous models, bias -1);
+    - `min_snr`: `min(SNR, snr_clip) / SNR` (Hang et al. 2023);
+    - `fused_min_snr`: Diffusion Forcing's min-SNR where each frame's SNR is fused with an exponentially
+      decayed (`cum_snr_decay`) running SNR of the other frames, averaged over both directions unless `causal`;
+      like DFoT, its space conversion uses the fused SNR, so it is defined per `prediction_type`.
+    """
+    if strategy not in LOSS_WEIGHTINGS:
+        raise ValueError(f"`strategy` must be one of {LOSS_WEIGHTINGS}, got {strategy!r}.")
+    if levels.ndim != 2:
+        raise ValueError(f"`levels` must have shape (B, F), got {tuple(levels.shape)}.")
+    if strategy == "uniform":
+        return torch.ones(levels.shape, dtype=torch.float32, device=levels.device)
+    # float64 keeps SNRs of 1e13 (level 0 of the shifted grid) from overflowing products.
+    alpha = scheduler.alphas_cumprod_at(levels).double()
+    snr = alpha / (1.0 - alpha).clamp(min=1e-20)
+    if strategy == "sigmoid":
+        w_eps = torch.sigmoid(sigmoid_bias - scheduler.log_snr_at(levels).double())
+    elif strategy == "min_snr":
+        w_eps = snr.clamp(max=snr_clip) / snr.clamp(min=1e-8)
+    else:
+        norm_clipped = snr.clamp(max=snr_clip) / snr_clip
+        norm = snr / snr_clip
+
+        def shifted_ema(x: torch.Tensor) -> torch.Tensor:
+            # out[:, f] = EMA of x[:, :f] (the frames before f, excluding f itself); out[:, 0] = 0
+            out = torch.zeros_like(x)
+            ema = x[:, 0]
+            for f in range(1, x.shape[1]):
+                out[:, f] = ema
+                ema = cum_snr_decay * ema + (1 - cum_snr_decay) * x[:, f]
+            return out
+
+        cum = shifted_ema(norm_clipped)
+        if not causal:  # non-causal DFoT: average the forward and the backward running SNR
+            cum = 0.5 * (cum + shifted_ema(norm_clipped.flip(1)).flip(1))
+        fused_clipped = 1 - (1 - cum * cum_snr_decay) * (1 - norm_clipped)
+        fused = 1 - (1 - cum * cum_snr_decay) * (1 - norm)
+        w_eps = (fused_clipped * snr_clip) / (fused * snr_clip).clamp(min=1e-8)
+        snr = fused * snr_clip
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        weights = w_eps
+    elif kind == "sample":
+        weights = w_eps * snr
+    else:
+        weights = w_eps * snr / (snr + 1.0)
+    return weights.to(torch.float32)
+
+
+def diffusion_forcing_loss(
+    transformer,
+    scheduler,
+    x0: torch.Tensor,
+    frame_mask: torch.Tensor,
+    camera_rays: torch.Tensor | None = None,
+    pose_mask: torch.Tensor | None = None,
+    noise_level_sampling: str = "iid",
+    num_context_frames: int = 0,
+    loss_weighting: str = "sigmoid",
+    camera_dropout: float = 0.0,
+    generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
+    levels: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """DFoT's objective on one batch: every frame gets its own noise level, all real frames get loss.
+
+    Args:
+        x0: clean frames `(B, C, F, H, W)` in model space.
+        frame_mask: `(B, F)` True for real frames; padded frames are fully noised and get no loss.
+        camera_rays, pose_mask: pose conditioning (`model_inputs`); frames with `pose_mask` False get the null
+            camera embedding.
+        noise_level_sampling: `sample_noise_levels` strategy: `"iid"` (DFoT) or `"uniform_future"` (frames after
+            `num_context_frames` share a level).
+        loss_weighting: `loss_weights` strategy (`"sigmoid"`, `"min_snr"`, `"fused_min_snr"`, `"uniform"`).
+        camera_dropout: probability of dropping a whole sample's camera poses (all its frames get the null camera
+            embedding through `camera_rays_mask`); trains the unconditional branch of pose guidance (DFoT's 10%).
+        generator: source of levels, noise and camera dropout (None: the global RNG); a per-step generator makes a
+            resumed run draw exactly what an uninterrupted one would.
+        noise, levels: fixed values instead of drawing them (used for the fixed-batch loss).
+
+    Returns:
+        the scalar loss (mean over real frames of the weighted per-frame MSE in `prediction_type` space) and a dict with
+        the per-frame `mse` and `weights` `(B, F)` and the `levels`.
+    """
+    batch, _, num_frames = x0.shape[:3]
+    device = x0.device
+    if levels is None:
+        levels = sample_noise_levels(
+            scheduler, batch, num_frames, strategy=noise_level_sampling,
+            num_context_frames=min(num_context_frames, num_frames), frame_mask=frame_mask.cpu(),
+            continuous=scheduler.is_continuous, generator=generator,
+        )
+    levels = levels.to(device)
+    if noise is None:
+        noise = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(device)
+    noise = noise.clamp(-20.0, 20.0)  # DFoT clips the training noise
+    noisy = scheduler.add_noise(x0, noise, levels)
+    target = scheduler.get_target(x0, noise, levels)
+
+    rays_mask = None
+    if camera_rays is not None:
+        rays_mask = pose_mask.clone() if pose_mask is not None else torch.ones(batch, num_frames, dtype=torch.bool)
+        if camera_dropout > 0:
+            keep = torch.rand(batch, generator=generator) >= camera_dropout
+            rays_mask = rays_mask & keep.to(rays_mask.device)[:, None]
+    model_dtype = next(transformer.parameters()).dtype
+    prediction = transformer(
+        hidden_states=noisy.to(model_dtype),
+        timestep=scheduler.model_timesteps(levels).to(device),
+        camera_rays=None if camera_rays is None else camera_rays.to(model_dtype),
+        camera_rays_mask=rays_mask,
+        return_dict=False,
+    )[0]
+    mse = ((prediction.float() - target.float()) ** 2).mean(dim=(1, 3, 4))  # (B, F)
+    weights = loss_weights(scheduler, levels.cpu(), strategy=loss_weighting).to(device)
+    valid = frame_mask.to(device).float()
+    loss = (mse * weights * valid).sum() / valid.sum().clamp(min=1.0)
+    return loss, {"mse": mse.detach(), "weights": weights, "levels": levels}
