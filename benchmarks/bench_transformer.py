@@ -108,9 +108,11 @@ def main() -> None:
     print(
         f"# DFoTTransformer3DModel benchmark: {args.layers} layers, width {args.width}, {args.heads} heads, "
         f"batch {args.batch_size} x {args.frames} frames x {args.tokens}x{args.tokens} tokens = {tokens} tokens, "
-        f"device {device}, torch threads {torch.get_num_threads()}, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params"
+        f"device {device}, torch threads {torch.get_num_threads()}, "
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params"
     )
-    print(f"# measured matmul peak ({args.peak_size}^3): fp32 {peaks['fp32']:.2f} TFLOP/s, bf16 {peaks['bf16']:.2f} TFLOP/s")
+    print(f"# measured matmul peak ({args.peak_size}^3): fp32 {peaks['fp32']:.2f} TFLOP/s, "
+          f"bf16 {peaks['bf16']:.2f} TFLOP/s")
     print()
     print("| mode | pass | median s | tokens/s | TFLOP/s | % of matmul peak | peak mem MB |")
     print("|---|---|---|---|---|---|---|")

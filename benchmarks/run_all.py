@@ -4,7 +4,7 @@
     python benchmarks/run_all.py               # the configurations of BENCHMARKS.md's sections (~15-20 min on 2 cores)
     python benchmarks/run_all.py --quick       # shrunk configurations (~70 s), to check the machinery
     python benchmarks/run_all.py --device cuda # GPU (the U-ViT benchmark picks the first GPU itself)
-    python benchmarks/run_all.py --no-write    # print the block instead of editing BENCHMARKS.md
+    python benchmarks/run_all.py --no_write    # print the block instead of editing BENCHMARKS.md
 
 Each benchmark (`bench_transformer.py`, `bench_sampling.py`, `bench_uvit.py`, `bench_training.py`) runs as a
 subprocess; its markdown table is parsed and summarised in one table (benchmark, setting, time, throughput), next to
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--only", nargs="+", help="subset of scripts, e.g. bench_training.py")
     p.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
-    p.add_argument("--no-write", action="store_true", help="print the block instead of editing the file")
+    p.add_argument("--no_write", "--no-write", action="store_true", help="print the block instead of editing the file")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per benchmark")
     args = p.parse_args(argv)
     import torch

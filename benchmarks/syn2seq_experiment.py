@@ -7,7 +7,7 @@ and the report:
     python benchmarks/syn2seq_experiment.py                      # --scale cpu-small (default), ~1.7 h on 2 cores
     python benchmarks/syn2seq_experiment.py --scale gpu --device cuda
     python benchmarks/syn2seq_experiment.py --smoke              # whole pipeline at microscopic scale (tests)
-    python benchmarks/syn2seq_experiment.py --dry-run            # print the plan and every command, run nothing
+    python benchmarks/syn2seq_experiment.py --dry_run            # print the plan and every command, run nothing
 
 Steps (each resumable: a finished dataset, trained model or evaluation file is kept and skipped on a re-run; an
 interrupted training run resumes from its latest checkpoint):
@@ -114,33 +114,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                        "syn2seq_per_frame_psnr.png}.")
     p.add_argument("--scale", choices=["cpu-small", "gpu"], default="cpu-small")
     p.add_argument("--smoke", action="store_true", help="microscopic scale, in-process training (seconds; tests)")
-    p.add_argument("--work-dir", type=Path, default=None, help="data, models, logs (default: runs/syn2seq_experiment"
-                                                              "[-smoke])")
-    p.add_argument("--results-dir", type=Path, default=REPO / "benchmarks" / "results")
+    p.add_argument("--work_dir", "--work-dir", type=Path, default=None,
+                   help="data, models, logs (default: runs/syn2seq_experiment[-smoke])")
+    p.add_argument("--results_dir", "--results-dir", type=Path, default=REPO / "benchmarks" / "results")
     p.add_argument("--resolution", type=int)
     p.add_argument("--frames", type=int, help="exo frames = ego frames per take")
-    p.add_argument("--transition-frames", type=int)
-    p.add_argument("--num-train", type=int)
-    p.add_argument("--num-test", type=int)
+    p.add_argument("--transition_frames", "--transition-frames", type=int)
+    p.add_argument("--num_train", "--num-train", type=int)
+    p.add_argument("--num_test", "--num-test", type=int)
     p.add_argument("--steps", type=int, help="training steps per run")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--batch_size", "--batch-size", type=int)
+    p.add_argument("--learning_rate", "--learning-rate", type=float)
     p.add_argument("--preset", choices=["dit-tiny", "dit-s", "dit-b", "dit-l", "dit-xl"],
                    help="DiT size (drops the scale's reduced model config)")
     p.add_argument("--seeds", type=int, nargs="+", help="training seeds of every row (>= 2 for intervals over seeds)")
-    p.add_argument("--inference-steps", type=int)
+    p.add_argument("--inference_steps", "--inference-steps", type=int)
     p.add_argument("--device", help="cpu, cuda, ... (training subprocesses: cpu hides GPUs)")
     p.add_argument("--precision", choices=["fp32", "bf16"], help="fp32 on CPUs without native bf16")
     p.add_argument("--jobs", type=int, help="training / evaluation processes in parallel")
     p.add_argument("--threads", type=int, help="OMP/torch threads per process")
     p.add_argument("--ci", choices=["t", "bootstrap"], default="t", help="95%% interval over scenes")
-    p.add_argument("--in-process", action="store_true", help="run scripts in this process, sequentially (default "
-                                                              "with --smoke)")
+    p.add_argument("--in_process", "--in-process", action="store_true",
+                   help="run scripts in this process, sequentially (default with --smoke)")
     p.add_argument("--subprocess", action="store_true", help="with --smoke: run scripts as subprocesses like the full "
                                                              "experiment")
-    p.add_argument("--dry-run", action="store_true", help="print the plan and the commands, run nothing")
-    p.add_argument("--report-only", action="store_true",
-                   help="rewrite REPORT.md from the results JSON of --results-dir (after a change to the report text), "
+    p.add_argument("--dry_run", "--dry-run", action="store_true", help="print the plan and the commands, run nothing")
+    p.add_argument("--report_only", "--report-only", action="store_true",
+                   help="rewrite REPORT.md from the results JSON of --results_dir (after a change to the report text), "
                         "run nothing")
     return p.parse_args(argv)
 
@@ -237,12 +237,12 @@ def run_commands(commands: list[tuple[str, list[str], Path]], cfg: dict) -> None
 # ====================================================================================================================
 def data_commands(cfg: dict, work: Path) -> tuple[Path, Path, list, list]:
     render, crossfade = work / "data" / "render", work / "data" / "crossfade"
-    make = [str(REPO / "training" / "make_synthetic_dataset.py"), "--output", str(render), "--num-train",
-            str(cfg["num_train"]), "--num-validation", str(cfg["num_validation"]), "--num-test", str(cfg["num_test"]),
-            "--num-frames", str(cfg["frames"]), "--resolution", str(cfg["resolution"]), "--transition-frames",
+    make = [str(REPO / "training" / "make_synthetic_dataset.py"), "--output", str(render), "--num_train",
+            str(cfg["num_train"]), "--num_validation", str(cfg["num_validation"]), "--num_test", str(cfg["num_test"]),
+            "--num_frames", str(cfg["frames"]), "--resolution", str(cfg["resolution"]), "--transition_frames",
             str(cfg["transition_frames"]), "--lossless", "--resume"]
     cache = [str(REPO / "training" / "cache_transitions.py"), "--data", str(crossfade), "--source", "crossfade",
-             "--num-frames", str(cfg["transition_frames"]), "--lossless", "--overwrite"]
+             "--num_frames", str(cfg["transition_frames"]), "--lossless", "--overwrite"]
     return render, crossfade, make, cache
 
 
@@ -530,7 +530,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         if done_marker.is_file():
             raise SystemExit(f"{work / 'data'} was made with {done_marker.read_text()}, not {data_id}: use another "
-                             f"--work-dir or delete it")
+                             f"--work_dir or delete it")
         run_commands([("render dataset", make, work / "logs" / "data_render.log")], cfg)
         if crossfade.exists():
             shutil.rmtree(crossfade)

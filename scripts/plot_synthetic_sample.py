@@ -41,8 +41,8 @@ def sample_figure(clip: dict, scale: int = 2, every: int = 1, gap: int = 4, labe
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num-frames", type=int, default=16)
-    parser.add_argument("--transition-frames", type=int, default=8)
+    parser.add_argument("--num_frames", "--num-frames", type=int, default=16)
+    parser.add_argument("--transition_frames", "--transition-frames", type=int, default=8)
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--scale", type=int, default=2, help="pixel magnification in the figure")
     parser.add_argument("--every", type=int, default=2, help="show every N-th exo/ego frame")

@@ -4,18 +4,18 @@
 Examples::
 
     # cheap pixel crossfade, 8 in-between frames
-    python training/cache_transitions.py --data data/synth64 --source crossfade --num-frames 8
+    python training/cache_transitions.py --data data/synth64 --source crossfade --num_frames 8
     # the true fly-through of synthetic takes
-    python training/cache_transitions.py --data data/synth64 --source render --num-frames 8
+    python training/cache_transitions.py --data data/synth64 --source render --num_frames 8
     # a diffusers first-last-frame pipeline (e.g. a local Wan 2.1 FLF2V checkpoint)
     python training/cache_transitions.py --data data/ego --source flf --pipeline /models/wan-flf2v \
-        --prompt "the camera moves smoothly" --num-inference-steps 30 --guidance-scale 5
+        --prompt "the camera moves smoothly" --num_inference_steps 30 --guidance_scale 5
 
 Each take gets `clips/<take>/transition_<source>.mp4` (written atomically) and its `meta.json` is
 updated with `transition_video`, `transition_poses` (the interpolated camera path from the last exo to
 the first ego pose) and `transition_source`; the table is rewritten atomically every
-`--checkpoint-every` takes and at the end. A rerun skips takes already done (same source and frame
-count), so an interrupted run resumes where it stopped. `--skip-bad` skips takes whose videos cannot
+`--checkpoint_every` takes and at the end. A rerun skips takes already done (same source and frame
+count), so an interrupted run resumes where it stopped. `--skip_bad` skips takes whose videos cannot
 be decoded and lists them at the end instead of stopping.
 """
 
@@ -44,21 +44,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="Syn2Seq dataset folder")
     parser.add_argument("--source", required=True, choices=["crossfade", "crossfade_latent", "render", "flf"])
-    parser.add_argument("--num-frames", type=int, default=8, help="in-between frames per transition")
+    parser.add_argument("--num_frames", "--num-frames", type=int, default=8, help="in-between frames per transition")
     parser.add_argument("--lossless", action="store_true", help="bit-exact lossless H.264")
     parser.add_argument("--overwrite", action="store_true", help="recompute transitions that are already cached")
-    parser.add_argument("--skip-bad", action="store_true", help="skip (and report) takes that cannot be decoded")
-    parser.add_argument("--checkpoint-every", type=int, default=20)
+    parser.add_argument("--skip_bad", "--skip-bad", action="store_true",
+                        help="skip (and report) takes that cannot be decoded")
+    parser.add_argument("--checkpoint_every", "--checkpoint-every", type=int, default=20)
     parser.add_argument("--vae", help="crossfade_latent: diffusers AutoencoderKL folder or hub id")
     parser.add_argument("--pipeline", help="flf: diffusers first-last-frame pipeline folder or hub id")
     parser.add_argument("--prompt", default="", help="flf: text prompt")
-    parser.add_argument("--num-inference-steps", type=int, default=30, help="flf: denoising steps")
-    parser.add_argument("--guidance-scale", type=float, default=5.0, help="flf: classifier-free guidance")
+    parser.add_argument("--num_inference_steps", "--num-inference-steps", type=int, default=30,
+                        help="flf: denoising steps")
+    parser.add_argument("--guidance_scale", "--guidance-scale", type=float, default=5.0,
+                        help="flf: classifier-free guidance")
     parser.add_argument("--seed", type=int, default=0, help="flf: generator seed")
     parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
     args = parser.parse_args(argv)
     if args.num_frames < 1:
-        parser.error(f"--num-frames must be >= 1, got {args.num_frames}")
+        parser.error(f"--num_frames must be >= 1, got {args.num_frames}")
     if args.source == "crossfade_latent" and not args.vae:
         parser.error("--source crossfade_latent needs --vae")
     if args.source == "flf" and not args.pipeline:

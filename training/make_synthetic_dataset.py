@@ -4,13 +4,13 @@
 Example (about 120 small takes in well under a minute)::
 
     python training/make_synthetic_dataset.py --output data/synth64 \
-        --num-train 100 --num-validation 10 --num-test 10 \
-        --num-frames 16 --resolution 64 --transition-frames 8
+        --num_train 100 --num_validation 10 --num_test 10 \
+        --num_frames 16 --resolution 64 --transition_frames 8
 
 Each take is the scene of one seed (train / validation / test seeds come from disjoint ranges, see
 `diffusers_syn2seq.data.SPLIT_SEED_RANGES`), with its true rendered transition cached as
-`transition_render.mp4` when `--transition-frames > 0`. Clip folders are renamed into place only when
-complete and the table is rewritten atomically every `--checkpoint-every` takes and at the end, so an
+`transition_render.mp4` when `--transition_frames > 0`. Clip folders are renamed into place only when
+complete and the table is rewritten atomically every `--checkpoint_every` takes and at the end, so an
 interrupted run never lists a half-written clip; `--resume` keeps complete clip folders from an earlier run.
 """
 
@@ -30,17 +30,21 @@ from diffusers_syn2seq.data.synthetic import render_synthetic_clip, seeds_for_sp
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, required=True, help="dataset folder to create or update")
-    parser.add_argument("--num-train", type=int, default=100)
-    parser.add_argument("--num-validation", type=int, default=10)
-    parser.add_argument("--num-test", type=int, default=10)
-    parser.add_argument("--seed-offset", type=int, default=0, help="start this many seeds into each split's range")
-    parser.add_argument("--num-frames", type=int, default=16, help="frames of the exo clip and of the ego clip")
+    parser.add_argument("--num_train", "--num-train", type=int, default=100)
+    parser.add_argument("--num_validation", "--num-validation", type=int, default=10)
+    parser.add_argument("--num_test", "--num-test", type=int, default=10)
+    parser.add_argument("--seed_offset", "--seed-offset", type=int, default=0,
+                        help="start this many seeds into each split's range")
+    parser.add_argument("--num_frames", "--num-frames", type=int, default=16,
+                        help="frames of the exo clip and of the ego clip")
     parser.add_argument("--resolution", type=int, default=64, help="square frame size in pixels")
-    parser.add_argument("--transition-frames", type=int, default=8, help="true rendered transition frames (0: none)")
+    parser.add_argument("--transition_frames", "--transition-frames", type=int, default=8,
+                        help="true rendered transition frames (0: none)")
     parser.add_argument("--fps", type=float, default=10.0)
     parser.add_argument("--lossless", action="store_true", help="bit-exact lossless H.264 (larger files)")
     parser.add_argument("--resume", action="store_true", help="keep complete clip folders written by an earlier run")
-    parser.add_argument("--checkpoint-every", type=int, default=50, help="rewrite the table every N takes")
+    parser.add_argument("--checkpoint_every", "--checkpoint-every", type=int, default=50,
+                        help="rewrite the table every N takes")
     args = parser.parse_args(argv)
     for name in ("num_train", "num_validation", "num_test", "seed_offset", "transition_frames"):
         if getattr(args, name) < 0:

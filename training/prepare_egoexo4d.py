@@ -11,10 +11,10 @@ Ego-Exo4D is licence-gated; download it yourself with the official `egoexo` CLI.
                                                                (tx,ty,tz)_world_cam + (qx,qy,qz,qw)_world_cam,
                                                                KB3 intrinsics_0..3 = fx, fy, cx, cy at
                                                                image_width x image_height (3840x2160)
-    ROOT/annotations/ego_pose/<split>/camera_pose/<take_uid>.json    (--ego-poses annotations, default)
+    ROOT/annotations/ego_pose/<split>/camera_pose/<take_uid>.json    (--ego_poses annotations, default)
         {"<aria cam>": {"camera_intrinsics": 3x3, "camera_extrinsics": {"<frame>": 3x4 world-to-camera}}}
-    ROOT/<root_dir>/trajectory/closed_loop_trajectory.csv     (--ego-poses mps) device poses T_world_device
-    ROOT/captures/<capture>/timesync.csv                      (--ego-poses mps) aria RGB capture timestamps
+    ROOT/<root_dir>/trajectory/closed_loop_trajectory.csv     (--ego_poses mps) device poses T_world_device
+    ROOT/captures/<capture>/timesync.csv                      (--ego_poses mps) aria RGB capture timestamps
 
 Exo poses: T_world_cam is inverted into world-to-camera [R|T]; intrinsics are normalised by the
 calibration resolution (so they hold for any downscale of the same aspect ratio, e.g. the 448p videos),
@@ -22,20 +22,20 @@ then adjusted for the centre crop to the output aspect ratio. The fisheye (KB3) 
 removed: frames are the original fisheye images with the pinhole part of the calibration.
 
 Ego poses: the ego-pose annotations already give per-frame world-to-camera extrinsics of the (undistorted)
-RGB camera, with intrinsics for `--ego-intrinsics-size`; the MPS route composes the closed-loop *device*
-pose with the device-to-RGB-camera calibration (`--device-to-rgb`, a JSON 4x4 T_device_rgb, e.g. from
+RGB camera, with intrinsics for `--ego_intrinsics_size`; the MPS route composes the closed-loop *device*
+pose with the device-to-RGB-camera calibration (`--device_to_rgb`, a JSON 4x4 T_device_rgb, e.g. from
 `projectaria_tools` `get_transform_device_camera()`): T_world_rgb = T_world_device @ T_device_rgb. Using
 the device pose directly is the classic mistake; the two differ by the RGB camera's mounting.
 
-Clips: `--clips-per-take` non-overlapping clips of `--num-frames` frames taken every `--stride` source
-frames (30 fps / stride) from `--start-frame`; the exo and ego frames of a clip have the same
+Clips: `--clips_per_take` non-overlapping clips of `--num_frames` frames taken every `--stride` source
+frames (30 fps / stride) from `--start_frame`; the exo and ego frames of a clip have the same
 frame-aligned indices. Bad takes (missing files, corrupt videos, missing pose rows, NaN poses) raise a
-`ValueError` naming the file and row, or with `--skip-bad` are skipped and listed at the end.
+`ValueError` naming the file and row, or with `--skip_bad` are skipped and listed at the end.
 
 Example::
 
     python training/prepare_egoexo4d.py --root /data/egoexo4d --output data/egoexo64 \
-        --num-frames 16 --stride 3 --resolution 64 --clips-per-take 4
+        --num_frames 16 --stride 3 --resolution 64 --clips_per_take 4
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def _aria_timestamps_us(root: Path, take: dict[str, Any], camera: str, frames: n
     capture = re.sub(r"_\d+$", "", take["take_name"])
     path = root / "captures" / capture / "timesync.csv"
     if not path.is_file():
-        raise ValueError(f"timesync file {str(path)!r} does not exist (needed by --ego-poses mps)")
+        raise ValueError(f"timesync file {str(path)!r} does not exist (needed by --ego_poses mps)")
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     column = f"{camera}_214-1_capture_timestamp_ns"
@@ -250,7 +250,7 @@ def prepare_take(
     name, uid = take["take_name"], take["take_uid"]
     exo_cam = args.exo_camera or take.get("best_exo")
     if not exo_cam:
-        raise ValueError(f"takes.json take {name!r} has no best_exo; pass --exo-camera")
+        raise ValueError(f"takes.json take {name!r} has no best_exo; pass --exo_camera")
     ego_cam = args.ego_camera
     exo_video = _video_path(root, take, exo_cam, "0")
     ego_video = _video_path(root, take, ego_cam, "rgb")
@@ -317,22 +317,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, required=True, help="local Ego-Exo4D download (holds takes.json)")
     parser.add_argument("--output", type=Path, required=True, help="Syn2Seq dataset folder to write")
-    parser.add_argument("--num-frames", type=int, default=16, help="frames per clip (exo and ego each)")
+    parser.add_argument("--num_frames", "--num-frames", type=int, default=16, help="frames per clip (exo and ego each)")
     parser.add_argument("--stride", type=int, default=3, help="source frames between clip frames (30 fps / stride)")
-    parser.add_argument("--start-frame", type=int, default=0)
-    parser.add_argument("--clips-per-take", type=int, default=1)
+    parser.add_argument("--start_frame", "--start-frame", type=int, default=0)
+    parser.add_argument("--clips_per_take", "--clips-per-take", type=int, default=1)
     parser.add_argument("--resolution", type=int, default=64, help="square output size (centre crop)")
-    parser.add_argument("--exo-camera", help="exo camera id (default: each take's best_exo)")
-    parser.add_argument("--ego-camera", default="aria01")
-    parser.add_argument("--ego-poses", choices=["annotations", "mps"], default="annotations")
+    parser.add_argument("--exo_camera", "--exo-camera", help="exo camera id (default: each take's best_exo)")
+    parser.add_argument("--ego_camera", "--ego-camera", default="aria01")
+    parser.add_argument("--ego_poses", "--ego-poses", choices=["annotations", "mps"], default="annotations")
     parser.add_argument(
+        "--ego_intrinsics_size",
         "--ego-intrinsics-size",
         type=int,
         default=512,
         help="image size (pixels) the annotation camera_intrinsics refer to",
     )
-    parser.add_argument("--device-to-rgb", help="mps: JSON 4x4 T_device_rgb (Aria device to RGB camera)")
+    parser.add_argument("--device_to_rgb", "--device-to-rgb",
+                        help="mps: JSON 4x4 T_device_rgb (Aria device to RGB camera)")
     parser.add_argument(
+        "--ego_intrinsics",
         "--ego-intrinsics",
         type=float,
         nargs=4,
@@ -340,6 +343,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="mps: normalised fx fy px py of the ego frames",
     )
     parser.add_argument(
+        "--rotate_ego",
         "--rotate-ego",
         type=int,
         default=0,
@@ -349,13 +353,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--take", action="append", help="only these take names (repeatable)")
     parser.add_argument("--lossless", action="store_true")
-    parser.add_argument("--skip-bad", action="store_true", help="skip takes with bad input and report them")
+    parser.add_argument("--skip_bad", "--skip-bad", action="store_true",
+                        help="skip takes with bad input and report them")
     args = parser.parse_args(argv)
     if args.ego_poses == "mps" and not args.device_to_rgb:
-        parser.error("--ego-poses mps needs --device-to-rgb (the device-to-RGB-camera calibration)")
+        parser.error("--ego_poses mps needs --device_to_rgb (the device-to-RGB-camera calibration)")
     for name in ("num_frames", "stride", "clips_per_take", "resolution"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     return args
 
 

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""SynthEgoExo: a procedural exo/ego scene renderer with real geometry (numpy ray casting).
+"""SynthEgoExo scenes: the scene description and its motion, cameras, seed splits, `render_synthetic_clip`.
 
 Ego-Exo4D cannot be downloaded by tests, so the benchmark renders its own synchronised exo/ego pairs.
 A seed fixes a scene: a room (floor, walls, ceiling) with procedural textures, static spheres and boxes,
@@ -28,7 +28,8 @@ flies the camera from the last exo pose to the first ego pose along the SLERP/le
 (for a synchronised pair that is backwards, from the end of the clip to its start), so both ends meet
 the neighbouring frames exactly.
 
-Everything is vectorised over frames and pixels (float32 structure-of-arrays ray casting). Speed:
+The ray caster that turns a scene into frames (numpy, real geometry, vectorised over frames and pixels) is
+`synthetic_render`; `SynthEgoExo.render` is its entry point. Speed:
 `taskset -c 0 python -c "from diffusers_syn2seq.data.synthetic import measure_render_speed as m; print(m(64))"`.
 """
 
@@ -40,6 +41,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+# The id-buffer layout (used by `object_ids`) and `camera_rays` are the renderer's; the ID_* constants are
+# re-exported here, where they have always been importable.
+from .synthetic_render import (  # noqa: F401
+    ID_CEILING,
+    ID_FLOOR,
+    ID_WALL_XNEG,
+    ID_WALL_XPOS,
+    ID_WALL_YNEG,
+    ID_WALL_YPOS,
+    NUM_ROOM_IDS,
+    camera_rays,
+    render_frames,
+)
 
 Resolution = int | Sequence[int]
 
@@ -60,11 +75,6 @@ SPLIT_SEED_RANGES: dict[str, tuple[int, int]] = {
     "validation": (1_000_000, 1_100_000),
     "test": (2_000_000, 2_100_000),
 }
-
-_EPS = 1e-6
-# Object ids of the id buffer: room faces first, then spheres (static, balls, head), boxes, body.
-ID_FLOOR, ID_CEILING, ID_WALL_XNEG, ID_WALL_XPOS, ID_WALL_YNEG, ID_WALL_YPOS = range(6)
-_NUM_ROOM_IDS = 6
 
 
 def split_of_seed(seed: int) -> str:
@@ -119,35 +129,6 @@ def look_at_pose(position: np.ndarray, forward: np.ndarray, focal: float, aspect
     extrinsics = np.concatenate([rot, trans[..., None]], axis=-1).reshape(*rot.shape[:-2], 12)
     intr = np.broadcast_to(np.array([focal, focal * aspect, 0.5, 0.5]), (*rot.shape[:-2], 4))
     return np.concatenate([intr, extrinsics], axis=-1)
-
-
-def camera_rays(poses: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel rays of (T, 16) poses: origins (T, 3) and unnormalised directions (T, H*W, 3) whose
-    camera-space z component is 1 (so the ray parameter is depth along the optical axis)."""
-    poses = np.asarray(poses, dtype=np.float64)
-    fx, fy, px, py = (poses[:, i, None] for i in range(4))
-    rot = poses[:, 4:].reshape(-1, 3, 4)[:, :, :3]
-    trans = poses[:, 4:].reshape(-1, 3, 4)[:, :, 3]
-    v, u = np.meshgrid(np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64), indexing="ij")
-    u, v = u.reshape(1, -1), v.reshape(1, -1)
-    xc = (u + 0.5 - px * width) / (fx * width)
-    yc = (v + 0.5 - py * height) / (fy * height)
-    # d_world = R^T d_cam, written out so each element is computed identically whatever the batch.
-    dirs = np.stack(
-        [rot[:, None, 0, k] * xc + rot[:, None, 1, k] * yc + rot[:, None, 2, k] for k in range(3)], axis=-1
-    )
-    origins = -np.einsum("tji,tj->ti", rot, trans)
-    return origins, dirs
-
-
-def _dot3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
-
-
-def _rotate_about_axis(v: np.ndarray, axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Rodrigues rotation of vectors v (M, 3) about unit axes (M, 3) by angles (M,)."""
-    c, s = np.cos(angle)[:, None], np.sin(angle)[:, None]
-    return v * c + np.cross(axis, v) * s + axis * _dot3(axis, v)[:, None] * (1 - c)
 
 
 @dataclass(frozen=True)
@@ -380,12 +361,12 @@ class SynthEgoExo:
     def object_ids(self) -> dict[str, list[int]]:
         """Ids used in the renderer's id buffer, by object kind."""
         ns, nb = len(self.sphere_radii), len(self.balls)
-        first_box = _NUM_ROOM_IDS + self.num_spheres
+        first_box = NUM_ROOM_IDS + self.num_spheres
         return {
-            "room": list(range(_NUM_ROOM_IDS)),
-            "static_spheres": list(range(_NUM_ROOM_IDS, _NUM_ROOM_IDS + ns)),
-            "balls": list(range(_NUM_ROOM_IDS + ns, _NUM_ROOM_IDS + ns + nb)),
-            "head": [_NUM_ROOM_IDS + ns + nb],
+            "room": list(range(NUM_ROOM_IDS)),
+            "static_spheres": list(range(NUM_ROOM_IDS, NUM_ROOM_IDS + ns)),
+            "balls": list(range(NUM_ROOM_IDS + ns, NUM_ROOM_IDS + ns + nb)),
+            "head": [NUM_ROOM_IDS + ns + nb],
             "boxes": list(range(first_box, first_box + len(self.box_lo))),
             "body": [first_box + len(self.box_lo)],
         }
@@ -435,236 +416,7 @@ class SynthEgoExo:
         and `depth` (T, H, W) float32 camera-space z (m). Intersections are computed in float32.
         """
         height, width = _resolution(resolution)
-        poses = np.asarray(poses, dtype=np.float64)
-        times = np.asarray(times, dtype=np.float64)
-        if poses.ndim != 2 or poses.shape[1] != 16:
-            raise ValueError(f"poses must have shape (T, 16), got {tuple(poses.shape)}")
-        if times.shape != (poses.shape[0],):
-            raise ValueError(f"times must have shape ({poses.shape[0]},) to match poses, got {tuple(times.shape)}")
-        if not np.isfinite(poses).all() or not np.isfinite(times).all():
-            raise ValueError("poses and times must be finite (found NaN or inf)")
-        frames, ids, points, depth = [], [], [], []
-        for start in range(0, len(times), chunk_size):
-            rgb, obj, pts, z = self._render_chunk(
-                poses[start : start + chunk_size], times[start : start + chunk_size], height, width
-            )
-            frames.append(rgb)
-            ids.append(obj)
-            points.append(pts)
-            depth.append(z)
-        shape = (len(times), height, width)
-        if not frames:  # no cameras: empty outputs of the right shapes
-            frames, ids = [np.zeros((0, 3), np.uint8)], [np.zeros(0, np.int32)]
-            points, depth = [np.zeros((0, 3), np.float32)], [np.zeros(0, np.float32)]
-        out = np.concatenate(frames).reshape(*shape, 3)
-        if not return_buffers:
-            return out
-        return out, {
-            "object_id": np.concatenate(ids).reshape(shape),
-            "points": np.concatenate(points).reshape(*shape, 3),
-            "depth": np.concatenate(depth).reshape(shape),
-        }
-
-    def _render_chunk(self, poses, times, height, width):
-        # Intersections in float32, structure of arrays (one contiguous (T, N) array per coordinate):
-        # this is what makes numpy ray casting fast enough (see `measure_render_speed`).
-        origins64, dirs64 = camera_rays(poses, height, width)  # (T, 3), (T, N, 3)
-        num_t, num_px = dirs64.shape[:2]
-        f32 = np.float32
-        dx, dy, dz = (np.ascontiguousarray(dirs64[..., k], dtype=f32) for k in range(3))
-        ox, oy, oz = (origins64[:, k, None].astype(f32) for k in range(3))  # (T, 1)
-        inf = f32(np.inf)
-        eps = f32(_EPS)
-
-        # Room, seen from inside: the ray leaves the box through the nearest of its three candidate faces.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tx = np.where(dx > 0, f32(self.room_hi[0]) - ox, f32(self.room_lo[0]) - ox) / dx
-            ty = np.where(dy > 0, f32(self.room_hi[1]) - oy, f32(self.room_lo[1]) - oy) / dy
-            tz = np.where(dz > 0, f32(self.room_hi[2]) - oz, f32(self.room_lo[2]) - oz) / dz
-        for t_ax in (tx, ty, tz):
-            t_ax[~(t_ax > 0)] = inf  # zero direction components give nan or negative infinities
-        best = np.minimum(np.minimum(tx, ty), tz)
-        # face id: z- floor 0, z+ ceiling 1, x- 2, x+ 3, y- 4, y+ 5
-        obj = np.where(
-            best == tz, ID_FLOOR + (dz > 0), np.where(best == tx, ID_WALL_XNEG + (dx > 0), ID_WALL_YNEG + (dy > 0))
-        )
-        obj = obj.astype(np.int32)
-        a = dx * dx + dy * dy + dz * dz
-
-        def keep(t_new: np.ndarray, object_id: int) -> None:
-            closer = t_new < best
-            np.copyto(best, t_new, where=closer)
-            obj[closer] = object_id
-
-        # Spheres, hit from outside only (a camera inside the head does not see the head).
-        centres, radii = self.sphere_state(times)  # (T, S, 3), (S,)
-        for s_idx in range(centres.shape[1]):
-            cx, cy, cz = (
-                (ox - centres[:, s_idx, 0, None]),
-                (oy - centres[:, s_idx, 1, None]),
-                (oz - centres[:, s_idx, 2, None]),
-            )
-            c = (cx * cx + cy * cy + cz * cz - radii[s_idx] ** 2).astype(f32)  # (T, 1); < 0: inside
-            b = dx * cx.astype(f32) + dy * cy.astype(f32) + dz * cz.astype(f32)
-            disc = b * b - a * c
-            with np.errstate(invalid="ignore"):
-                t_s = (-b - np.sqrt(disc)) / a
-            t_s[~((disc > 0) & (t_s > eps) & (c > 0))] = inf
-            keep(t_s, _NUM_ROOM_IDS + s_idx)
-
-        # Axis-aligned boxes (slab test), hit from outside only.
-        first_box = _NUM_ROOM_IDS + centres.shape[1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inv = [f32(1.0) / d for d in (dx, dy, dz)]
-            for k in range(len(self.box_lo)):
-                near, far = None, None
-                for axis, (o_ax, inv_ax) in enumerate(zip((ox, oy, oz), inv, strict=True)):
-                    t1 = (f32(self.box_lo[k, axis]) - o_ax) * inv_ax
-                    t2 = (f32(self.box_hi[k, axis]) - o_ax) * inv_ax
-                    lo_t, hi_t = np.fmin(t1, t2), np.fmax(t1, t2)
-                    near = lo_t if near is None else np.fmax(near, lo_t)
-                    far = hi_t if far is None else np.fmin(far, hi_t)
-                near[~((near <= far) & (near > eps))] = inf
-                keep(near, first_box + k)
-
-        # Actor body: vertical cylinder z in [0, body_height] (side and top cap), hit from outside.
-        feet = self.actor_state(times)["position"]  # (T, 2)
-        px_, py_ = (ox - feet[:, 0, None]).astype(f32), (oy - feet[:, 1, None]).astype(f32)
-        r2 = f32(self.body_radius**2)
-        ca = dx * dx + dy * dy
-        cb = dx * px_ + dy * py_
-        cc = px_ * px_ + py_ * py_ - r2
-        cdisc = cb * cb - ca * cc
-        with np.errstate(invalid="ignore", divide="ignore"):
-            t_side = (-cb - np.sqrt(cdisc)) / ca
-            z_side = oz + t_side * dz
-            t_side[~((cdisc > 0) & (t_side > eps) & (z_side >= 0) & (z_side <= self.body_height) & (cc > 0))] = inf
-            t_cap = (f32(self.body_height) - oz) / dz
-            qx, qy = px_ + t_cap * dx, py_ + t_cap * dy
-            t_cap[~((dz < 0) & (t_cap > eps) & (qx * qx + qy * qy <= r2))] = inf
-        cap_hit = t_cap < t_side
-        body_id = first_box + len(self.box_lo)
-        keep(np.minimum(t_side, t_cap), body_id)
-
-        # Shading on the flattened hits.
-        obj_f = obj.reshape(-1)
-        pts_f = np.stack(
-            [(ox + best * dx).reshape(-1), (oy + best * dy).reshape(-1), (oz + best * dz).reshape(-1)], axis=-1
-        )
-        frame_of = np.repeat(np.arange(num_t), num_px)
-        normal = np.zeros_like(pts_f)
-        albedo = np.zeros_like(pts_f)
-        self._shade_room(obj_f, pts_f, normal, albedo)
-        self._shade_spheres(obj_f, pts_f, frame_of, times, centres, radii, normal, albedo)
-        self._shade_boxes(obj_f, pts_f, normal, albedo, first_box)
-        self._shade_body(obj_f, pts_f, frame_of, feet, cap_hit.reshape(-1), normal, albedo, body_id)
-
-        light = self.light_dir.astype(f32)
-        lambert = normal[:, 0] * light[0] + normal[:, 1] * light[1] + normal[:, 2] * light[2]
-        shade = f32(0.3) + f32(0.5) * np.maximum(lambert, f32(0)) + f32(0.1) * (f32(1) + normal[:, 2])
-        floor = obj_f == ID_FLOOR
-        if floor.any():  # soft blob shadows of the moving things, so their motion reads in the exo view
-            blobs = np.concatenate([centres[:, len(self.sphere_radii) : -1, :2], feet[:, None]], axis=1)
-            sizes = np.array([*(b.radius for b in self.balls), self.body_radius * 1.3])
-            d2 = ((pts_f[floor, None, :2] - blobs[frame_of[floor]]) ** 2).sum(-1) / sizes**2
-            shade[floor] *= np.prod(1 - 0.45 * np.exp(-d2), axis=-1).astype(f32)
-        rgb = albedo * (shade[:, None] * f32(255.0))
-        rgb += f32(0.5)
-        np.minimum(rgb, f32(255.0), out=rgb)
-        rgb = rgb.astype(np.uint8)  # values are >= 0.5 and <= 255: truncation rounds
-        return rgb.reshape(num_t, num_px, 3), obj, pts_f.reshape(num_t, num_px, 3), best
-
-    # ----------------------------------------------------------------------------------------- shading
-    def _shade_room(self, obj, pts, normal, albedo) -> None:
-        m = obj == ID_FLOOR
-        checker = (np.floor(pts[m, 0] / self.floor_tile) + np.floor(pts[m, 1] / self.floor_tile)) % 2
-        albedo[m] = self.floor_colours[checker.astype(int)]
-        normal[m] = (0, 0, 1)
-        m = obj == ID_CEILING
-        albedo[m] = self.ceiling_colour
-        normal[m] = (0, 0, -1)
-        # walls: (id, normal, coordinate along the wall)
-        for wall, (wid, n, along_axis) in enumerate(
-            [
-                (ID_WALL_XNEG, (1, 0, 0), 1),
-                (ID_WALL_XPOS, (-1, 0, 0), 1),
-                (ID_WALL_YNEG, (0, 1, 0), 0),
-                (ID_WALL_YPOS, (0, -1, 0), 0),
-            ]
-        ):
-            m = obj == wid
-            if not m.any():
-                continue
-            s, z = pts[m, along_axis], pts[m, 2]
-            scale = self.wall_scale[wall]
-            kind = self.wall_kind[wall]
-            if kind == 0:
-                idx = np.floor(z / scale) % 2
-            elif kind == 1:
-                idx = np.floor(s / scale) % 2
-            else:
-                idx = (np.floor(z / scale) + np.floor(s / scale)) % 2
-            colour = self.wall_colours[wall][idx.astype(int)]
-            half = self.room_half[along_axis]
-            pc = self.poster_centre[wall]
-            poster = (np.abs(s - pc[0] * half) < self.poster_half[wall, 0]) & (
-                np.abs(z - pc[1]) < self.poster_half[wall, 1]
-            )
-            colour[poster] = self.poster_colour[wall]
-            albedo[m] = colour
-            normal[m] = n
-
-    def _shade_spheres(self, obj, pts, frame_of, times, centres, radii, normal, albedo) -> None:
-        ns, nb = len(self.sphere_radii), len(self.balls)
-        _, ball_axes, ball_angles = self.ball_state(times) if nb else (None, None, None)
-        head_state = self.actor_state(times)
-        for s in range(self.num_spheres):
-            m = obj == _NUM_ROOM_IDS + s
-            if not m.any():
-                continue
-            f = frame_of[m]
-            n = (pts[m] - centres[f, s]) / radii[s]
-            normal[m] = n
-            if s < ns:  # static sphere: latitude bands
-                idx = np.floor((n[:, 2] + 1) * self.sphere_bands[s]) % 2
-                albedo[m] = self.sphere_colours[s][idx.astype(int)]
-            elif s < ns + nb:  # ball: beach-ball octants that turn with the motion
-                k = s - ns
-                local = _rotate_about_axis(n, ball_axes[f, k], -ball_angles[f, k])
-                idx = (local[:, 0] > 0) ^ (local[:, 1] > 0) ^ (local[:, 2] > 0)
-                albedo[m] = self.balls[k].colours[idx.astype(int)]
-            else:  # head: skin face towards the heading, hair on top and at the back
-                yaw = head_state["head_yaw"][f]
-                facing = n[:, 0] * np.cos(yaw) + n[:, 1] * np.sin(yaw)
-                hair = (n[:, 2] > 0.45) | (facing < -0.2)
-                albedo[m] = np.where(hair[:, None], self.hair_colour, self.skin_colour)
-
-    def _shade_boxes(self, obj, pts, normal, albedo, first_id) -> None:
-        for k in range(len(self.box_lo)):
-            m = obj == first_id + k
-            if not m.any():
-                continue
-            p = pts[m]
-            lo, hi = self.box_lo[k], self.box_hi[k]
-            # the face is the one the hit point is closest to
-            dist = np.concatenate([np.abs(p - lo), np.abs(p - hi)], axis=-1)
-            face = np.argmin(dist, axis=-1)
-            n = np.zeros_like(p)
-            n[np.arange(len(p)), face % 3] = np.where(face < 3, -1.0, 1.0)
-            normal[m] = n
-            tile = self.box_tile[k]
-            idx = (np.floor(p[:, 0] / tile) + np.floor(p[:, 1] / tile) + np.floor(p[:, 2] / tile)) % 2
-            albedo[m] = self.box_colours[k][idx.astype(int)]
-
-    def _shade_body(self, obj, pts, frame_of, feet, cap_hit, normal, albedo, body_id) -> None:
-        m = obj == body_id
-        if not m.any():
-            return
-        p = pts[m]
-        radial = np.concatenate([p[:, :2] - feet[frame_of[m]], np.zeros((len(p), 1))], axis=-1) / self.body_radius
-        n = np.where(cap_hit[m][:, None], np.array([0.0, 0.0, 1.0]), radial)
-        normal[m] = n
-        albedo[m] = np.where((p[:, 2] < self.leg_height)[:, None], self.trouser_colour, self.shirt_colour)
+        return render_frames(self, poses, times, height, width, return_buffers, chunk_size)
 
     # ----------------------------------------------------------------------------------------- clips
     def transition_path(
