@@ -55,8 +55,8 @@ __all__ = [
 
 RayMapKind = Literal["ray_encoding", "plucker", "ray"]
 
-#: Number of channels of each ray-map kind: NeRF encoding of origin and direction with 15 frequencies,
-#: sin and cos (3 * 15 * 2 * 2 = 180); Plücker ``[d_hat, o x d_hat]`` (6); raw ``[origin, direction]`` (6).
+#: Number of channels of each ray-map kind, also read by the models: NeRF encoding of origin and direction with 15
+#: frequencies, sin and cos (3 * 15 * 2 * 2 = 180); Plücker ``[d_hat, o x d_hat]`` (6); raw ``[origin, direction]`` (6).
 RAY_MAP_CHANNELS = {"ray_encoding": 180, "plucker": 6, "ray": 6}
 
 # Number of NeRF frequencies used by DFoT for both origins and directions (180 channels in total).
