@@ -7,7 +7,8 @@ steps then `--steps` timed ones; the median step time is reported. Peak memory: 
 on GPU; on CPU the peak of the autograd graph's saved tensors (activation memory, measured with
 `torch.autograd.graph.saved_tensors_hooks`) plus the parameter/gradient/optimiser bytes, and the process max RSS.
 
-    python benchmarks/bench_training.py --preset dit-s --resolution 32 --frames 8 --batch 2 --notes /work/notes/training.md
+    python benchmarks/bench_training.py --preset dit-s --resolution 32 --frames 8 --batch 2 \
+        --notes /work/notes/training.md
 """
 
 from __future__ import annotations
@@ -24,15 +25,15 @@ from timing import timed_calls
 
 
 def child(args) -> dict:
-    from diffusers_syn2seq.models import DFoTTransformer3DModel
+    from diffusers_syn2seq.models import DIT_PRESETS, DFoTTransformer3DModel
     from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
-    from diffusers_syn2seq.training_utils import MODEL_PRESETS, diffusion_forcing_loss
+    from diffusers_syn2seq.training_utils import diffusion_forcing_loss
 
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = DFoTTransformer3DModel(in_channels=args.channels, sample_size=args.resolution, max_frames=args.frames,
                                    patch_size=args.patch_size, camera_ray_type="plucker",
-                                   **MODEL_PRESETS[args.preset]).to(device).train()
+                                   **DIT_PRESETS[args.preset]).to(device).train()
     if args.checkpointing:
         model.enable_gradient_checkpointing()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.99))
@@ -113,7 +114,8 @@ def main() -> None:
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['precision']} | {'yes' if r['checkpointing'] else 'no'} | {r['median_step_s']:.3f} | "
-                     f"{r['samples_per_s']:.2f} | {r['activation_mb']:.1f} | {r['peak_mb']:.1f} | {r['max_rss_mb']:.0f} |")
+                     f"{r['samples_per_s']:.2f} | {r['activation_mb']:.1f} | {r['peak_mb']:.1f} | "
+                     f"{r['max_rss_mb']:.0f} |")
     for precision in args.precisions.split(","):
         off, on = [r for r in rows if r["precision"] == precision]
         lines.append("")

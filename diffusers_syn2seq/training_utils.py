@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Pieces of `training/train.py` that tests and other scripts import: presets, training windows, the diffusion-forcing
-loss, atomic checkpoints, video metrics and the Hub upload (or its dry run).
+"""Pieces of `training/train.py` that tests and other scripts import: training windows, the diffusion-forcing loss,
+atomic checkpoints, video metrics and the Hub upload (or its dry run).
 
 The data path reads in one direction: dataset take -> Syn2Seq sequence -> random window (deterministic in
 `(seed, epoch, index)`) -> batch -> model space (pixels or per-frame VAE latents) -> noisy frames at per-frame levels
@@ -32,7 +32,6 @@ __all__ = [
     "CHECKPOINT_PREFIX",
     "DEFAULT_LORA_TARGETS",
     "HUB_IGNORE_PATTERNS",
-    "MODEL_PRESETS",
     "EpochShuffleSampler",
     "Syn2SeqTrainingWindows",
     "checkpoint_steps",
@@ -49,14 +48,6 @@ __all__ = [
     "step_seed",
 ]
 
-# DiT3D sizes of DFoT (`shared/design/dfot.md`) as layers / heads / head dim, plus a tiny one for tests and CPU.
-MODEL_PRESETS: dict[str, dict[str, Any]] = {
-    "dit-tiny": dict(num_layers=2, num_attention_heads=2, attention_head_dim=16, noise_embedding_dim=32),
-    "dit-s": dict(num_layers=12, num_attention_heads=6, attention_head_dim=64),
-    "dit-b": dict(num_layers=12, num_attention_heads=12, attention_head_dim=64),
-    "dit-l": dict(num_layers=24, num_attention_heads=16, attention_head_dim=64),
-    "dit-xl": dict(num_layers=28, num_attention_heads=16, attention_head_dim=72),
-}
 # Attention and MLP projections of `DFoTTransformerBlock`.
 DEFAULT_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"]
 CHECKPOINT_PREFIX = "checkpoint-"

@@ -26,11 +26,10 @@ from safetensors.torch import load_file
 from script_loading import load_script
 
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
-from diffusers_syn2seq.models import DFoTTransformer3DModel
+from diffusers_syn2seq.models import DIT_PRESETS, DFoTTransformer3DModel
 from diffusers_syn2seq.pipelines import Syn2SeqPipeline
 from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
 from diffusers_syn2seq.training_utils import (
-    MODEL_PRESETS,
     diffusion_forcing_loss,
     files_to_upload,
     model_inputs,
@@ -90,8 +89,9 @@ def full_args(dataset: Path, output: Path) -> list:
 def full_runs(dataset, tmp_path_factory):
     root = tmp_path_factory.mktemp("full")
     a, b = root / "a", root / "b"
-    launch(full_args(dataset, a) + ["--validation_steps", 6, "--num_validation_videos", 1, "--validation_inference_steps",
-                                    2, "--validation_num_frames", 3, "--report_to", "tensorboard", "--push_to_hub",
+    launch(full_args(dataset, a) + ["--validation_steps", 6, "--num_validation_videos", 1,
+                                    "--validation_inference_steps", 2, "--validation_num_frames", 3,
+                                    "--report_to", "tensorboard", "--push_to_hub",
                                     "--hub_model_id", "someone/syn2seq-test", "--hub_dry_run"])
 
     # B: same run, killed (SIGKILL) while checkpoint-6 is being written (the test hook pauses inside the write).
@@ -102,7 +102,8 @@ def full_runs(dataset, tmp_path_factory):
     deadline = time.time() + 300
     while not paused.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
-    assert paused.exists(), f"run B never reached the checkpoint pause: {proc.stderr.read()[-3000:] if proc.poll() is not None else ''}"
+    stderr = proc.stderr.read()[-3000:] if proc.poll() is not None else ""
+    assert paused.exists(), f"run B never reached the checkpoint pause: {stderr}"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     killed_state = {"checkpoint": resolve_checkpoint(b, "latest"), "tmp_exists": paused.parent.exists(),
@@ -205,7 +206,7 @@ def _tiny_vae() -> AutoencoderKL:
 def _base_transformer() -> DFoTTransformer3DModel:
     torch.manual_seed(1)
     model = DFoTTransformer3DModel(in_channels=4, sample_size=RES // 2, max_frames=8, patch_size=2,
-                                   camera_ray_type="plucker", **MODEL_PRESETS["dit-tiny"])
+                                   camera_ray_type="plucker", **DIT_PRESETS["dit-tiny"])
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():  # a "pretrained" base: non-zero everywhere (AdaLN-zero init would output 0)
         for p in model.parameters():
@@ -321,8 +322,8 @@ def _train_module():
 def test_bad_inputs_fail_before_training(dataset, tmp_path, case, extra, match):
     train = _train_module()
     output = tmp_path / "out"
-    argv = ["--dataset_dir", str(dataset), "--output_dir", str(output), "--model_preset", "dit-tiny", "--max_frames", "8",
-            "--report_to", "none", "--mixed_precision", "no"]
+    argv = ["--dataset_dir", str(dataset), "--output_dir", str(output), "--model_preset", "dit-tiny",
+            "--max_frames", "8", "--report_to", "none", "--mixed_precision", "no"]
     argv += [a.replace("{tmp}", str(tmp_path)) for a in extra]
     with pytest.raises(ValueError, match=match):
         train.main(argv)
@@ -336,7 +337,8 @@ def test_two_processes_gloo(dataset, tmp_path):
     launch(["--dataset_dir", dataset, "--output_dir", out, "--model_preset", "dit-tiny", "--max_frames", 8,
             "--train_batch_size", 1, "--max_train_steps", 2, "--checkpointing_steps", 2, "--report_to", "none",
             "--learning_rate", 1e-3], num_processes=2)
-    assert (out / "checkpoint-2" / "random_states_0.pkl").is_file() and (out / "checkpoint-2" / "optimizer.bin").is_file()
+    assert (out / "checkpoint-2" / "random_states_0.pkl").is_file()
+    assert (out / "checkpoint-2" / "optimizer.bin").is_file()
     assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-2"] and not list(out.glob(".checkpoint-*"))
     assert len(_lines(out / "logs" / "train_log.jsonl")) == 2  # one writer
     pipe = Syn2SeqPipeline.from_pretrained(out)

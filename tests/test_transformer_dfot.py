@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from diffusers_syn2seq import DFoTTransformer3DModel, convert_dfot_checkpoint
+from diffusers_syn2seq.models import DIT_PRESETS
 from diffusers_syn2seq.models.conversion_dfot import load_official_state_dict
 
 FIXTURES = ["dit3d_discrete", "dit3d_external_cond", "dit3d_continuous"]
@@ -370,8 +371,23 @@ def test_training_condition_dropout_is_per_sample_and_off_in_eval():
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# Configuration
+# Presets and configuration
 # ------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(DIT_PRESETS))
+def test_presets_build_models_of_the_named_size(name):
+    with torch.device("meta"):
+        model = DFoTTransformer3DModel(in_channels=4, **DIT_PRESETS[name])
+    preset = DIT_PRESETS[name]
+    assert len(model.transformer_blocks) == preset["num_layers"]
+    assert model.transformer_blocks[0].attn.inner_dim == preset["num_attention_heads"] * preset["attention_head_dim"]
+
+
+def test_preset_sizes_follow_dit():
+    # DiT-S/B/L/XL hidden sizes 384/768/1024/1152 (Peebles & Xie, table 1), as in DFoT.
+    widths = {k: v["num_attention_heads"] * v["attention_head_dim"] for k, v in DIT_PRESETS.items()}
+    assert widths == {"dit-tiny": 32, "dit-s": 384, "dit-b": 768, "dit-l": 1024, "dit-xl": 1152}
+
+
 def test_bad_config_raises_value_error():
     with pytest.raises(ValueError, match="`noise_embedding_type` must be one of"):
         DFoTTransformer3DModel(**tiny_config(noise_embedding_type="learned"))

@@ -43,12 +43,11 @@ from diffusers_syn2seq.data.transitions import CrossfadeTransition
 from diffusers_syn2seq.evaluation import generate_scene
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
 from diffusers_syn2seq.model_card import save_model_card
-from diffusers_syn2seq.models import DFoTTransformer3DModel, convert_dfot_checkpoint
+from diffusers_syn2seq.models import DIT_PRESETS, DFoTTransformer3DModel, convert_dfot_checkpoint
 from diffusers_syn2seq.pipelines import Syn2SeqPipeline
 from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
 from diffusers_syn2seq.training_utils import (
     DEFAULT_LORA_TARGETS,
-    MODEL_PRESETS,
     EpochShuffleSampler,
     Syn2SeqTrainingWindows,
     diffusion_forcing_loss,
@@ -78,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Syn2Seq pipeline folder, transformer folder (config.json) or official DFoT checkpoint file "
                         "(with --dfot_config). Omit to train from scratch.")
     g.add_argument("--dfot_config", type=str, default=None, help="JSON/YAML backbone settings of an official checkpoint.")
-    g.add_argument("--model_preset", type=str, default="dit-s", choices=sorted(MODEL_PRESETS),
+    g.add_argument("--model_preset", type=str, default="dit-s", choices=sorted(DIT_PRESETS),
                    help="DiT3D size when training from scratch.")
     g.add_argument("--model_config", type=str, default=None,
                    help="JSON of DFoTTransformer3DModel arguments for a from-scratch model (overrides the preset).")
@@ -251,7 +250,7 @@ def load_models(args, data_resolution: tuple[int, int]):
     vae_factor = 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1
     if not path:
         height, width = data_resolution
-        config = dict(MODEL_PRESETS[args.model_preset])
+        config = dict(DIT_PRESETS[args.model_preset])
         if args.model_config:
             config.update(json.loads(Path(args.model_config).read_text()))
         config.setdefault("in_channels", vae.config.latent_channels if vae is not None else 3)

@@ -2,8 +2,8 @@
 """DFoT DiT3D: the Diffusion Forcing Transformer backbone (Song et al., 2025, arXiv 2502.06764).
 
 A non-causal video DiT whose every frame carries its own noise level. Reading order: attention processor,
-attention module, AdaLN, transformer block, the model. The 3D rotary embedding, the Fourier noise features and
-the input checks are shared with the U-ViT (`modules_dfot.py`).
+attention module, AdaLN, transformer block, the model, then its size presets (`DIT_PRESETS`). The 3D rotary
+embedding, the Fourier noise features and the input checks are shared with the U-ViT (`modules_dfot.py`).
 
 Shapes: ``B`` batch, ``F`` frames, ``C`` channels, ``H x W`` frame size, ``P = (H / p) * (W / p)`` patches per
 frame, ``N = F * P`` tokens (frame-major), ``D`` hidden size.
@@ -442,6 +442,17 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
         if not return_dict:
             return (output,)
         return Transformer2DModelOutput(sample=output)
+
+
+# DFoT's DiT3D sizes (`shared/design/dfot.md`) as layers / heads / head dim, plus a tiny one for tests and CPU runs:
+# `DFoTTransformer3DModel(**DIT_PRESETS["dit-s"], ...)`, as DiT's `DiT_models`.
+DIT_PRESETS: dict[str, dict[str, Any]] = {
+    "dit-tiny": dict(num_layers=2, num_attention_heads=2, attention_head_dim=16, noise_embedding_dim=32),
+    "dit-s": dict(num_layers=12, num_attention_heads=6, attention_head_dim=64),
+    "dit-b": dict(num_layers=12, num_attention_heads=12, attention_head_dim=64),
+    "dit-l": dict(num_layers=24, num_attention_heads=16, attention_head_dim=64),
+    "dit-xl": dict(num_layers=28, num_attention_heads=16, attention_head_dim=72),
+}
 
 
 def _register_block_for_caching() -> None:
