@@ -330,6 +330,36 @@ def test_bad_inputs_fail_before_training(dataset, tmp_path, case, extra, match):
     assert not (output / "logs" / "train_log.jsonl").exists() and not list(output.glob("checkpoint-*"))
 
 
+def test_load_models_from_pipeline_folder_transformer_folder_and_checkpoint(dfot_fixtures_dir, tmp_path):
+    train = _train_module()
+
+    def load(*flags):
+        return train.load_models(train.parse_args(["--dataset_dir", str(tmp_path), *map(str, flags)]), (RES, RES))
+
+    # A pipeline folder brings its scheduler and VAE along with the transformer.
+    scheduler = DiffusionForcingScheduler(noise_schedule="cosine_simple_diffusion", shift=0.5)
+    pipe = Syn2SeqPipeline(transformer=_base_transformer(), scheduler=scheduler, vae=_tiny_vae())
+    pipe.save_pretrained(tmp_path / "p")
+    transformer, scheduler, vae, vae_factor = load("--pretrained_model_name_or_path", tmp_path / "p")
+    assert isinstance(transformer, DFoTTransformer3DModel) and scheduler.config.shift == 0.5
+    assert isinstance(vae, AutoencoderKL) and vae_factor == 2
+    # An official checkpoint with its backbone settings; the scheduler follows the noise embedding.
+    fixture = load_file(dfot_fixtures_dir / "uvit3d_pose.safetensors")
+    state_dict = {k[len("state_dict.") :]: v for k, v in fixture.items() if k.startswith("state_dict.")}
+    torch.save({"state_dict": state_dict}, tmp_path / "dfot.pt")
+    (tmp_path / "dfot.json").write_text((dfot_fixtures_dir / "uvit3d_pose.json").read_text())
+    transformer, scheduler, vae, _ = load("--pretrained_model_name_or_path", tmp_path / "dfot.pt",
+                                          "--dfot_config", tmp_path / "dfot.json")
+    assert type(transformer).__name__ == "DFoTUViT3DModel" and vae is None
+    assert scheduler.config.noise_schedule == "cosine_simple_diffusion"
+    # A transformer folder of the other backbone.
+    transformer.save_pretrained(tmp_path / "uvit")
+    assert type(load("--pretrained_model_name_or_path", tmp_path / "uvit")[0]).__name__ == "DFoTUViT3DModel"
+    with pytest.raises(ValueError, match=r"--pretrained_model_name_or_path / --dfot_config: `path_or_checkpoint` must "
+                                         r"be a Syn2Seq pipeline folder .*, which does not exist"):
+        load("--pretrained_model_name_or_path", tmp_path / "nope")
+
+
 # --------------------------------------------------------------------------------------------------- two processes
 @pytest.mark.slow
 def test_two_processes_gloo(dataset, tmp_path):
