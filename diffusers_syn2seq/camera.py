@@ -37,7 +37,6 @@ __all__ = [
     "poses_from_world_to_camera",
     "poses_to_camera_to_world",
     "poses_from_camera_to_world",
-    "intrinsics_matrix",
     "rotation_to_quaternion",
     "quaternion_to_rotation",
     "poses_to_quaternions",
@@ -202,20 +201,6 @@ def poses_from_camera_to_world(camera_to_world: Tensor, intrinsics: Tensor) -> T
     rotation = camera_to_world[..., :3, :3].transpose(-1, -2)
     translation = -(rotation @ camera_to_world[..., :3, 3:4]).squeeze(-1)
     return join_poses(intrinsics, rotation, translation)
-
-
-def intrinsics_matrix(poses: Tensor, height: int = 1, width: int = 1) -> Tensor:
-    """``(..., 16)`` poses (or ``(..., 4)`` intrinsics) -> ``(..., 3, 3)`` pinhole matrix in pixels of an
-    ``height x width`` image (``height = width = 1`` keeps the normalised units)."""
-    intrinsics = poses[..., :4]
-    fx, fy, px, py = intrinsics.unbind(-1)
-    zero, one = torch.zeros_like(fx), torch.ones_like(fx)
-    rows = [
-        torch.stack([fx * width, zero, px * width], dim=-1),
-        torch.stack([zero, fy * height, py * height], dim=-1),
-        torch.stack([zero, zero, one], dim=-1),
-    ]
-    return torch.stack(rows, dim=-2)
 
 
 def rotation_to_quaternion(rotation: Tensor) -> Tensor:
