@@ -25,16 +25,15 @@ from timing import timed_calls
 
 
 def child(args) -> dict:
-    from diffusers_syn2seq.models import DFoTTransformer3DModel
+    from diffusers_syn2seq.models import DIT_PRESETS, DFoTTransformer3DModel
     from diffusers_syn2seq.objective import diffusion_forcing_loss
     from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
-    from diffusers_syn2seq.training_utils import MODEL_PRESETS
 
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = DFoTTransformer3DModel(in_channels=args.channels, sample_size=args.resolution, max_frames=args.frames,
                                    patch_size=args.patch_size, camera_ray_type="plucker",
-                                   **MODEL_PRESETS[args.preset]).to(device).train()
+                                   **DIT_PRESETS[args.preset]).to(device).train()
     if args.checkpointing:
         model.enable_gradient_checkpointing()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.99))

@@ -37,7 +37,6 @@ __all__ = [
     "poses_from_world_to_camera",
     "poses_to_camera_to_world",
     "poses_from_camera_to_world",
-    "intrinsics_matrix",
     "rotation_to_quaternion",
     "quaternion_to_rotation",
     "poses_to_quaternions",
@@ -55,8 +54,8 @@ __all__ = [
 
 RayMapKind = Literal["ray_encoding", "plucker", "ray"]
 
-#: Number of channels of each ray-map kind: NeRF encoding of origin and direction with 15 frequencies,
-#: sin and cos (3 * 15 * 2 * 2 = 180); Plücker ``[d_hat, o x d_hat]`` (6); raw ``[origin, direction]`` (6).
+#: Number of channels of each ray-map kind, also read by the models: NeRF encoding of origin and direction with 15
+#: frequencies, sin and cos (3 * 15 * 2 * 2 = 180); Plücker ``[d_hat, o x d_hat]`` (6); raw ``[origin, direction]`` (6).
 RAY_MAP_CHANNELS = {"ray_encoding": 180, "plucker": 6, "ray": 6}
 
 # Number of NeRF frequencies used by DFoT for both origins and directions (180 channels in total).
@@ -202,20 +201,6 @@ def poses_from_camera_to_world(camera_to_world: Tensor, intrinsics: Tensor) -> T
     rotation = camera_to_world[..., :3, :3].transpose(-1, -2)
     translation = -(rotation @ camera_to_world[..., :3, 3:4]).squeeze(-1)
     return join_poses(intrinsics, rotation, translation)
-
-
-def intrinsics_matrix(poses: Tensor, height: int = 1, width: int = 1) -> Tensor:
-    """``(..., 16)`` poses (or ``(..., 4)`` intrinsics) -> ``(..., 3, 3)`` pinhole matrix in pixels of an
-    ``height x width`` image (``height = width = 1`` keeps the normalised units)."""
-    intrinsics = poses[..., :4]
-    fx, fy, px, py = intrinsics.unbind(-1)
-    zero, one = torch.zeros_like(fx), torch.ones_like(fx)
-    rows = [
-        torch.stack([fx * width, zero, px * width], dim=-1),
-        torch.stack([zero, fy * height, py * height], dim=-1),
-        torch.stack([zero, zero, one], dim=-1),
-    ]
-    return torch.stack(rows, dim=-2)
 
 
 def rotation_to_quaternion(rotation: Tensor) -> Tensor:

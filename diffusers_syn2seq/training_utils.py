@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""What Syn2Seq training scripts share: model presets, per-step seeds, model inputs, checkpoints.
+"""What Syn2Seq training scripts share: per-step seeds, model inputs, checkpoints.
 
 The data path reads in one direction: dataset take -> Syn2Seq sequence -> random window (`diffusers_syn2seq.data`,
 deterministic in `(seed, epoch, index)`) -> batch -> model space (pixels or per-frame VAE latents,
@@ -25,7 +25,6 @@ from .latents import encode_frames
 __all__ = [
     "CHECKPOINT_PREFIX",
     "DEFAULT_LORA_TARGETS",
-    "MODEL_PRESETS",
     "checkpoint_steps",
     "model_inputs",
     "prune_checkpoints",
@@ -34,14 +33,6 @@ __all__ = [
     "step_seed",
 ]
 
-# DiT3D sizes of DFoT (`shared/design/dfot.md`) as layers / heads / head dim, plus a tiny one for tests and CPU.
-MODEL_PRESETS: dict[str, dict[str, Any]] = {
-    "dit-tiny": dict(num_layers=2, num_attention_heads=2, attention_head_dim=16, noise_embedding_dim=32),
-    "dit-s": dict(num_layers=12, num_attention_heads=6, attention_head_dim=64),
-    "dit-b": dict(num_layers=12, num_attention_heads=12, attention_head_dim=64),
-    "dit-l": dict(num_layers=24, num_attention_heads=16, attention_head_dim=64),
-    "dit-xl": dict(num_layers=28, num_attention_heads=16, attention_head_dim=72),
-}
 # Attention and MLP projections of `DFoTTransformerBlock`.
 DEFAULT_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"]
 CHECKPOINT_PREFIX = "checkpoint-"

@@ -26,12 +26,11 @@ from safetensors.torch import load_file
 from script_loading import load_script
 
 from diffusers_syn2seq.hub import files_to_upload
-from diffusers_syn2seq.models import DFoTTransformer3DModel
+from diffusers_syn2seq.models import DIT_PRESETS, DFoTTransformer3DModel
 from diffusers_syn2seq.objective import diffusion_forcing_loss
 from diffusers_syn2seq.pipelines import Syn2SeqPipeline
 from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
 from diffusers_syn2seq.training_utils import (
-    MODEL_PRESETS,
     model_inputs,
     resolve_checkpoint,
 )
@@ -199,7 +198,7 @@ def _tiny_vae() -> AutoencoderKL:
 def _base_transformer() -> DFoTTransformer3DModel:
     torch.manual_seed(1)
     model = DFoTTransformer3DModel(in_channels=4, sample_size=RES // 2, max_frames=8, patch_size=2,
-                                   camera_ray_type="plucker", **MODEL_PRESETS["dit-tiny"])
+                                   camera_ray_type="plucker", **DIT_PRESETS["dit-tiny"])
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():  # a "pretrained" base: non-zero everywhere (AdaLN-zero init would output 0)
         for p in model.parameters():
@@ -341,6 +340,36 @@ def test_condition_dropout_is_a_deprecated_name_of_camera_dropout(tmp_path, capl
     config.write_text("condition_dropout: 0.2\ncamera_dropout: 0.1\n")
     with pytest.raises(SystemExit):
         train.parse_args(["--config", str(config)])
+
+
+def test_load_models_from_pipeline_folder_transformer_folder_and_checkpoint(dfot_fixtures_dir, tmp_path):
+    train = _train_module()
+
+    def load(*flags):
+        return train.load_models(train.parse_args(["--dataset_dir", str(tmp_path), *map(str, flags)]), (RES, RES))
+
+    # A pipeline folder brings its scheduler and VAE along with the transformer.
+    scheduler = DiffusionForcingScheduler(noise_schedule="cosine_simple_diffusion", shift=0.5)
+    pipe = Syn2SeqPipeline(transformer=_base_transformer(), scheduler=scheduler, vae=_tiny_vae())
+    pipe.save_pretrained(tmp_path / "p")
+    transformer, scheduler, vae, vae_factor = load("--pretrained_model_name_or_path", tmp_path / "p")
+    assert isinstance(transformer, DFoTTransformer3DModel) and scheduler.config.shift == 0.5
+    assert isinstance(vae, AutoencoderKL) and vae_factor == 2
+    # An official checkpoint with its backbone settings; the scheduler follows the noise embedding.
+    fixture = load_file(dfot_fixtures_dir / "uvit3d_pose.safetensors")
+    state_dict = {k[len("state_dict.") :]: v for k, v in fixture.items() if k.startswith("state_dict.")}
+    torch.save({"state_dict": state_dict}, tmp_path / "dfot.pt")
+    (tmp_path / "dfot.json").write_text((dfot_fixtures_dir / "uvit3d_pose.json").read_text())
+    transformer, scheduler, vae, _ = load("--pretrained_model_name_or_path", tmp_path / "dfot.pt",
+                                          "--dfot_config", tmp_path / "dfot.json")
+    assert type(transformer).__name__ == "DFoTUViT3DModel" and vae is None
+    assert scheduler.config.noise_schedule == "cosine_simple_diffusion"
+    # A transformer folder of the other backbone.
+    transformer.save_pretrained(tmp_path / "uvit")
+    assert type(load("--pretrained_model_name_or_path", tmp_path / "uvit")[0]).__name__ == "DFoTUViT3DModel"
+    with pytest.raises(ValueError, match=r"--pretrained_model_name_or_path / --dfot_config: `path_or_checkpoint` must "
+                                         r"be a Syn2Seq pipeline folder .*, which does not exist"):
+        load("--pretrained_model_name_or_path", tmp_path / "nope")
 
 
 # --------------------------------------------------------------------------------------------------- two processes

@@ -1,5 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
-"""DFoTTransformer3DModel: parity with the official DiT3D, diffusers behaviour, and input validation."""
+"""DFoTTransformer3DModel: parity with the official DiT3D, diffusers behaviour, presets and config validation.
+
+The input checks and conditioning rules shared with the U-ViT are tested on both backbones in test_modules_dfot.py.
+"""
 
 import copy
 import json
@@ -10,8 +13,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from diffusers_syn2seq import DFoTTransformer3DModel, convert_dfot_checkpoint
+from diffusers_syn2seq.models import DIT_PRESETS
 from diffusers_syn2seq.models.conversion_dfot import load_official_state_dict
-from diffusers_syn2seq.models.transformer_dfot import DFoTRotaryPosEmbed
 
 FIXTURES = ["dit3d_discrete", "dit3d_external_cond", "dit3d_continuous"]
 
@@ -69,7 +72,8 @@ def test_conversion_from_files(dfot_fixtures_dir, tmp_path, layout):
         torch.save(ckpt, path)
         model = convert_dfot_checkpoint(path, config)
     elif layout == "compiled_prefix":
-        model = convert_dfot_checkpoint({f"diffusion_model._orig_mod.model.{k}": v for k, v in state_dict.items()}, config)
+        compiled = {f"diffusion_model._orig_mod.model.{k}": v for k, v in state_dict.items()}
+        model = convert_dfot_checkpoint(compiled, config)
     elif layout == "safetensors":
         path = tmp_path / "model.safetensors"
         save_file({f"diffusion_model.model.{k}": v.contiguous() for k, v in state_dict.items()}, str(path))
@@ -117,12 +121,6 @@ def test_conversion_reports_mismatched_config(dfot_fixtures_dir):
     with pytest.raises(ValueError, match="missing"):
         convert_dfot_checkpoint(state_dict, wrong)
     assert set(load_official_state_dict({"state_dict": state_dict})) == set(state_dict)
-
-
-@pytest.mark.parametrize("head_dim,split", [(72, (24, 24, 24)), (64, (20, 22, 22)), (40, (12, 14, 14)), (38, (14, 12, 12)), (48, (16, 16, 16))])
-def test_rope_split_matches_dfot(head_dim, split):
-    # d/2 % 3 == 0 -> (d/6,)*3; == 1 -> (d/6+1, d/6, d/6); == 2 -> (d/6, d/6+1, d/6+1) frequency pairs
-    assert DFoTRotaryPosEmbed(head_dim).axis_dims == split
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -248,7 +246,9 @@ def test_gradient_checkpointing_same_loss_and_gradients():
         torch.testing.assert_close(grads_ckpt[name], grad, rtol=1e-5, atol=1e-6, msg=name)
 
 
-@pytest.mark.parametrize("extra", [{}, {"condition_dim": 3, "camera_ray_type": "ray", "noise_embedding_type": "fourier"}])
+@pytest.mark.parametrize(
+    "extra", [{}, {"condition_dim": 3, "camera_ray_type": "ray", "noise_embedding_type": "fourier"}]
+)
 def test_every_parameter_receives_a_gradient(extra):
     model = randomized(DFoTTransformer3DModel(**tiny_config(**extra)))
     x, t = tiny_inputs()
@@ -371,50 +371,21 @@ def test_training_condition_dropout_is_per_sample_and_off_in_eval():
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# Bad input
+# Presets and configuration
 # ------------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "case,match",
-    [
-        ("channels", r"must have 3 channels \(dim 1\), got 4"),
-        ("divisible", r"divisible by patch_size=2, got 7x8"),
-        ("frames", r"has 5 frames but the model's window is max_frames=4"),
-        ("timestep", r"`timestep` must have shape \(2,\) or \(2, 4\), got \(2, 3\)"),
-        ("ndim", r"`hidden_states` must be \(batch, channels, frames, height, width\)"),
-        ("cond_missing", r"`condition` of shape \(2, 4, 3\) is required"),
-        ("cond_size", r"`condition` must have shape \(2, 4, 3\), got \(2, 4, 2\)"),
-        ("rays_missing", r"`camera_rays` of shape \(2, 180, 4, 8, 8\) is required"),
-        ("rays_shape", r"`camera_rays` must have shape \(2, 180, 4, 8, 8\), got \(2, 6, 4, 8, 8\)"),
-        ("mask", r"`camera_rays_mask` must have shape \(2, 4\), got \(2, 3\)"),
-    ],
-)
-def test_bad_input_raises_value_error(case, match):
-    model = DFoTTransformer3DModel(**tiny_config(condition_dim=3, camera_ray_type="ray_encoding")).eval()
-    x, t = tiny_inputs()
-    cond, rays = torch.randn(2, 4, 3), torch.randn(2, 180, 4, 8, 8)
-    kwargs = dict(condition=cond, camera_rays=rays)
-    if case == "channels":
-        x = torch.randn(2, 4, 4, 8, 8)
-    elif case == "divisible":
-        x = torch.randn(2, 3, 4, 7, 8)
-    elif case == "frames":
-        x, t = torch.randn(2, 3, 5, 8, 8), torch.zeros(2, 5)
-    elif case == "timestep":
-        t = torch.zeros(2, 3)
-    elif case == "ndim":
-        x = torch.randn(2, 3, 8, 8)
-    elif case == "cond_missing":
-        kwargs["condition"] = None
-    elif case == "cond_size":
-        kwargs["condition"] = torch.randn(2, 4, 2)
-    elif case == "rays_missing":
-        kwargs["camera_rays"] = None
-    elif case == "rays_shape":
-        kwargs["camera_rays"] = torch.randn(2, 6, 4, 8, 8)
-    elif case == "mask":
-        kwargs["camera_rays_mask"] = torch.ones(2, 3, dtype=torch.bool)
-    with pytest.raises(ValueError, match=match):
-        model(x, t, **kwargs)
+@pytest.mark.parametrize("name", sorted(DIT_PRESETS))
+def test_presets_build_models_of_the_named_size(name):
+    with torch.device("meta"):
+        model = DFoTTransformer3DModel(in_channels=4, **DIT_PRESETS[name])
+    preset = DIT_PRESETS[name]
+    assert len(model.transformer_blocks) == preset["num_layers"]
+    assert model.transformer_blocks[0].attn.inner_dim == preset["num_attention_heads"] * preset["attention_head_dim"]
+
+
+def test_preset_sizes_follow_dit():
+    # DiT-S/B/L/XL hidden sizes 384/768/1024/1152 (Peebles & Xie, table 1), as in DFoT.
+    widths = {k: v["num_attention_heads"] * v["attention_head_dim"] for k, v in DIT_PRESETS.items()}
+    assert widths == {"dit-tiny": 32, "dit-s": 384, "dit-b": 768, "dit-l": 1024, "dit-xl": 1152}
 
 
 def test_bad_config_raises_value_error():
@@ -424,5 +395,7 @@ def test_bad_config_raises_value_error():
         DFoTTransformer3DModel(**tiny_config(residual_form="pre"))
     with pytest.raises(ValueError, match="`camera_ray_type` must be None or one of"):
         DFoTTransformer3DModel(**tiny_config(camera_ray_type="depth"))
-    with pytest.raises(ValueError, match="`condition_dropout` must be in"):
+    with pytest.raises(ValueError, match=r"`condition_dropout` must be a probability in \[0, 1\), got 1.5"):
         DFoTTransformer3DModel(**tiny_config(condition_dropout=1.5))
+    with pytest.raises(ValueError, match="`attention_head_dim` must be even"):
+        DFoTTransformer3DModel(**tiny_config(attention_head_dim=15))

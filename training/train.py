@@ -55,13 +55,12 @@ from diffusers_syn2seq.latents import encode_take_latents
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
 from diffusers_syn2seq.metrics import psnr, ssim
 from diffusers_syn2seq.model_card import save_model_card
-from diffusers_syn2seq.models import DFoTTransformer3DModel, convert_dfot_checkpoint
+from diffusers_syn2seq.models import DIT_PRESETS, DFoTTransformer3DModel, load_transformer
 from diffusers_syn2seq.objective import LOSS_WEIGHTINGS, NOISE_LEVEL_SAMPLINGS, diffusion_forcing_loss
 from diffusers_syn2seq.pipelines import Syn2SeqPipeline
 from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
 from diffusers_syn2seq.training_utils import (
     DEFAULT_LORA_TARGETS,
-    MODEL_PRESETS,
     model_inputs,
     resolve_checkpoint,
     save_checkpoint_atomically,
@@ -100,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(with --dfot_config). Omit to train from scratch.")
     g.add_argument("--dfot_config", type=str, default=None,
                    help="JSON/YAML backbone settings of an official checkpoint.")
-    g.add_argument("--model_preset", type=str, default="dit-s", choices=sorted(MODEL_PRESETS),
+    g.add_argument("--model_preset", type=str, default="dit-s", choices=sorted(DIT_PRESETS),
                    help="DiT3D size when training from scratch.")
     g.add_argument("--model_config", type=str, default=None,
                    help="JSON of DFoTTransformer3DModel arguments for a from-scratch model (overrides the preset).")
@@ -264,30 +263,23 @@ def load_models(args, data_resolution: tuple[int, int]):
     """Transformer, scheduler and optional VAE from a pipeline / model folder, an official checkpoint, or a preset."""
     path = args.pretrained_model_name_or_path
     vae, scheduler = None, None
-    if path and (Path(path) / "model_index.json").is_file():
-        pipe = Syn2SeqPipeline.from_pretrained(path)
-        transformer, scheduler, vae = pipe.transformer, pipe.scheduler, pipe.vae
-    elif path and Path(path).is_file():
-        text = Path(args.dfot_config).read_text()
-        transformer = convert_dfot_checkpoint(path, yaml.safe_load(text))
-    elif path:
-        config = json.loads((Path(path) / "config.json").read_text()) if (Path(path) / "config.json").is_file() \
-            else None
-        if config is None:
-            raise ValueError(f"--pretrained_model_name_or_path: expected a pipeline folder (model_index.json), a "
-                             f"transformer folder (config.json) or a checkpoint file, got {path!r}.")
-        if config.get("_class_name") == "DFoTUViT3DModel":
-            from diffusers_syn2seq.models.transformer_uvit_dfot import DFoTUViT3DModel
-
-            transformer = DFoTUViT3DModel.from_pretrained(path)
-        else:
-            transformer = DFoTTransformer3DModel.from_pretrained(path)
+    if path:
+        # --dfot_config only describes checkpoint files (check_args requires it there); folders carry their config.
+        dfot_config = args.dfot_config if Path(path).is_file() else None
+        try:
+            transformer = load_transformer(path, dfot_config)
+        except ValueError as error:
+            raise ValueError(f"--pretrained_model_name_or_path / --dfot_config: {error}") from error
+        if (Path(path) / "model_index.json").is_file():  # a pipeline also brings its scheduler and VAE
+            scheduler = DiffusionForcingScheduler.from_pretrained(path, subfolder="scheduler")
+            if _pipeline_has_vae(args):
+                vae = AutoencoderKL.from_pretrained(path, subfolder="vae")
     if args.vae_name_or_path:
         vae = AutoencoderKL.from_pretrained(args.vae_name_or_path, subfolder=args.vae_subfolder)
     vae_factor = 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1
     if not path:
         height, width = data_resolution
-        config = dict(MODEL_PRESETS[args.model_preset])
+        config = dict(DIT_PRESETS[args.model_preset])
         if args.model_config:
             config.update(json.loads(Path(args.model_config).read_text()))
         config.setdefault("in_channels", vae.config.latent_channels if vae is not None else 3)

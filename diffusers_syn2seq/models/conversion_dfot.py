@@ -52,7 +52,8 @@ def load_official_state_dict(checkpoint: str | os.PathLike | Mapping[str, Any]) 
                 ) from error
         else:
             raise ValueError(
-                f"`checkpoint` must be a .safetensors file or a torch file ({', '.join(PICKLE_SUFFIXES)}), got {path.name!r}."
+                f"`checkpoint` must be a .safetensors file or a torch file ({', '.join(PICKLE_SUFFIXES)}), "
+                f"got {path.name!r}."
             )
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f"`checkpoint` must be a path or a mapping of tensors, got {type(checkpoint).__name__}.")
@@ -181,7 +182,9 @@ def convert_dfot_checkpoint(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Convert an official DFoT checkpoint to a diffusers model folder.")
     parser.add_argument("--checkpoint", required=True, help="Official .ckpt/.pt/.safetensors file.")
-    parser.add_argument("--config", required=True, help="JSON with backbone_config, x_shape, max_tokens, external_cond_dim.")
+    parser.add_argument(
+        "--config", required=True, help="JSON with backbone_config, x_shape, max_tokens, external_cond_dim."
+    )
     parser.add_argument("--output_dir", required=True, help="Where to write config.json + safetensors weights.")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     args = parser.parse_args(argv)

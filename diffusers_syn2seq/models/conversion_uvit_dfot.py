@@ -4,6 +4,11 @@
 The official backbone keeps the fused attention+MLP input projection of ViT-22B in one ``Linear``; we split it
 into ``attn.to_q/to_k/to_v`` and ``ff.proj_in`` (rows ``[q | k | v | mlp]``, each ``q/k/v`` block ordered head-major),
 which computes exactly the same numbers while making every projection a separate LoRA target.
+
+The official ``external_cond_dropout`` becomes ``condition_dropout`` of a non-pose ``u_vit3d`` with a vector condition.
+For ``u_vit3d_pose`` it is the pose dropout, which the model no longer does (the training objective does, through
+``camera_rays_mask``), so it is not part of the converted config: pass it to ``train.py --camera_dropout`` to continue
+training with it.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from typing import Any
 
 import torch
 
-from .transformer_uvit_dfot import CAMERA_RAY_CHANNELS, DFoTUViT3DModel
+from ..camera import RAY_MAP_CHANNELS
+from .transformer_uvit_dfot import DFoTUViT3DModel
 
 __all__ = ["uvit3d_pose_from_official", "uvit3d_config_from_official", "convert_uvit3d_state_dict"]
 
@@ -56,7 +62,8 @@ def uvit3d_config_from_official(
     dfot_config: Mapping[str, Any], camera_ray_type: str | None = None
 ) -> dict[str, Any]:
     """``DFoTUViT3DModel`` init kwargs from a DFoT config dict (``backbone_config``, ``x_shape``, ``max_tokens``,
-    ``external_cond_dim``), as stored beside the reference fixtures."""
+    ``external_cond_dim``), as stored beside the reference fixtures. ``external_cond_dropout`` is kept only as the
+    vector-condition dropout of non-pose models (module docstring)."""
     try:
         backbone = dfot_config["backbone_config"]
         x_shape = list(dfot_config["x_shape"])
@@ -90,7 +97,7 @@ def uvit3d_config_from_official(
                     f"Cannot tell the camera ray type from a {ray_dim}-channel pose condition (Plücker and raw "
                     "rays both have 6); pass `camera_ray_type`."
                 )
-        if CAMERA_RAY_CHANNELS.get(camera_ray_type) != ray_dim:
+        if RAY_MAP_CHANNELS.get(camera_ray_type) != ray_dim:
             raise ValueError(f"`camera_ray_type={camera_ray_type!r}` does not have {ray_dim} channels.")
     else:
         camera_ray_type = None
@@ -111,8 +118,8 @@ def uvit3d_config_from_official(
         emb_channels=int(backbone["emb_channels"]),
         noise_embedding_type="fourier" if _get(backbone, "use_fourier_noise_embedding", False) else "sinusoidal",
         camera_ray_type=camera_ray_type,
-        camera_dropout=float(_get(backbone, "external_cond_dropout", 0.0) or 0.0),
         condition_dim=condition_dim,
+        condition_dropout=float(_get(backbone, "external_cond_dropout", 0.0) or 0.0) if condition_dim else 0.0,
     )
 
 

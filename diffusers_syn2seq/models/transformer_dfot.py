@@ -2,13 +2,14 @@
 """DFoT DiT3D: the Diffusion Forcing Transformer backbone (Song et al., 2025, arXiv 2502.06764).
 
 A non-causal video DiT whose every frame carries its own noise level. Reading order: attention processor,
-attention module, noise-level embeddings, 3D rotary embedding, transformer block, the model.
+attention module, AdaLN, transformer block, the model, then its size presets (`DIT_PRESETS`). The 3D rotary
+embedding, the Fourier noise features and the input checks are shared with the U-ViT (`modules_dfot.py`).
 
 Shapes: ``B`` batch, ``F`` frames, ``C`` channels, ``H x W`` frame size, ``P = (H / p) * (W / p)`` patches per
 frame, ``N = F * P`` tokens (frame-major), ``D`` hidden size.
 """
 
-import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -19,17 +20,29 @@ from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.attention import AttentionMixin, AttentionModuleMixin, FeedForward
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.cache_utils import CacheMixin
-from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from diffusers.models.embeddings import TimestepEmbedding
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import apply_lora_scale, logging
 from diffusers.utils.torch_utils import maybe_allow_in_graph
 
 from .._version import __version__
+from ..camera import RAY_MAP_CHANNELS
+from .modules_dfot import (
+    DFoTFourierEmbedding,
+    RotaryEmbedding,
+    apply_rope3d,
+    check_dfot_inputs,
+    check_dropout,
+    condition_keep_mask,
+    retire_camera_dropout,
+    rope3d,
+    rope3d_axis_dims,
+    sinusoidal_noise_features,
+)
 
 logger = logging.get_logger(__name__)  # pylint: disable=invalid-name
 
-CAMERA_RAY_CHANNELS = {"ray": 6, "plucker": 6, "ray_encoding": 180}
 NOISE_EMBEDDING_TYPES = ("sinusoidal", "fourier")
 RESIDUAL_FORMS = ("standard", "dfot")
 
@@ -44,7 +57,7 @@ class DFoTAttnProcessor:
         self,
         attn: "DFoTAttention",
         hidden_states: torch.Tensor,
-        rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
+        rotary_emb: RotaryEmbedding | None = None,
         attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if attn.fused_projections:
@@ -58,8 +71,8 @@ class DFoTAttnProcessor:
         value = value.unflatten(-1, (attn.heads, -1))
 
         if rotary_emb is not None:
-            query = apply_interleaved_rotary_emb(query, *rotary_emb)
-            key = apply_interleaved_rotary_emb(key, *rotary_emb)
+            query = apply_rope3d(query, rotary_emb)
+            key = apply_rope3d(key, rotary_emb)
 
         hidden_states = dispatch_attention_fn(
             query,
@@ -97,74 +110,10 @@ class DFoTAttention(nn.Module, AttentionModuleMixin):
     def forward(
         self,
         hidden_states: torch.Tensor,
-        rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
+        rotary_emb: RotaryEmbedding | None = None,
         attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         return self.processor(self, hidden_states, rotary_emb=rotary_emb, attention_mask=attention_mask)
-
-
-def apply_interleaved_rotary_emb(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate interleaved pairs ``(x0, x1), (x2, x3), ...`` of ``x`` (B, N, heads, d) by angles whose
-    cos/sin are (N, d) with each frequency repeated twice; computed in float32 as DFoT does."""
-    dtype = x.dtype
-    x = x.float()
-    x_pairs = x.unflatten(-1, (-1, 2))
-    rotated = torch.stack((-x_pairs[..., 1], x_pairs[..., 0]), dim=-1).flatten(-2)
-    cos, sin = cos[:, None, :], sin[:, None, :]  # broadcast over heads
-    return (x * cos + rotated * sin).to(dtype)
-
-
-class DFoTFourierEmbedding(nn.Module):
-    """Random Fourier features of a continuous noise level (``0.125 * logSNR``), EDM2-style.
-
-    ``freqs`` already include the factor ``2 * pi`` (``2 pi f``, ``f ~ N(0, 1)``) and ``phases`` are ``2 pi U[0, 1)``,
-    matching the buffers of the official checkpoints; both are persistent because they are part of the weights.
-    """
-
-    def __init__(self, num_channels: int):
-        super().__init__()
-        self.register_buffer("freqs", 2 * math.pi * torch.randn(num_channels))
-        self.register_buffer("phases", 2 * math.pi * torch.rand(num_channels))
-
-    def forward(self, noise_level: torch.Tensor) -> torch.Tensor:
-        y = noise_level.float()[..., None] * self.freqs.float() + self.phases.float()
-        return y.cos() * math.sqrt(2.0)
-
-
-class DFoTRotaryPosEmbed(nn.Module):
-    """3D axial rotary embedding over (frame, row, column) with DFoT's split of the rotary dimensions.
-
-    A head of size ``d`` has ``d / 2`` frequency pairs; with ``k = d // 6`` they go to (t, h, w) as
-    ``(k, k, k)``, ``(k + 1, k, k)`` or ``(k, k + 1, k + 1)`` when ``(d / 2) % 3`` is 0, 1 or 2. Each axis has its own
-    frequencies ``theta ** (-2 i / d_axis)``. Positions are computed for the actual (F, H', W') grid, which equals
-    slicing DFoT's flattened (max_frames, H', W') table whenever the grid matches the training size.
-    """
-
-    def __init__(self, attention_head_dim: int, theta: float = 10000.0):
-        super().__init__()
-        if attention_head_dim % 2 != 0:
-            raise ValueError(f"`attention_head_dim` must be even for rotary embeddings, got {attention_head_dim}.")
-        pairs = attention_head_dim // 2
-        k = pairs // 3
-        split = {0: (k, k, k), 1: (k + 1, k, k), 2: (k, k + 1, k + 1)}[pairs % 3]
-        self.axis_dims = tuple(2 * n for n in split)  # rotary dims per axis (t, h, w)
-        self.theta = theta
-
-    def axis_angles(self, axis_dim: int, length: int, device: torch.device) -> torch.Tensor:
-        freqs = 1.0 / (self.theta ** (torch.arange(0, axis_dim, 2, device=device).float() / axis_dim))
-        angles = torch.arange(length, device=device, dtype=torch.float32)[:, None] * freqs[None, :]
-        return angles.repeat_interleave(2, dim=-1)  # (length, axis_dim), each frequency twice (interleaved pairs)
-
-    def forward(self, num_frames: int, height: int, width: int, device: torch.device):
-        """Returns (cos, sin), each (num_frames * height * width, head_dim), frame-major like the tokens."""
-        grid = (num_frames, height, width)
-        per_axis = []
-        for axis, (axis_dim, length) in enumerate(zip(self.axis_dims, grid)):
-            shape = [1, 1, 1, axis_dim]
-            shape[axis] = length
-            per_axis.append(self.axis_angles(axis_dim, length, device).view(shape).expand(*grid, axis_dim))
-        angles = torch.cat(per_axis, dim=-1).flatten(0, 2)
-        return angles.cos(), angles.sin()
 
 
 class DFoTAdaLayerNorm(nn.Module):
@@ -220,7 +169,7 @@ class DFoTTransformerBlock(nn.Module):
         self,
         hidden_states: torch.Tensor,
         temb: torch.Tensor,
-        rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
+        rotary_emb: RotaryEmbedding | None = None,
     ) -> torch.Tensor:
         """hidden_states (B, F, P, D); temb (B, F, 1 or P, D) per-frame or per-token conditioning."""
         batch_size, num_frames, num_patches, dim = hidden_states.shape
@@ -263,14 +212,18 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
         noise_embedding_dim (`int`, defaults to 256): Width of the sinusoidal / Fourier features.
         condition_dim (`int`, *optional*): Width of an optional per-frame condition vector (actions, etc.),
             embedded by an MLP and added to the noise-level embedding.
-        condition_dropout (`float`, defaults to 0.0): Training-time probability of dropping a sample's condition.
-        camera_ray_type (`str`, *optional*): `"ray"` (6), `"plucker"` (6) or `"ray_encoding"` (180 channels): a per-pixel
-            camera ray map patch-embedded and added to the per-token conditioning (DFoT's pose FiLM design).
-        camera_dropout (`float`, defaults to 0.0): Training-time probability of dropping a sample's camera rays.
+        condition_dropout (`float`, defaults to 0.0): Training-time probability of dropping the per-frame vector
+            `condition` of a whole sample (DFoT's `external_cond_dropout`). It never drops camera poses: pose dropout
+            is done by the training objective through `camera_rays_mask` (`train.py --camera_dropout`).
+        camera_ray_type (`str`, *optional*): `"ray"` (6), `"plucker"` (6) or `"ray_encoding"` (180 channels): a
+            per-pixel camera ray map patch-embedded and added to the per-token conditioning (DFoT's pose FiLM design).
         residual_form (`str`, defaults to `"standard"`): `"standard"` DiT residuals, or `"dfot"` for the released
             DFoT code's form (required by converted official checkpoints).
         norm_eps (`float`, defaults to 1e-6): LayerNorm epsilon.
         rope_theta (`float`, defaults to 10000.0): RoPE base.
+
+    Configs saved before `camera_dropout` was retired still load; the key is ignored (see
+    `modules_dfot.retire_camera_dropout`).
     """
 
     _supports_gradient_checkpointing = True
@@ -296,42 +249,38 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
         condition_dim: int | None = None,
         condition_dropout: float = 0.0,
         camera_ray_type: str | None = None,
-        camera_dropout: float = 0.0,
         residual_form: str = "standard",
         norm_eps: float = 1e-6,
         rope_theta: float = 10000.0,
     ):
         super().__init__()
         if noise_embedding_type not in NOISE_EMBEDDING_TYPES:
-            raise ValueError(f"`noise_embedding_type` must be one of {NOISE_EMBEDDING_TYPES}, got {noise_embedding_type!r}.")
+            raise ValueError(
+                f"`noise_embedding_type` must be one of {NOISE_EMBEDDING_TYPES}, got {noise_embedding_type!r}."
+            )
         if residual_form not in RESIDUAL_FORMS:
             raise ValueError(f"`residual_form` must be one of {RESIDUAL_FORMS}, got {residual_form!r}.")
-        if camera_ray_type is not None and camera_ray_type not in CAMERA_RAY_CHANNELS:
+        if camera_ray_type is not None and camera_ray_type not in RAY_MAP_CHANNELS:
             raise ValueError(
-                f"`camera_ray_type` must be None or one of {tuple(CAMERA_RAY_CHANNELS)}, got {camera_ray_type!r}."
+                f"`camera_ray_type` must be None or one of {tuple(RAY_MAP_CHANNELS)}, got {camera_ray_type!r}."
             )
-        for name, p in (("condition_dropout", condition_dropout), ("camera_dropout", camera_dropout)):
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"`{name}` must be in [0, 1), got {p}.")
+        check_dropout("condition_dropout", condition_dropout)
+        rope3d_axis_dims(attention_head_dim)  # fails early for an odd head size
         out_channels = out_channels or in_channels
         inner_dim = num_attention_heads * attention_head_dim
         self.register_to_config(_syn2seq_version=__version__)
 
-        # 1. Per-frame patch embedding and 3D RoPE (no absolute position embedding).
+        # 1. Per-frame patch embedding (positions come from 3D RoPE in attention, no absolute embedding).
         self.patch_embedding = nn.Conv2d(in_channels, inner_dim, kernel_size=patch_size, stride=patch_size)
-        self.rope = DFoTRotaryPosEmbed(attention_head_dim, theta=rope_theta)
 
         # 2. Per-frame conditioning: noise level [+ condition vector] [+ per-pixel camera rays].
-        if noise_embedding_type == "sinusoidal":
-            self.time_proj = Timesteps(noise_embedding_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
-        else:
-            self.time_proj = DFoTFourierEmbedding(noise_embedding_dim)
+        self.time_proj = DFoTFourierEmbedding(noise_embedding_dim) if noise_embedding_type == "fourier" else None
         self.time_embedding = TimestepEmbedding(noise_embedding_dim, inner_dim)
         self.condition_embedding = TimestepEmbedding(condition_dim, inner_dim) if condition_dim else None
         self.camera_embedding = None
         if camera_ray_type is not None:
             self.camera_embedding = nn.Conv2d(
-                CAMERA_RAY_CHANNELS[camera_ray_type], inner_dim, kernel_size=patch_size, stride=patch_size
+                RAY_MAP_CHANNELS[camera_ray_type], inner_dim, kernel_size=patch_size, stride=patch_size
             )
 
         # 3. Transformer blocks.
@@ -351,11 +300,16 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
         self.gradient_checkpointing = False
         self.initialize_weights()
 
+    @classmethod
+    def extract_init_dict(cls, config_dict: Mapping[str, Any], **kwargs):
+        # Old saved configs carry the retired `camera_dropout`: drop it before diffusers matches the keys.
+        return super().extract_init_dict(retire_camera_dropout(config_dict, cls.__name__), **kwargs)
+
     @property
     def camera_ray_channels(self) -> int | None:
         """Channels of the `camera_rays` input (6, 6 or 180), or None for a model without pose conditioning."""
         ray_type = self.config.camera_ray_type
-        return None if ray_type is None else CAMERA_RAY_CHANNELS[ray_type]
+        return None if ray_type is None else RAY_MAP_CHANNELS[ray_type]
 
     def initialize_weights(self) -> None:
         """DiT initialisation: xavier for linear layers and patch embeddings, N(0, 0.02) for the embedding MLPs,
@@ -383,77 +337,44 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
         nn.init.zeros_(self.proj_out.weight)
         nn.init.zeros_(self.proj_out.bias)
 
-    # ----------------------------------------------------------------------------------------------------------------
-    # Input checks: every message names the argument, the expected and the received value.
-    # ----------------------------------------------------------------------------------------------------------------
-    def _check_inputs(self, hidden_states, timestep, condition, camera_rays, condition_mask, camera_rays_mask):
-        cfg = self.config
-        if hidden_states.ndim != 5:
-            raise ValueError(
-                f"`hidden_states` must be (batch, channels, frames, height, width), got shape {tuple(hidden_states.shape)}."
-            )
-        batch_size, channels, num_frames, height, width = hidden_states.shape
-        if channels != cfg.in_channels:
-            raise ValueError(f"`hidden_states` must have {cfg.in_channels} channels (dim 1), got {channels}.")
-        if height % cfg.patch_size or width % cfg.patch_size:
-            raise ValueError(
-                f"`hidden_states` height and width must be divisible by patch_size={cfg.patch_size}, got {height}x{width}."
-            )
-        if num_frames > cfg.max_frames:
-            raise ValueError(
-                f"`hidden_states` has {num_frames} frames but the model's window is max_frames={cfg.max_frames}; "
-                "generate longer videos with the pipeline's sliding window."
-            )
-        if timestep.shape not in ((batch_size,), (batch_size, num_frames)) and timestep.ndim != 0:
-            raise ValueError(
-                f"`timestep` must have shape ({batch_size},) or ({batch_size}, {num_frames}), got {tuple(timestep.shape)}."
-            )
-        if cfg.condition_dim:
-            if condition is None:
-                raise ValueError(f"`condition` of shape ({batch_size}, {num_frames}, {cfg.condition_dim}) is required.")
-            if tuple(condition.shape) != (batch_size, num_frames, cfg.condition_dim):
-                raise ValueError(
-                    f"`condition` must have shape ({batch_size}, {num_frames}, {cfg.condition_dim}), "
-                    f"got {tuple(condition.shape)}."
-                )
-        elif condition is not None:
-            raise ValueError("`condition` was given but the model has no condition embedding (condition_dim=None).")
-        if self.camera_ray_channels is not None:
-            expected = (batch_size, self.camera_ray_channels, num_frames, height, width)
-            if camera_rays is None:
-                raise ValueError(f"`camera_rays` of shape {expected} is required (camera_ray_type={cfg.camera_ray_type!r}).")
-            if tuple(camera_rays.shape) != expected:
-                raise ValueError(f"`camera_rays` must have shape {expected}, got {tuple(camera_rays.shape)}.")
-        elif camera_rays is not None:
-            raise ValueError("`camera_rays` was given but the model has no camera embedding (camera_ray_type=None).")
-        for name, mask in (("condition_mask", condition_mask), ("camera_rays_mask", camera_rays_mask)):
-            if mask is not None and tuple(mask.shape) != (batch_size, num_frames):
-                raise ValueError(f"`{name}` must have shape ({batch_size}, {num_frames}), got {tuple(mask.shape)}.")
-
-    def _drop_mask(self, keep_mask: torch.Tensor | None, dropout: float, shape: tuple[int, int], device) -> torch.Tensor | None:
-        """(B, F, 1, 1) float keep-mask combining the caller's mask with training-time per-sample dropout."""
-        keep = None if keep_mask is None else keep_mask.to(device=device, dtype=torch.bool)
-        if self.training and dropout > 0:
-            sample_keep = (torch.rand(shape[0], device=device) >= dropout)[:, None].expand(shape)
-            keep = sample_keep if keep is None else keep & sample_keep
-        return None if keep is None else keep[:, :, None, None].float()
-
-    def embed_noise_levels(self, timestep: torch.Tensor, batch_size: int, num_frames: int) -> torch.Tensor:
-        """(B,) or (B, F) noise levels -> (B, F, D) embeddings."""
-        timestep = timestep.reshape(-1, 1) if timestep.ndim <= 1 else timestep
-        timestep = timestep.expand(batch_size, num_frames)
-        if self.config.noise_embedding_type == "sinusoidal":
-            timestep = timestep.clamp(min=0)  # -1 labels clean context frames (DFoT clamps it to 0)
-        features = self.time_proj(timestep.flatten()).float()
+    def embed_noise_levels(self, timestep: torch.Tensor) -> torch.Tensor:
+        """(B, F) noise levels -> (B, F, D) float32 embeddings."""
+        if self.time_proj is None:
+            features = sinusoidal_noise_features(timestep, self.config.noise_embedding_dim)  # clamps -1 to 0
+        else:
+            features = self.time_proj(timestep)
         with torch.autocast(device_type=features.device.type, enabled=False):
-            emb = self.time_embedding(features.to(self.time_embedding.linear_1.weight.dtype))
-        return emb.view(batch_size, num_frames, -1).float()
+            return self.time_embedding(features.to(self.time_embedding.linear_1.weight.dtype)).float()
+
+    def embed_condition(self, condition: torch.Tensor, condition_mask: torch.Tensor | None) -> torch.Tensor:
+        """(B, F, condition_dim) vectors -> (B, F, D) float32, zero for dropped frames (`condition_keep_mask`)."""
+        batch_size, num_frames, _ = condition.shape
+        with torch.autocast(device_type=condition.device.type, enabled=False):
+            cond = self.condition_embedding(condition.to(self.condition_embedding.linear_1.weight.dtype)).float()
+        keep = condition_keep_mask(
+            condition_mask, self.config.condition_dropout, batch_size, num_frames, cond.device, self.training
+        )
+        return cond if keep is None else cond * keep[..., None].float()
+
+    def embed_camera_rays(
+        self, camera_rays: torch.Tensor | None, camera_rays_mask: torch.Tensor | None, hidden_states: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, C_ray, F, H, W) rays -> (B, F, P, D) float32 per-token pose embedding, like `hidden_states`
+        (B, F, P, D). Frames whose `camera_rays_mask` is False, and all frames when `camera_rays` is None, get the
+        null pose: zeros, exactly what DFoT's pose dropout produces."""
+        if camera_rays is None:
+            return torch.zeros(hidden_states.shape, dtype=torch.float32, device=hidden_states.device)
+        rays = camera_rays.transpose(1, 2).flatten(0, 1).to(self.camera_embedding.weight.dtype)
+        ray_emb = self.camera_embedding(rays).flatten(2).transpose(1, 2).unflatten(0, hidden_states.shape[:2]).float()
+        if camera_rays_mask is None:
+            return ray_emb
+        return ray_emb * camera_rays_mask.to(device=ray_emb.device, dtype=torch.bool)[:, :, None, None].float()
 
     @apply_lora_scale("attention_kwargs")
     def forward(
         self,
         hidden_states: torch.Tensor,
-        timestep: torch.Tensor,
+        timestep: torch.Tensor | float,
         condition: torch.Tensor | None = None,
         camera_rays: torch.Tensor | None = None,
         condition_mask: torch.Tensor | None = None,
@@ -464,45 +385,45 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
         r"""
         Args:
             hidden_states (`torch.Tensor`): Noisy video (B, C, F, H, W).
-            timestep (`torch.Tensor`): Noise level per sample (B,) or per frame (B, F): integer DDPM indices for
-                `noise_embedding_type="sinusoidal"` (-1 = clean context), `0.125 * logSNR` for `"fourier"`.
-            condition (`torch.Tensor`, *optional*): Per-frame condition vectors (B, F, condition_dim).
+            timestep (`torch.Tensor` or number): Noise level, a scalar, per sample (B,) or per frame (B, F): integer
+                DDPM indices for `noise_embedding_type="sinusoidal"` (-1 = clean context), `0.125 * logSNR` for
+                `"fourier"`.
+            condition (`torch.Tensor`, *optional*): Per-frame condition vectors (B, F, condition_dim); None for a
+                model with `condition_dim` means no condition (the null embedding of every frame).
             camera_rays (`torch.Tensor`, *optional*): Per-pixel camera ray map (B, C_ray, F, H, W) at the input
-                resolution (see `diffusers_syn2seq.camera.ray_map`).
+                resolution (see `diffusers_syn2seq.camera.ray_map`); None for a pose model means no pose (the null
+                embedding of every frame, the same as an all-False `camera_rays_mask`).
             condition_mask, camera_rays_mask (`torch.Tensor`, *optional*): (B, F) booleans; False drops that frame's
-                condition / camera embedding (the null embedding, as in training-time dropout). Used for the
-                unconditional branch of guidance and for frames without a valid pose.
+                condition / camera embedding (the null embedding). Used for the unconditional branch of guidance, for
+                frames without a valid pose, and by the objective's pose dropout.
             return_dict (`bool`): Return a `Transformer2DModelOutput` instead of a tuple.
             attention_kwargs (`dict`, *optional*): `{"scale": s}` scales LoRA layers.
 
         Returns:
             The model prediction (B, C_out, F, H, W) (v, epsilon or x0 depending on how the model was trained).
         """
-        timestep = torch.as_tensor(timestep, device=hidden_states.device)
-        self._check_inputs(hidden_states, timestep, condition, camera_rays, condition_mask, camera_rays_mask)
+        cfg = self.config
+        timestep = check_dfot_inputs(
+            hidden_states, timestep, condition, camera_rays, condition_mask, camera_rays_mask,
+            in_channels=cfg.in_channels, max_frames=cfg.max_frames, size_multiple=cfg.patch_size,
+            condition_dim=cfg.condition_dim, camera_ray_type=cfg.camera_ray_type,
+        )
         batch_size, _, num_frames, height, width = hidden_states.shape
-        p = self.config.patch_size
+        p = cfg.patch_size
         grid_h, grid_w = height // p, width // p
-        frame_layout = (batch_size, num_frames)
 
         # 1. Patchify every frame: (B, C, F, H, W) -> (B, F, P, D).
         frames = hidden_states.transpose(1, 2).flatten(0, 1)
-        hidden_states = self.patch_embedding(frames).flatten(2).transpose(1, 2).unflatten(0, frame_layout)
-        rotary_emb = self.rope(num_frames, grid_h, grid_w, hidden_states.device)
+        hidden_states = self.patch_embedding(frames).flatten(2).transpose(1, 2).unflatten(0, (batch_size, num_frames))
+        rotary_emb = rope3d(cfg.attention_head_dim, num_frames, grid_h, grid_w, cfg.rope_theta, hidden_states.device)
 
         # 2. Conditioning, per frame (B, F, 1, D); per token (B, F, P, D) once camera rays are added.
-        temb = self.embed_noise_levels(timestep, batch_size, num_frames)
-        if self.condition_embedding is not None:
-            with torch.autocast(device_type=temb.device.type, enabled=False):
-                cond = self.condition_embedding(condition.to(self.condition_embedding.linear_1.weight.dtype)).float()
-            keep = self._drop_mask(condition_mask, self.config.condition_dropout, frame_layout, temb.device)
-            temb = temb + (cond if keep is None else cond * keep[..., 0])
+        temb = self.embed_noise_levels(timestep)
+        if self.condition_embedding is not None and condition is not None:
+            temb = temb + self.embed_condition(condition, condition_mask)
         temb = temb[:, :, None, :]
         if self.camera_embedding is not None:
-            rays = camera_rays.transpose(1, 2).flatten(0, 1).to(self.camera_embedding.weight.dtype)
-            ray_emb = self.camera_embedding(rays).flatten(2).transpose(1, 2).unflatten(0, frame_layout).float()
-            keep = self._drop_mask(camera_rays_mask, self.config.camera_dropout, frame_layout, temb.device)
-            temb = temb + (ray_emb if keep is None else ray_emb * keep)
+            temb = temb + self.embed_camera_rays(camera_rays, camera_rays_mask, hidden_states)
 
         # 3. Transformer blocks.
         for block in self.transformer_blocks:
@@ -514,13 +435,24 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
         # 4. Output AdaLN + projection, then unpatchify (channel order within a patch: (p, q, c) as in DFoT).
         shift, scale = self.norm_out.modulation(temb)
         hidden_states = self.proj_out(self.norm_out.normalize(hidden_states, shift, scale).to(hidden_states.dtype))
-        out_channels = self.config.out_channels or self.config.in_channels
+        out_channels = cfg.out_channels or cfg.in_channels
         hidden_states = hidden_states.view(batch_size, num_frames, grid_h, grid_w, p, p, out_channels)
         output = hidden_states.permute(0, 6, 1, 2, 4, 3, 5).reshape(batch_size, out_channels, num_frames, height, width)
 
         if not return_dict:
             return (output,)
         return Transformer2DModelOutput(sample=output)
+
+
+# DFoT's DiT3D sizes (`shared/design/dfot.md`) as layers / heads / head dim, plus a tiny one for tests and CPU runs:
+# `DFoTTransformer3DModel(**DIT_PRESETS["dit-s"], ...)`, as DiT's `DiT_models`.
+DIT_PRESETS: dict[str, dict[str, Any]] = {
+    "dit-tiny": dict(num_layers=2, num_attention_heads=2, attention_head_dim=16, noise_embedding_dim=32),
+    "dit-s": dict(num_layers=12, num_attention_heads=6, attention_head_dim=64),
+    "dit-b": dict(num_layers=12, num_attention_heads=12, attention_head_dim=64),
+    "dit-l": dict(num_layers=24, num_attention_heads=16, attention_head_dim=64),
+    "dit-xl": dict(num_layers=28, num_attention_heads=16, attention_head_dim=72),
+}
 
 
 def _register_block_for_caching() -> None:

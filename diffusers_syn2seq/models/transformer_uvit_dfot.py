@@ -16,11 +16,12 @@ with full 3D attention across frames at the transformer levels. It reproduces th
   (``x = upsample(x - h_after_down) + h_before_down``), and a ``ConvTranspose2d`` output (zero init).
 
 Layout in this project: videos are channel-first ``(B, C, F, H, W)`` (the official code uses ``(B, T, C, H, W)``).
+The 3D rotary embedding, the Fourier noise features and the input checks are shared with the DiT (``modules_dfot.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -30,7 +31,7 @@ from diffusers.hooks._helpers import TransformerBlockMetadata, TransformerBlockR
 from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.attention import AttentionMixin, AttentionModuleMixin
 from diffusers.models.attention_dispatch import dispatch_attention_fn
-from diffusers.models.embeddings import TimestepEmbedding, get_timestep_embedding
+from diffusers.models.embeddings import TimestepEmbedding
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import apply_lora_scale
@@ -38,21 +39,19 @@ from diffusers.utils.torch_utils import maybe_allow_in_graph
 from torch import nn
 
 from .._version import __version__
-
-__all__ = [
-    "DFoTUViT3DModel",
-    "DFoTUViTAttention",
-    "DFoTUViTAttnProcessor",
-    "DFoTUViTResBlock",
-    "DFoTUViTTransformerBlock",
-    "UVIT_REALESTATE10K_CONFIG",
-    "uvit_rope3d",
-]
-
-# Channels of each camera-ray map kind (see `diffusers_syn2seq.camera.ray_map`).
-CAMERA_RAY_CHANNELS = {"ray_encoding": 180, "plucker": 6, "ray": 6}
-
-RotaryEmbedding = tuple[torch.Tensor, torch.Tensor]
+from ..camera import RAY_MAP_CHANNELS
+from .modules_dfot import (
+    RotaryEmbedding,
+    apply_rope3d,
+    check_dfot_inputs,
+    check_dropout,
+    condition_keep_mask,
+    fourier_noise_features,
+    register_fourier_buffers,
+    retire_camera_dropout,
+    rope3d,
+    sinusoidal_noise_features,
+)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -98,52 +97,6 @@ class DFoTFiLMRMSNorm(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Rotary position embedding (3D axial, interleaved pairs)
-# ----------------------------------------------------------------------------------------------------------
-def rope3d_axis_dims(head_dim: int) -> tuple[int, int, int]:
-    """Rotary dims of the (frame, height, width) axes for a head of ``head_dim`` channels.
-
-    ``head_dim / 2`` frequency pairs are split over the three axes; when not divisible by 3 the extra pair goes to
-    frames (remainder 1) or to height and width (remainder 2), as DFoT does. Returns channel counts (2 x pairs).
-    """
-    if head_dim % 2 != 0:
-        raise ValueError(f"RoPE3D needs an even attention head dim, got {head_dim}.")
-    pairs = head_dim // 2
-    third = pairs // 3
-    split = {0: (third, third, third), 1: (third + 1, third, third), 2: (third, third + 1, third + 1)}[pairs % 3]
-    return tuple(2 * p for p in split)  # type: ignore[return-value]
-
-
-def uvit_rope3d(
-    head_dim: int, frames: int, height: int, width: int, theta: float = 10000.0, device: torch.device | None = None
-) -> RotaryEmbedding:
-    """``(cos, sin)``, each ``(frames * height * width, head_dim)`` float32, for tokens ordered ``(f, h, w)``.
-
-    Axis ``a`` with ``d_a`` channels rotates pairs ``(x_{2i}, x_{2i+1})`` by ``pos_a / theta^(2i / d_a)``; the three
-    axes occupy consecutive channel blocks in the order frame, height, width.
-    """
-    tables = []
-    for axis, (dim, length) in enumerate(zip(rope3d_axis_dims(head_dim), (frames, height, width))):
-        inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, device=device)[: dim // 2].float() / dim))
-        angles = torch.arange(length, device=device, dtype=torch.float32)[:, None] * inv_freq  # (L, d/2)
-        angles = angles.repeat_interleave(2, dim=-1)  # each frequency for both members of its pair
-        shape = [1, 1, 1, dim]
-        shape[axis] = length
-        tables.append(angles.view(shape).expand(frames, height, width, dim))
-    angles = torch.cat(tables, dim=-1).flatten(0, 2)
-    return angles.cos(), angles.sin()
-
-
-def apply_rope(x: torch.Tensor, rotary_emb: RotaryEmbedding) -> torch.Tensor:
-    """Rotate interleaved pairs of ``x`` ``(B, N, heads, D)`` by ``rotary_emb`` ``(N, D)``; float32 arithmetic."""
-    cos, sin = (t[None, :, None, :] for t in rotary_emb)
-    x32 = x.float()
-    x1, x2 = x32.unflatten(-1, (-1, 2)).unbind(-1)
-    rotated = torch.stack([-x2, x1], dim=-1).flatten(-2)  # (x0, x1) -> (-x1, x0)
-    return (x32 * cos + rotated * sin).to(x.dtype)
-
-
-# ----------------------------------------------------------------------------------------------------------
 # Attention
 # ----------------------------------------------------------------------------------------------------------
 class DFoTUViTAttnProcessor:
@@ -166,7 +119,7 @@ class DFoTUViTAttnProcessor:
         query, key, value = (t.unflatten(-1, (attn.heads, -1)) for t in (query, key, value))
         query, key = attn.norm_q(query), attn.norm_k(key)
         if rotary_emb is not None:
-            query, key = apply_rope(query, rotary_emb), apply_rope(key, rotary_emb)
+            query, key = apply_rope3d(query, rotary_emb), apply_rope3d(key, rotary_emb)
         hidden_states = dispatch_attention_fn(
             query, key, value, backend=self._attention_backend, parallel_config=self._parallel_config
         )
@@ -308,9 +261,9 @@ class DFoTNoiseLevelEmbedding(nn.Module):
     """Noise level ``(...)`` -> ``(..., emb_dim)``: Fourier or sinusoidal features, then a 2-layer SiLU MLP.
 
     * ``"fourier"`` (continuous models, e.g. RealEstate10K): input is DFoT's noise level ``0.125 * logSNR``;
-      features ``sqrt(2) cos(freqs * x + phases)`` with ``freqs = 2 pi N(0, 1)``, ``phases = 2 pi U[0, 1)`` stored as
-      buffers (saved with the model, they are part of the trained network).
-    * ``"sinusoidal"`` (discrete models): input is the integer DDPM index 0..999; ``[cos, sin]`` features.
+      ``fourier_noise_features`` with the ``freqs`` and ``phases`` buffers (part of the trained network).
+    * ``"sinusoidal"`` (discrete models): input is the integer DDPM index 0..999 (-1 = clean context, clamped to 0);
+      ``sinusoidal_noise_features``.
     """
 
     def __init__(self, emb_dim: int, features: int = 256, kind: str = "fourier"):
@@ -320,19 +273,14 @@ class DFoTNoiseLevelEmbedding(nn.Module):
         self.kind = kind
         self.features = features
         if kind == "fourier":
-            self.register_buffer("freqs", 2 * torch.pi * torch.randn(features))
-            self.register_buffer("phases", 2 * torch.pi * torch.rand(features))
+            register_fourier_buffers(self, features)
         self.mlp = TimestepEmbedding(features, emb_dim)
 
     def forward(self, noise_levels: torch.Tensor) -> torch.Tensor:
-        levels = noise_levels.float()
         if self.kind == "fourier":
-            feats = torch.cos(levels[..., None] * self.freqs.float() + self.phases.float()) * (2.0**0.5)
+            feats = fourier_noise_features(noise_levels, self.freqs, self.phases)
         else:
-            feats = get_timestep_embedding(
-                levels.flatten(), self.features, flip_sin_to_cos=True, downscale_freq_shift=0
-            )
-            feats = feats.unflatten(0, levels.shape)
+            feats = sinusoidal_noise_features(noise_levels, self.features)
         return self.mlp(feats.to(self.mlp.linear_1.weight.dtype))
 
 
@@ -341,7 +289,7 @@ class DFoTNoiseLevelEmbedding(nn.Module):
 # ----------------------------------------------------------------------------------------------------------
 #: The RealEstate10K DFoT U-ViT3D-Pose (pixel space, 256x256, 8 frames, ~459M parameters; dfot.md).
 #: ``num_attention_heads`` is not stated in the paper; conversion checks it against the checkpoint's
-#: QK-norm width.
+#: QK-norm width. DFoT trained it with pose dropout 0.1: pass ``--camera_dropout 0.1`` to the training objective.
 UVIT_REALESTATE10K_CONFIG: dict[str, Any] = dict(
     in_channels=3,
     out_channels=3,
@@ -357,7 +305,6 @@ UVIT_REALESTATE10K_CONFIG: dict[str, Any] = dict(
     emb_channels=1024,
     noise_embedding_type="fourier",
     camera_ray_type="ray_encoding",
-    camera_dropout=0.1,
 )
 
 
@@ -384,14 +331,18 @@ class DFoTUViT3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin)
         noise_embedding_dim: width of the Fourier / sinusoidal features before the MLP.
         camera_ray_type: ray map kind fed as ``camera_rays`` (``"ray_encoding"`` 180 ch., ``"plucker"`` or ``"ray"``
             6 ch.; see ``diffusers_syn2seq.camera.ray_map``); ``None`` builds an unconditional model.
-        camera_dropout: probability, in training, to drop the pose embedding of a whole sample (enables pose
-            guidance); the optional vector ``condition`` is dropped with the same probability (independent draw).
         condition_dim: optional per-frame vector condition (e.g. actions), embedded by a 2-layer MLP and added to
             the noise embedding.
+        condition_dropout: probability, in training, to drop the vector ``condition`` of a whole sample (DFoT's
+            ``external_cond_dropout`` of non-pose models). Poses are never dropped by the model: pose dropout (for
+            pose guidance) is done by the training objective through ``camera_rays_mask``.
         mlp_ratio: hidden width multiplier of the transformer MLPs.
         norm_num_groups: GroupNorm groups of the ResBlocks.
         norm_eps: epsilon of all norms.
         rope_theta: RoPE base.
+
+    Configs saved with the retired ``camera_dropout`` still load (see ``modules_dfot.retire_camera_dropout``); the
+    vector condition of such a model keeps the dropout it was trained with, as ``condition_dropout``.
     """
 
     _supports_gradient_checkpointing = True
@@ -420,8 +371,8 @@ class DFoTUViT3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin)
         noise_embedding_type: str = "fourier",
         noise_embedding_dim: int = 256,
         camera_ray_type: str | None = "ray_encoding",
-        camera_dropout: float = 0.1,
         condition_dim: int | None = None,
+        condition_dropout: float = 0.0,
         mlp_ratio: int = 4,
         norm_num_groups: int = 32,
         norm_eps: float = 1e-6,
@@ -448,26 +399,26 @@ class DFoTUViT3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin)
                 raise ValueError(
                     f"Level {level} width {ch} must split into {num_attention_heads} heads of even size (RoPE)."
                 )
-        if camera_ray_type is not None and camera_ray_type not in CAMERA_RAY_CHANNELS:
+        if camera_ray_type is not None and camera_ray_type not in RAY_MAP_CHANNELS:
             raise ValueError(
-                f"`camera_ray_type` must be one of {sorted(CAMERA_RAY_CHANNELS)} or None, got {camera_ray_type!r}."
+                f"`camera_ray_type` must be None or one of {tuple(RAY_MAP_CHANNELS)}, got {camera_ray_type!r}."
             )
+        check_dropout("condition_dropout", condition_dropout)
         self.height, self.width = (sample_size, sample_size) if isinstance(sample_size, int) else tuple(sample_size)
         factor = patch_size * 2 ** (num_levels - 1)
         if self.height % factor or self.width % factor:
             raise ValueError(
-                f"`sample_size` {sample_size} must be divisible by patch_size * 2**(levels-1) = {factor}."
+                f"`sample_size` must be divisible by patch_size * 2**(levels-1) = {factor}, got {sample_size}."
             )
         self.is_transformer = [kind == "TransformerBlock" for kind in block_types]
         out_channels = out_channels or in_channels
 
         # Conditioning.
         self.noise_embedding = DFoTNoiseLevelEmbedding(emb_channels, noise_embedding_dim, noise_embedding_type)
-        self.camera_embed = (
-            nn.Conv2d(CAMERA_RAY_CHANNELS[camera_ray_type], emb_channels, kernel_size=patch_size, stride=patch_size)
-            if camera_ray_type is not None
-            else None
-        )
+        self.camera_embed = None
+        if camera_ray_type is not None:
+            ray_channels = RAY_MAP_CHANNELS[camera_ray_type]
+            self.camera_embed = nn.Conv2d(ray_channels, emb_channels, kernel_size=patch_size, stride=patch_size)
         self.condition_embed = TimestepEmbedding(condition_dim, emb_channels) if condition_dim else None
 
         # Stem and output.
@@ -521,60 +472,16 @@ class DFoTUViT3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin)
         """The RealEstate10K U-ViT3D-Pose (:data:`UVIT_REALESTATE10K_CONFIG`), randomly initialised."""
         return cls(**{**UVIT_REALESTATE10K_CONFIG, **overrides})
 
+    @classmethod
+    def extract_init_dict(cls, config_dict: Mapping[str, Any], **kwargs):
+        config_dict = dict(config_dict)
+        if config_dict.get("condition_dim") and "camera_dropout" in config_dict:
+            # Before `condition_dropout` existed, `camera_dropout` also dropped the vector condition: keep that rate.
+            config_dict.setdefault("condition_dropout", config_dict["camera_dropout"])
+        # Old saved configs carry the retired `camera_dropout`: drop it before diffusers matches the keys.
+        return super().extract_init_dict(retire_camera_dropout(config_dict, cls.__name__), **kwargs)
+
     # ------------------------------------------------------------------------------------------------------
-    def _check_inputs(self, hidden_states, timestep, condition, camera_rays, condition_mask, camera_rays_mask):
-        cfg = self.config
-        if hidden_states.ndim != 5 or hidden_states.shape[1] != cfg.in_channels:
-            raise ValueError(
-                f"`hidden_states` must have shape (B, {cfg.in_channels}, F, H, W), got {tuple(hidden_states.shape)}."
-            )
-        batch, _, frames, height, width = hidden_states.shape
-        factor = cfg.patch_size * 2 ** (len(cfg.block_out_channels) - 1)
-        if height % factor or width % factor:
-            raise ValueError(f"`hidden_states` H and W must be divisible by {factor}, got {height} x {width}.")
-        if frames > cfg.max_frames:
-            raise ValueError(f"`hidden_states` has {frames} frames, more than max_frames={cfg.max_frames}.")
-        if timestep.shape not in ((batch,), (batch, frames)):
-            raise ValueError(
-                f"`timestep` must have shape ({batch},) or ({batch}, {frames}), got {tuple(timestep.shape)}."
-            )
-        if camera_rays is not None:
-            if self.camera_embed is None:
-                raise ValueError(
-                    "`camera_rays` was given but the model has no pose conditioning (camera_ray_type=None)."
-                )
-            expected = (batch, self.camera_embed.in_channels, frames, height, width)
-            if tuple(camera_rays.shape) != expected:
-                raise ValueError(
-                    f"`camera_rays` must have shape {expected} (B, C, F, H, W; {cfg.camera_ray_type}), got "
-                    f"{tuple(camera_rays.shape)}."
-                )
-        if camera_rays_mask is not None and tuple(camera_rays_mask.shape) != (batch, frames):
-            raise ValueError(
-                f"`camera_rays_mask` must have shape ({batch}, {frames}), got {tuple(camera_rays_mask.shape)}."
-            )
-        if condition is not None:
-            if self.condition_embed is None:
-                raise ValueError("`condition` was given but the model has no vector condition (condition_dim=None).")
-            if tuple(condition.shape) != (batch, frames, cfg.condition_dim):
-                raise ValueError(
-                    f"`condition` must have shape ({batch}, {frames}, {cfg.condition_dim}), "
-                    f"got {tuple(condition.shape)}."
-                )
-        if condition_mask is not None and tuple(condition_mask.shape) != (batch, frames):
-            raise ValueError(
-                f"`condition_mask` must have shape ({batch}, {frames}), got {tuple(condition_mask.shape)}."
-            )
-
-    def _keep_mask(self, mask: torch.Tensor | None, batch: int, frames: int, device) -> torch.Tensor | None:
-        """``(B, F)`` bool, True = keep the condition; combines the caller's mask with training dropout of whole
-        samples (DFoT drops the pose of a whole video with probability ``camera_dropout``)."""
-        if self.training and self.config.camera_dropout > 0:
-            drop = torch.rand(batch, 1, device=device) < self.config.camera_dropout
-            keep = (~drop).expand(batch, frames)
-            return keep if mask is None else keep & mask.bool()
-        return None if mask is None else mask.bool()
-
     def _run_level(
         self, blocks: nn.ModuleList, x: torch.Tensor, emb: torch.Tensor, level: int, batch: int, frames: int
     ) -> torch.Tensor:
@@ -584,7 +491,7 @@ class DFoTUViT3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin)
         if self.is_transformer[level]:
             x, emb = (t.unflatten(0, (batch, frames)).permute(0, 1, 3, 4, 2).flatten(1, 3) for t in (x, emb))
             head_dim = self.config.block_out_channels[level] // self.config.num_attention_heads
-            rotary_emb = uvit_rope3d(head_dim, frames, height, width, self.config.rope_theta, device=x.device)
+            rotary_emb = rope3d(head_dim, frames, height, width, self.config.rope_theta, device=x.device)
         for block in blocks:
             if torch.is_grad_enabled() and self.gradient_checkpointing:
                 x = self._gradient_checkpointing_func(block, x, emb, rotary_emb)
@@ -594,11 +501,46 @@ class DFoTUViT3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin)
             x = x.unflatten(1, (frames, height, width)).permute(0, 1, 4, 2, 3).flatten(0, 1)
         return x
 
+    def embed_conditions(
+        self,
+        timestep: torch.Tensor,
+        condition: torch.Tensor | None,
+        condition_mask: torch.Tensor | None,
+        camera_rays: torch.Tensor | None,
+        camera_rays_mask: torch.Tensor | None,
+        x: torch.Tensor,
+    ) -> list[torch.Tensor]:
+        """Per-pixel conditioning ``(B*F, E, h0 / 2**l, w0 / 2**l)`` of every level ``l``, in the dtype of the stem
+        output ``x`` ``(B*F, C0, h0, w0)``: the per-frame embedding of ``timestep`` ``(B, F)`` and ``condition``,
+        plus the patch-embedded rays (zeros, the null pose, where masked or when ``camera_rays`` is None)."""
+        batch, frames = timestep.shape
+        emb = self.noise_embedding(timestep)  # (B, F, E)
+        if condition is not None:
+            cond = self.condition_embed(condition.to(self.condition_embed.linear_1.weight.dtype)).float()
+            keep = condition_keep_mask(
+                condition_mask, self.config.condition_dropout, batch, frames, cond.device, self.training
+            )
+            emb = emb + (cond if keep is None else cond * keep[..., None])
+        emb = emb.to(x.dtype).flatten(0, 1)[..., None, None]
+        if self.camera_embed is None:
+            emb = emb.expand(-1, -1, *x.shape[-2:])
+        elif camera_rays is None:
+            emb = emb + torch.zeros(batch * frames, emb.shape[1], *x.shape[-2:], dtype=x.dtype, device=x.device)
+        else:
+            rays = camera_rays.transpose(1, 2).flatten(0, 1).to(self.camera_embed.weight.dtype)
+            pose = self.camera_embed(rays).to(x.dtype)  # (B*F, E, h0, w0)
+            if camera_rays_mask is not None:
+                keep = camera_rays_mask.to(device=pose.device, dtype=torch.bool)
+                pose = pose * keep.flatten()[:, None, None, None].to(pose.dtype)
+            emb = emb + pose
+        num_levels = len(self.config.block_out_channels)
+        return [emb] + [F.avg_pool2d(emb, kernel_size=2**level) for level in range(1, num_levels)]
+
     @apply_lora_scale("attention_kwargs")
     def forward(
         self,
         hidden_states: torch.Tensor,
-        timestep: torch.Tensor,
+        timestep: torch.Tensor | float,
         condition: torch.Tensor | None = None,
         camera_rays: torch.Tensor | None = None,
         condition_mask: torch.Tensor | None = None,
@@ -610,13 +552,14 @@ class DFoTUViT3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin)
 
         Args:
             hidden_states: ``(B, C, F, H, W)`` noisy frames (pixel space for RealEstate10K, roughly [-1, 1]).
-            timestep: ``(B,)`` or ``(B, F)`` per-frame noise levels as DFoT feeds them: ``0.125 * logSNR`` for
-                ``noise_embedding_type="fourier"``, the integer index 0..999 for ``"sinusoidal"``; clean (context)
-                frames use the level of noise 0.
-            condition: optional ``(B, F, condition_dim)`` per-frame vector condition.
+            timestep: a scalar, ``(B,)`` or ``(B, F)`` per-frame noise levels as DFoT feeds them: ``0.125 * logSNR``
+                for ``noise_embedding_type="fourier"``, the integer index 0..999 for ``"sinusoidal"`` (-1 = clean
+                context, clamped to 0).
+            condition: optional ``(B, F, condition_dim)`` per-frame vector condition; None means no condition.
             camera_rays: ``(B, C_ray, F, H, W)`` ray map of poses normalised by the window's first frame
                 (``diffusers_syn2seq.camera.ray_map(poses, H, W, kind=config.camera_ray_type)``). ``None`` gives every
-                frame the dropped (null) pose embedding, i.e. the unconditional branch of pose guidance.
+                frame the dropped (null) pose embedding, the same as an all-False ``camera_rays_mask``: the
+                unconditional branch of pose guidance.
             condition_mask: optional ``(B, F)`` bool, False drops ``condition`` for that frame.
             camera_rays_mask: optional ``(B, F)`` bool, False gives that frame the null pose embedding (zeros after
                 the ray patch embedding, as the official dropout).
@@ -626,40 +569,19 @@ class DFoTUViT3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin)
         Returns:
             ``sample`` of shape ``(B, out_channels, F, H, W)``.
         """
-        if not torch.is_tensor(timestep):
-            timestep = torch.as_tensor(timestep, device=hidden_states.device)
-        self._check_inputs(hidden_states, timestep, condition, camera_rays, condition_mask, camera_rays_mask)
+        cfg = self.config
+        num_levels = len(cfg.block_out_channels)
+        timestep = check_dfot_inputs(
+            hidden_states, timestep, condition, camera_rays, condition_mask, camera_rays_mask,
+            in_channels=cfg.in_channels, max_frames=cfg.max_frames, condition_dim=cfg.condition_dim,
+            camera_ray_type=cfg.camera_ray_type, size_multiple=cfg.patch_size * 2 ** (num_levels - 1),
+        )
         batch, _, frames, height, width = hidden_states.shape
-        device = hidden_states.device
 
         # (B, C, F, H, W) -> (B*F, C, H, W): every 2D layer acts per frame.
         x = hidden_states.transpose(1, 2).flatten(0, 1)
         x = self.patch_embed(x.to(self.patch_embed.weight.dtype))  # (B*F, C0, h0, w0)
-
-        # Per-frame embedding (B, F, E), then per-pixel with the pose (B*F, E, h0, w0).
-        emb = self.noise_embedding(
-            timestep.expand(batch, frames) if timestep.ndim == 2 else timestep[:, None].expand(batch, frames)
-        )
-        if condition is not None:
-            cond = self.condition_embed(condition.to(self.condition_embed.linear_1.weight.dtype)).float()
-            keep = self._keep_mask(condition_mask, batch, frames, device)
-            emb = emb + (cond if keep is None else cond * keep[..., None])
-        emb = emb.to(x.dtype).flatten(0, 1)[..., None, None]
-        if self.camera_embed is not None:
-            if camera_rays is None:
-                keep = torch.zeros(batch, frames, dtype=torch.bool, device=device)
-                pose = torch.zeros(batch * frames, emb.shape[1], *x.shape[-2:], dtype=x.dtype, device=device)
-            else:
-                rays = camera_rays.transpose(1, 2).flatten(0, 1).to(self.camera_embed.weight.dtype)
-                pose = self.camera_embed(rays).to(x.dtype)  # (B*F, E, h0, w0)
-                keep = self._keep_mask(camera_rays_mask, batch, frames, device)
-                if keep is not None:
-                    pose = pose * keep.flatten()[:, None, None, None].to(pose.dtype)
-            emb = emb + pose
-        else:
-            emb = emb.expand(-1, -1, *x.shape[-2:])
-        num_levels = len(self.config.block_out_channels)
-        embs = [emb] + [F.avg_pool2d(emb, kernel_size=2**level) for level in range(1, num_levels)]
+        embs = self.embed_conditions(timestep, condition, condition_mask, camera_rays, camera_rays_mask, x)
 
         skips_before, skips_after = [], []
         for level, down in enumerate(self.down_blocks):

@@ -1,0 +1,291 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Building blocks shared by the two DFoT backbones (DiT3D and U-ViT3D): 3D rotary embedding, Fourier noise-level
+features, input checks, the keep-mask of the per-frame vector condition, and the retired `camera_dropout` config key.
+
+Both backbones take the same inputs, so they accept and reject the same values with the same messages:
+
+* ``hidden_states``: ``(B, C, F, H, W)`` noisy frames (channel-first video);
+* ``timestep``: a scalar (Python number or 0-d tensor), per sample ``(B,)`` or per frame ``(B, F)``, always broadcast
+  to ``(B, F)``;
+* ``condition``: optional ``(B, F, condition_dim)`` per-frame vector; ``None`` means "no condition", identical to an
+  all-False ``condition_mask``;
+* ``camera_rays``: optional ``(B, C_ray, F, H, W)`` ray map (``diffusers_syn2seq.camera.ray_map``) for pose models;
+  ``None`` means "no pose", identical to an all-False ``camera_rays_mask``;
+* ``condition_mask``, ``camera_rays_mask``: optional ``(B, F)`` booleans, False gives that frame the null embedding.
+"""
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from diffusers.models.embeddings import get_timestep_embedding
+from diffusers.utils import logging
+from torch import nn
+
+from ..camera import RAY_MAP_CHANNELS
+
+logger = logging.get_logger(__name__)  # pylint: disable=invalid-name
+
+#: ``(cos, sin)``, each ``(N, head_dim)`` float32, for ``N`` tokens ordered frame-major ``(f, h, w)``.
+RotaryEmbedding = tuple[torch.Tensor, torch.Tensor]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 3D rotary position embedding (axial, interleaved pairs), as DFoT's RoPE3D
+# ----------------------------------------------------------------------------------------------------------------
+def rope3d_axis_dims(head_dim: int) -> tuple[int, int, int]:
+    """Rotary channels of the (frame, height, width) axes for a head of ``head_dim`` channels.
+
+    The ``head_dim / 2`` frequency pairs are split over the three axes as ``(k, k, k)``, ``(k + 1, k, k)`` or
+    ``(k, k + 1, k + 1)`` with ``k = head_dim // 6`` when ``(head_dim / 2) % 3`` is 0, 1 or 2, as DFoT does.
+    Returns channel counts (twice the pairs).
+    """
+    if head_dim % 2 != 0:
+        raise ValueError(f"`attention_head_dim` must be even for rotary embeddings, got {head_dim}.")
+    pairs = head_dim // 2
+    k = pairs // 3
+    split = {0: (k, k, k), 1: (k + 1, k, k), 2: (k, k + 1, k + 1)}[pairs % 3]
+    return tuple(2 * n for n in split)  # type: ignore[return-value]
+
+
+def rope3d(
+    head_dim: int,
+    num_frames: int,
+    height: int,
+    width: int,
+    theta: float = 10000.0,
+    device: torch.device | None = None,
+) -> RotaryEmbedding:
+    """``(cos, sin)``, each ``(num_frames * height * width, head_dim)`` float32, for tokens ordered ``(f, h, w)``.
+
+    Axis ``a`` with ``d_a`` channels rotates pairs ``(x_2i, x_2i+1)`` by ``pos_a / theta ** (2 i / d_a)``; the axes
+    occupy consecutive channel blocks in the order frame, height, width. Positions are computed for the actual grid,
+    which equals slicing DFoT's flattened (max_frames, h, w) table whenever the grid matches the training size.
+    """
+    grid = (num_frames, height, width)
+    tables = []
+    for axis, (axis_dim, length) in enumerate(zip(rope3d_axis_dims(head_dim), grid)):
+        inv_freq = 1.0 / (theta ** (torch.arange(0, axis_dim, 2, device=device).float() / axis_dim))
+        angles = torch.arange(length, device=device, dtype=torch.float32)[:, None] * inv_freq[None, :]
+        angles = angles.repeat_interleave(2, dim=-1)  # (length, axis_dim): each frequency for both members of a pair
+        shape = [1, 1, 1, axis_dim]
+        shape[axis] = length
+        tables.append(angles.view(shape).expand(*grid, axis_dim))
+    angles = torch.cat(tables, dim=-1).flatten(0, 2)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope3d(x: torch.Tensor, rotary_emb: RotaryEmbedding) -> torch.Tensor:
+    """Rotate interleaved pairs ``(x0, x1), (x2, x3), ...`` of ``x`` ``(B, N, heads, head_dim)`` by ``rotary_emb``
+    (:func:`rope3d`); computed in float32 as DFoT does, returned in the dtype of ``x``."""
+    cos, sin = (table[None, :, None, :] for table in rotary_emb)  # broadcast over batch and heads
+    x32 = x.float()
+    x_even, x_odd = x32.unflatten(-1, (-1, 2)).unbind(-1)
+    rotated = torch.stack([-x_odd, x_even], dim=-1).flatten(-2)  # (x0, x1) -> (-x1, x0)
+    return (x32 * cos + rotated * sin).to(x.dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Noise-level features: sinusoidal for integer DDPM indices, random Fourier for continuous levels
+# ----------------------------------------------------------------------------------------------------------------
+def sinusoidal_noise_features(noise_level: torch.Tensor, num_channels: int) -> torch.Tensor:
+    """Integer DDPM indices ``(...)`` -> ``(..., num_channels)`` float32 ``[cos, sin]`` features (as diffusers'
+    ``Timesteps(flip_sin_to_cos=True, downscale_freq_shift=0)``); -1 (clean context) is clamped to 0 as DFoT does."""
+    levels = noise_level.clamp(min=0)
+    features = get_timestep_embedding(levels.flatten(), num_channels, flip_sin_to_cos=True, downscale_freq_shift=0)
+    return features.unflatten(0, levels.shape)
+
+
+def register_fourier_buffers(module: nn.Module, num_channels: int) -> None:
+    """Register the random ``freqs`` (``2 pi N(0, 1)``) and ``phases`` (``2 pi U[0, 1)``) buffers of
+    :func:`fourier_noise_features` on ``module``, under the names the official checkpoints use.
+
+    They are persistent: a trained network is only reproduced with the draws it was trained with.
+    """
+    module.register_buffer("freqs", 2 * math.pi * torch.randn(num_channels))
+    module.register_buffer("phases", 2 * math.pi * torch.rand(num_channels))
+
+
+def fourier_noise_features(noise_level: torch.Tensor, freqs: torch.Tensor, phases: torch.Tensor) -> torch.Tensor:
+    """EDM2-style random Fourier features ``sqrt(2) cos(freqs * x + phases)`` of noise levels ``x`` ``(...)``
+    (DFoT's ``0.125 * logSNR``) -> ``(..., num_channels)`` float32."""
+    return torch.cos(noise_level.float()[..., None] * freqs.float() + phases.float()) * math.sqrt(2.0)
+
+
+class DFoTFourierEmbedding(nn.Module):
+    """Random Fourier features of a continuous noise level (``0.125 * logSNR``), with their buffers
+    (:func:`register_fourier_buffers`): ``(...)`` -> ``(..., num_channels)`` float32."""
+
+    def __init__(self, num_channels: int):
+        super().__init__()
+        register_fourier_buffers(self, num_channels)
+
+    def forward(self, noise_level: torch.Tensor) -> torch.Tensor:
+        return fourier_noise_features(noise_level, self.freqs, self.phases)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Inputs: one set of rules and messages for both backbones
+# ----------------------------------------------------------------------------------------------------------------
+def _shape(value: Any) -> str:
+    return str(tuple(value.shape)) if isinstance(value, torch.Tensor) else f"a {type(value).__name__}"
+
+
+def _check_frame_mask(name: str, mask: Any, batch_size: int, num_frames: int) -> None:
+    if mask is not None and (not isinstance(mask, torch.Tensor) or tuple(mask.shape) != (batch_size, num_frames)):
+        raise ValueError(
+            f"`{name}` must be a tensor of shape (B, F) = ({batch_size}, {num_frames}) (False drops that frame's "
+            f"embedding), got {_shape(mask)}."
+        )
+
+
+def broadcast_timestep(timestep: Any, batch_size: int, num_frames: int, device: torch.device) -> torch.Tensor:
+    """A scalar, 0-d, ``(B,)`` or ``(B, F)`` noise level -> ``(B, F)`` tensor on ``device`` (a view when it can).
+
+    Raises a ``ValueError`` naming ``timestep``, the accepted shapes and the received one.
+    """
+    if not isinstance(timestep, torch.Tensor):
+        try:
+            timestep = torch.as_tensor(timestep)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(
+                f"`timestep` must be a number or a tensor of noise levels, got {type(timestep).__name__}."
+            ) from None
+    if timestep.dtype == torch.bool or timestep.is_complex():
+        raise ValueError(f"`timestep` must hold real noise levels (integer or float), got dtype {timestep.dtype}.")
+    timestep = timestep.to(device)
+    if timestep.ndim == 0:
+        return timestep.expand(batch_size, num_frames)
+    if tuple(timestep.shape) == (batch_size,):
+        return timestep[:, None].expand(batch_size, num_frames)
+    if tuple(timestep.shape) == (batch_size, num_frames):
+        return timestep
+    raise ValueError(
+        f"`timestep` must be a scalar or have shape (B,) = ({batch_size},) or (B, F) = ({batch_size}, {num_frames}), "
+        f"got {tuple(timestep.shape)}."
+    )
+
+
+def check_dfot_inputs(
+    hidden_states: Any,
+    timestep: Any,
+    condition: Any,
+    camera_rays: Any,
+    condition_mask: Any,
+    camera_rays_mask: Any,
+    *,
+    in_channels: int,
+    max_frames: int,
+    size_multiple: int,
+    condition_dim: int | None,
+    camera_ray_type: str | None,
+) -> torch.Tensor:
+    """Check the inputs of a DFoT backbone (module docstring) and return the timestep broadcast to ``(B, F)``.
+
+    Args:
+        hidden_states, timestep, condition, camera_rays, condition_mask, camera_rays_mask: the forward arguments.
+        in_channels, max_frames, condition_dim, camera_ray_type: the model's configuration.
+        size_multiple: the model's spatial downsampling factor; ``H`` and ``W`` must be multiples of it.
+
+    Returns:
+        ``(B, F)`` noise levels on the device of ``hidden_states``.
+
+    Raises:
+        ValueError: naming the argument, the expected and the received value.
+    """
+    if not isinstance(hidden_states, torch.Tensor) or hidden_states.ndim != 5 or hidden_states.shape[1] != in_channels:
+        raise ValueError(
+            f"`hidden_states` must be a tensor of shape (B, C, F, H, W) with C = in_channels = {in_channels}, "
+            f"got {_shape(hidden_states)}."
+        )
+    batch_size, _, num_frames, height, width = hidden_states.shape
+    if height % size_multiple or width % size_multiple:
+        raise ValueError(
+            f"`hidden_states` height and width must be multiples of {size_multiple} (the model's downsampling "
+            f"factor), got {height}x{width}."
+        )
+    if not 1 <= num_frames <= max_frames:
+        raise ValueError(
+            f"`hidden_states` must have 1 to max_frames={max_frames} frames (the model's window; longer videos are "
+            f"generated with the pipeline's sliding window), got {num_frames}."
+        )
+    timestep = broadcast_timestep(timestep, batch_size, num_frames, hidden_states.device)
+
+    if condition is not None:
+        if not condition_dim:
+            raise ValueError(
+                f"`condition` must be None for a model without a vector condition (condition_dim=None), got "
+                f"{_shape(condition)}."
+            )
+        if not isinstance(condition, torch.Tensor) or tuple(condition.shape) != (batch_size, num_frames, condition_dim):
+            raise ValueError(
+                f"`condition` must be a tensor of shape (B, F, condition_dim) = ({batch_size}, {num_frames}, "
+                f"{condition_dim}), got {_shape(condition)}."
+            )
+    _check_frame_mask("condition_mask", condition_mask, batch_size, num_frames)
+
+    if camera_rays is not None:
+        if camera_ray_type is None:
+            raise ValueError(
+                "`camera_rays` must be None for a model without pose conditioning (camera_ray_type=None), got "
+                f"{_shape(camera_rays)}."
+            )
+        expected = (batch_size, RAY_MAP_CHANNELS[camera_ray_type], num_frames, height, width)
+        if not isinstance(camera_rays, torch.Tensor) or tuple(camera_rays.shape) != expected:
+            raise ValueError(
+                f"`camera_rays` must be a tensor of shape (B, C_ray, F, H, W) = {expected} for "
+                f"camera_ray_type={camera_ray_type!r}, got {_shape(camera_rays)}."
+            )
+    _check_frame_mask("camera_rays_mask", camera_rays_mask, batch_size, num_frames)
+    return timestep
+
+
+def condition_keep_mask(
+    condition_mask: torch.Tensor | None,
+    dropout: float,
+    batch_size: int,
+    num_frames: int,
+    device: torch.device,
+    training: bool,
+) -> torch.Tensor | None:
+    """``(B, F)`` bool keep-mask of the per-frame vector condition, or None when everything is kept.
+
+    Combines the caller's ``condition_mask`` (False drops that frame) with, in training only, the dropout of a whole
+    sample's condition with probability ``dropout`` (DFoT's ``external_cond_dropout``, which trains the null condition
+    used by guidance). Camera poses are not dropped here: the training objective masks them through
+    ``camera_rays_mask``.
+    """
+    keep = None if condition_mask is None else condition_mask.to(device=device, dtype=torch.bool)
+    if training and dropout > 0:
+        sample_keep = (torch.rand(batch_size, device=device) >= dropout)[:, None].expand(batch_size, num_frames)
+        keep = sample_keep if keep is None else keep & sample_keep
+    return keep
+
+
+def check_dropout(name: str, value: float) -> None:
+    """Raise a ``ValueError`` unless ``value`` is a probability in ``[0, 1)``."""
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be a probability in [0, 1), got {value}.")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Saved configs
+# ----------------------------------------------------------------------------------------------------------------
+def retire_camera_dropout(config: Mapping[str, Any], class_name: str) -> dict[str, Any]:
+    """Copy of a saved model config without the retired ``camera_dropout`` key.
+
+    Both backbones used to drop the poses of whole training samples themselves (``camera_dropout``). Pose dropout is
+    now done only by the training objective (``train.py --camera_dropout``), which masks poses through
+    ``camera_rays_mask`` with a per-step seeded generator. Old configs still load: the key is ignored (and not written
+    back by ``save_pretrained``); a nonzero value on a pose model logs a warning, so that a run resumed from it can
+    pass the same probability to the objective.
+    """
+    config = dict(config)
+    value = config.pop("camera_dropout", None)
+    if value and config.get("camera_ray_type") is not None:
+        logger.warning(
+            f"{class_name} config has camera_dropout={value}, which is no longer a model option and is ignored: pose "
+            f"dropout is done by the training objective now (pass `--camera_dropout {value}` to training/train.py)."
+        )
+    return config
