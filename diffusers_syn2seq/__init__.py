@@ -3,8 +3,9 @@
 
 from ._version import __version__
 from .bundled import bundled_model_path
+from .data import SequenceLayout
 from .loaders import Syn2SeqLoraLoaderMixin
-from .models import DFoTTransformer3DModel, DFoTUViT3DModel, convert_dfot_checkpoint
+from .models import DIT_PRESETS, DFoTTransformer3DModel, DFoTUViT3DModel, convert_dfot_checkpoint, load_transformer
 
 # Importing the pipelines module also registers Syn2SeqPipeline with diffusers, so that
 # `DiffusionPipeline.from_pretrained(folder)` resolves it from `model_index.json`.
@@ -13,13 +14,16 @@ from .schedulers import DiffusionForcingScheduler, DiffusionForcingSchedulerOutp
 
 __all__ = [
     "__version__",
+    "DIT_PRESETS",
     "bundled_model_path",
     "DFoTTransformer3DModel",
     "DFoTUViT3DModel",
     "DiffusionForcingScheduler",
     "DiffusionForcingSchedulerOutput",
+    "SequenceLayout",
     "Syn2SeqLoraLoaderMixin",
     "Syn2SeqPipeline",
     "Syn2SeqPipelineOutput",
     "convert_dfot_checkpoint",
+    "load_transformer",
 ]
