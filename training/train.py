@@ -415,10 +415,8 @@ def log_validation(args, accelerator, transformer, scheduler, vae, takes, step: 
 # ====================================================================================================================
 # 5. Training
 # ====================================================================================================================
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    check_args(args)
-    output_dir = Path(args.output_dir)
+def make_accelerator(args, output_dir: Path) -> Accelerator:
+    """The run's `Accelerator` (precision, accumulation, trackers), logging, and the global seed."""
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
@@ -430,25 +428,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not accelerator.is_local_main_process:
         diffusers.utils.logging.set_verbosity_error()
     set_seed(args.seed)
+    return accelerator
 
-    # --- data tables and models, all checked before training ---------------------------------------------------
-    train_table = check_data(args, args.train_split, "train")
-    heights, widths = sorted(set(train_table["height"])), sorted(set(train_table["width"]))
-    transformer, scheduler, vae, vae_factor = load_models(args, (heights[0], widths[0]))
-    check_resolution(train_table, transformer, vae_factor)
-    window = args.window_frames or transformer.config.max_frames
-    if window > transformer.config.max_frames:
-        raise ValueError(f"--window_frames: expected at most the model's max_frames={transformer.config.max_frames}, "
-                         f"got {window}.")
-    check_windows(args, train_table, window)
-    settings = pipeline_settings(args, train_table)  # saved with every pipeline this run writes
-    val_takes = []
-    if args.validation_steps:
-        check_data(args, args.validation_split, "validation")
-        val_takes = Syn2SeqClipDataset(args.dataset_dir, args.validation_split, args.num_clip_frames,
-                                       load_transition=args.num_clip_frames is None)
-        val_takes = [val_takes[i] for i in range(min(args.num_validation_videos, len(val_takes)))]
 
+def prepare_transformer(args, accelerator, transformer, vae):
+    """Devices and dtypes, the LoRA adapter (LoRA runs) or full training, gradient checkpointing, EMA.
+
+    Returns `(lora_config, ema)`; both may be None."""
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
     if vae is not None:
         vae.requires_grad_(False)
@@ -473,8 +459,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ema = EMAModel(transformer.parameters(), decay=args.ema_decay, model_cls=type(transformer),
                        model_config=transformer.config)
         ema.to(accelerator.device)
+    return lora_config, ema
 
-    # --- checkpoint hooks: full runs save the transformer folder, LoRA runs the LoRA file -------------------------
+
+def register_checkpoint_hooks(args, accelerator, lora_config, ema) -> None:
+    """Checkpoints hold the transformer folder (full runs) or the LoRA file (LoRA runs), and the EMA weights."""
+
     def save_model_hook(models, weights, folder):
         if accelerator.is_main_process:
             for model in models:
@@ -507,7 +497,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if ema is not None:
         accelerator.register_for_checkpointing(ema)
 
-    # --- data pipeline: decode in workers (or cached latents), deterministic windows -----------------------------
+
+def make_training_data(args, accelerator, vae, window: int):
+    """Decoded takes (in the DataLoader workers) or cached latents -> deterministic Syn2Seq windows -> batches.
+
+    Returns `(windows, sampler, dataloader)`."""
     transition_fn = None
     if args.mode != "jump":
         transition_fn = CrossfadeTransition()
@@ -521,12 +515,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     windows = Syn2SeqTrainingWindows(takes, args.mode, window, args.reverse_prob, args.reversal, transition_fn,
                                      args.num_transition_frames, seed=args.seed, latents=latents)
     sampler = EpochShuffleSampler(len(windows), seed=args.seed)
-    train_dataloader = torch.utils.data.DataLoader(
+    dataloader = torch.utils.data.DataLoader(
         windows, batch_size=args.train_batch_size, sampler=sampler, num_workers=args.dataloader_num_workers,
         collate_fn=lambda batch: collate_syn2seq(batch, pad_to=window), drop_last=False,
     )
+    return windows, sampler, dataloader
 
-    # --- optimiser and LR schedule --------------------------------------------------------------------------------
+
+def make_optimizer(args, accelerator, transformer):
+    """AdamW over the trainable parameters and the LR schedule. Returns `(params, optimizer, lr_scheduler)`."""
     if args.scale_lr:
         args.learning_rate *= args.gradient_accumulation_steps * args.train_batch_size * accelerator.num_processes
     params = [p for p in transformer.parameters() if p.requires_grad]
@@ -535,6 +532,123 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     lr_scheduler = get_scheduler(args.lr_scheduler, optimizer=optimizer,
                                  num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
                                  num_training_steps=args.max_train_steps * accelerator.num_processes)
+    return params, optimizer, lr_scheduler
+
+
+def resume_position(args, accelerator, output_dir: Path, steps_per_epoch: int) -> tuple[int, int, int]:
+    """Load the checkpoint `--resume_from_checkpoint` names, if any: `(global_step, first_epoch, skip_batches)`."""
+    checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint)
+    if checkpoint is None:
+        if args.resume_from_checkpoint:
+            accelerator.print(f"no checkpoint in {output_dir}: starting a new run")
+        return 0, 0, 0
+    accelerator.print(f"resuming from {checkpoint}")
+    accelerator.load_state(str(checkpoint))
+    global_step = int(checkpoint.name.split("-")[1])
+    return (global_step, global_step // steps_per_epoch,
+            (global_step % steps_per_epoch) * args.gradient_accumulation_steps)
+
+
+def fixed_batch_loss(args, accelerator, transformer, scheduler, vae, batch) -> float:
+    """The loss of one fixed batch with fixed noise and levels (an overfit check before and after training)."""
+    model = accelerator.unwrap_model(transformer)
+    was_training = model.training
+    model.eval()
+    inputs = model_inputs(batch, model.config, vae)
+    inputs = {k: v.to(accelerator.device) if v is not None else None for k, v in inputs.items()}
+    generator = torch.Generator().manual_seed(12345)
+    with torch.no_grad(), accelerator.autocast():
+        loss, _ = diffusion_forcing_loss(model, scheduler, inputs["x0"], inputs["frame_mask"], inputs["camera_rays"],
+                                         inputs["pose_mask"], args.noise_level_sampling, args.num_context_frames,
+                                         args.loss_weighting, 0.0, generator)
+    model.train(was_training)
+    return float(loss)
+
+
+def training_step(args, accelerator, transformer, scheduler, vae, batch, params, optimizer, lr_scheduler,
+                  micro_step: int, global_step: int) -> torch.Tensor:
+    """One micro-batch: model inputs, the diffusion-forcing loss (noise, levels and pose dropout drawn from the
+    micro-step's own seed, so a resumed run draws what an uninterrupted one would), backward, optimiser step."""
+    generator = torch.Generator().manual_seed(step_seed(args.seed, micro_step, accelerator.process_index))
+    torch.manual_seed(step_seed(args.seed, micro_step, accelerator.process_index))  # model-internal dropout
+    with accelerator.accumulate(transformer):
+        inputs = model_inputs(batch, accelerator.unwrap_model(transformer).config, vae)
+        loss, _ = diffusion_forcing_loss(
+            transformer, scheduler, inputs["x0"], inputs["frame_mask"], inputs["camera_rays"], inputs["pose_mask"],
+            args.noise_level_sampling, args.num_context_frames, args.loss_weighting, args.camera_dropout, generator,
+        )
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss {loss.item()} at step {global_step} (micro-step "
+                                     f"{micro_step}); lower --learning_rate or use --mixed_precision no.")
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and args.max_grad_norm > 0:
+            accelerator.clip_grad_norm_(params, args.max_grad_norm)
+        optimizer.step()
+        lr_scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+    return loss
+
+
+def validate_with_ema(args, accelerator, model, scheduler, vae, ema, val_takes, step: int, settings) -> dict:
+    """`log_validation` on the EMA weights when there are any (the training weights are restored afterwards)."""
+    if ema is not None:
+        ema.store(model.parameters())
+        ema.copy_to(model.parameters())
+    metrics = {"step": step, **log_validation(args, accelerator, model, scheduler, vae, val_takes, step, settings)}
+    if ema is not None:
+        ema.restore(model.parameters())
+    return metrics
+
+
+def save_outputs(args, model, scheduler, vae, lora_config, settings, summary: dict[str, Any], card: dict[str, Any]
+                 ) -> None:
+    """The trained pipeline (full runs, with its Syn2Seq settings) or LoRA file, the summary, the model card and the
+    Hub upload (or its dry run)."""
+    output_dir = Path(args.output_dir)
+    if args.train_mode == "lora":
+        Syn2SeqPipeline.save_lora_weights(output_dir, transformer_lora_layers=get_peft_model_state_dict(model),
+                                          transformer_lora_adapter_metadata=lora_config.to_dict())
+    else:
+        Syn2SeqPipeline(transformer=model, scheduler=scheduler, vae=vae, **settings).save_pretrained(output_dir)
+    (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
+    save_model_card(output_dir, card)
+    if args.push_to_hub:
+        manifest = push_folder_to_hub(output_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private,
+                                      dry_run_dir=output_dir / "hub_dry_run" if args.hub_dry_run else None)
+        logger.info(f"{'dry run: ' if args.hub_dry_run else ''}uploaded {len(manifest['files'])} files to "
+                    f"{manifest['repo_id']}")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    # 1. Arguments and the accelerator.
+    args = parse_args(argv)
+    check_args(args)
+    output_dir = Path(args.output_dir)
+    accelerator = make_accelerator(args, output_dir)
+
+    # 2. Data tables and models, all checked before anything is trained.
+    train_table = check_data(args, args.train_split, "train")
+    heights, widths = sorted(set(train_table["height"])), sorted(set(train_table["width"]))
+    transformer, scheduler, vae, vae_factor = load_models(args, (heights[0], widths[0]))
+    check_resolution(train_table, transformer, vae_factor)
+    window = args.window_frames or transformer.config.max_frames
+    if window > transformer.config.max_frames:
+        raise ValueError(f"--window_frames: expected at most the model's max_frames={transformer.config.max_frames}, "
+                         f"got {window}.")
+    check_windows(args, train_table, window)
+    settings = pipeline_settings(args, train_table)  # saved with every pipeline this run writes
+    val_takes = []
+    if args.validation_steps:
+        check_data(args, args.validation_split, "validation")
+        val_takes = Syn2SeqClipDataset(args.dataset_dir, args.validation_split, args.num_clip_frames,
+                                       load_transition=args.num_clip_frames is None)
+        val_takes = [val_takes[i] for i in range(min(args.num_validation_videos, len(val_takes)))]
+
+    # 3. Trainable weights, checkpoint hooks, data, optimiser; everything through accelerate.
+    lora_config, ema = prepare_transformer(args, accelerator, transformer, vae)
+    register_checkpoint_hooks(args, accelerator, lora_config, ema)
+    windows, sampler, train_dataloader = make_training_data(args, accelerator, vae, window)
+    params, optimizer, lr_scheduler = make_optimizer(args, accelerator, transformer)
     transformer, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(
         transformer, optimizer, train_dataloader, lr_scheduler
     )
@@ -547,44 +661,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     logger.info(f"{type(accelerator.unwrap_model(transformer)).__name__}: {num_params:,} parameters, "
                 f"{sum(p.numel() for p in params):,} trained; {len(windows)} takes, {steps_per_epoch} steps/epoch")
 
-    # --- resume ----------------------------------------------------------------------------------------------------
-    global_step, first_epoch, skip_batches = 0, 0, 0
-    checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint)
-    if checkpoint is not None:
-        accelerator.print(f"resuming from {checkpoint}")
-        accelerator.load_state(str(checkpoint))
-        global_step = int(checkpoint.name.split("-")[1])
-        first_epoch = global_step // steps_per_epoch
-        skip_batches = (global_step % steps_per_epoch) * args.gradient_accumulation_steps
-    elif args.resume_from_checkpoint:
-        accelerator.print(f"no checkpoint in {output_dir}: starting a new run")
-
-    # --- fixed-batch loss: the same windows, noise and levels before and after training (overfit check) -----------
+    # 4. Resume, and the fixed-batch loss before training (same windows, noise and levels as after it).
+    global_step, first_epoch, skip_batches = resume_position(args, accelerator, output_dir, steps_per_epoch)
     sampler.select_epoch(0)
     windows.select_epoch(0)
     fixed_batch = next(iter(torch.utils.data.DataLoader(windows, batch_size=args.train_batch_size, sampler=sampler,
                                                         collate_fn=train_dataloader.collate_fn)))
-
-    def fixed_batch_loss() -> float:
-        model = accelerator.unwrap_model(transformer)
-        was_training = model.training
-        model.eval()
-        inputs = model_inputs(fixed_batch, model.config, vae)
-        inputs = {k: v.to(accelerator.device) if v is not None else None for k, v in inputs.items()}
-        generator = torch.Generator().manual_seed(12345)
-        with torch.no_grad(), accelerator.autocast():
-            loss, _ = diffusion_forcing_loss(model, scheduler, inputs["x0"], inputs["frame_mask"],
-                                             inputs["camera_rays"], inputs["pose_mask"], args.noise_level_sampling,
-                                             args.num_context_frames, args.loss_weighting, 0.0, generator)
-        model.train(was_training)
-        return float(loss)
-
-    summary: dict[str, Any] = {"fixed_batch_loss_start": fixed_batch_loss() if global_step == 0 else None}
+    summary: dict[str, Any] = {"fixed_batch_loss_start": None if global_step else fixed_batch_loss(
+        args, accelerator, transformer, scheduler, vae, fixed_batch)}
     log_path = output_dir / "logs" / "train_log.jsonl"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     val_metrics: list[dict[str, float]] = []
 
-    # --- loop ------------------------------------------------------------------------------------------------------
+    # 5. The loop: deterministic epochs, one optimiser step per accumulated batch, logs, checkpoints, validation.
     progress = tqdm(range(args.max_train_steps), initial=global_step, desc="steps",
                     disable=not accelerator.is_local_main_process)
     for epoch in range(first_epoch, num_epochs):
@@ -594,25 +683,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if epoch == first_epoch and skip_batches:
             loader = accelerator.skip_first_batches(train_dataloader, skip_batches)
         for index, batch in enumerate(loader, start=skip_batches if epoch == first_epoch else 0):
-            micro_step = epoch * len(train_dataloader) + index
-            generator = torch.Generator().manual_seed(step_seed(args.seed, micro_step, accelerator.process_index))
-            torch.manual_seed(step_seed(args.seed, micro_step, accelerator.process_index))  # model-internal dropout
-            with accelerator.accumulate(transformer):
-                inputs = model_inputs(batch, accelerator.unwrap_model(transformer).config, vae)
-                loss, _ = diffusion_forcing_loss(
-                    transformer, scheduler, inputs["x0"], inputs["frame_mask"], inputs["camera_rays"],
-                    inputs["pose_mask"], args.noise_level_sampling, args.num_context_frames, args.loss_weighting,
-                    args.camera_dropout, generator,
-                )
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"non-finite loss {loss.item()} at step {global_step} (micro-step "
-                                             f"{micro_step}); lower --learning_rate or use --mixed_precision no.")
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and args.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(params, args.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+            loss = training_step(args, accelerator, transformer, scheduler, vae, batch, params, optimizer,
+                                 lr_scheduler, epoch * len(train_dataloader) + index, global_step)
             if not accelerator.sync_gradients:
                 continue
             if ema is not None:
@@ -629,14 +701,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if global_step % args.checkpointing_steps == 0:
                 save_checkpoint_atomically(accelerator, output_dir, global_step, args.checkpoints_total_limit)
             if args.validation_steps and global_step % args.validation_steps == 0 and accelerator.is_main_process:
-                model = accelerator.unwrap_model(transformer)
-                if ema is not None:
-                    ema.store(model.parameters())
-                    ema.copy_to(model.parameters())
-                val_metrics.append({"step": global_step, **log_validation(args, accelerator, model, scheduler, vae,
-                                                                          val_takes, global_step, settings)})
-                if ema is not None:
-                    ema.restore(model.parameters())
+                val_metrics.append(validate_with_ema(args, accelerator, accelerator.unwrap_model(transformer),
+                                                     scheduler, vae, ema, val_takes, global_step, settings))
             if global_step >= args.max_train_steps:
                 break
         if global_step >= args.max_train_steps:
@@ -644,33 +710,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     progress.close()
     accelerator.wait_for_everyone()
 
-    # --- final output ----------------------------------------------------------------------------------------------
+    # 6. Final weights (EMA when used), last validation, pipeline / LoRA file, summary, model card, Hub.
     if accelerator.is_main_process:
         model = accelerator.unwrap_model(transformer)
-        summary["fixed_batch_loss_end"] = fixed_batch_loss()
+        summary["fixed_batch_loss_end"] = fixed_batch_loss(args, accelerator, transformer, scheduler, vae,
+                                                           fixed_batch)
         if ema is not None:
             ema.copy_to(model.parameters())
         if args.validation_steps and (not val_metrics or val_metrics[-1]["step"] != global_step):
             val_metrics.append({"step": global_step, **log_validation(args, accelerator, model, scheduler, vae,
                                                                       val_takes, global_step, settings)})
-        if args.train_mode == "lora":
-            Syn2SeqPipeline.save_lora_weights(output_dir, transformer_lora_layers=get_peft_model_state_dict(model),
-                                              transformer_lora_adapter_metadata=lora_config.to_dict())
-        else:
-            Syn2SeqPipeline(transformer=model, scheduler=scheduler, vae=vae, **settings).save_pretrained(output_dir)
         samples = sorted(str(p.relative_to(output_dir)) for p in (output_dir / "validation").glob(
             f"step-{global_step}/*.png")) if val_metrics else []
         summary.update(global_step=global_step, num_parameters=num_params, validation=val_metrics,
                        **settings, reverse_prob=args.reverse_prob)
-        (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
-        info = _card_info(args, model, scheduler, vae, num_params, sum(p.numel() for p in params), window,
+        card = _card_info(args, model, scheduler, vae, num_params, sum(p.numel() for p in params), window,
                           accelerator.num_processes, train_table, val_metrics, samples, settings)
-        save_model_card(output_dir, info)
-        if args.push_to_hub:
-            manifest = push_folder_to_hub(output_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private,
-                                          dry_run_dir=output_dir / "hub_dry_run" if args.hub_dry_run else None)
-            logger.info(f"{'dry run: ' if args.hub_dry_run else ''}uploaded {len(manifest['files'])} files to "
-                        f"{manifest['repo_id']}")
+        save_outputs(args, model, scheduler, vae, lora_config, settings, summary, card)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
