@@ -33,31 +33,41 @@ def find_reference_fixtures() -> Path | None:
     return None
 
 
-def check_reference_parity(folder: Path) -> dict[str, float]:
-    """Convert each official fixture state dict and return the max abs difference to the official output."""
+def load_fixture(folder: Path, name: str) -> tuple[dict[str, torch.Tensor], dict, dict[str, torch.Tensor]]:
+    """`(tensors, backbone config, state dict)` of one official fixture (`name.safetensors` + `name.json`)."""
     from safetensors.torch import load_file
 
+    tensors = load_file(str(folder / f"{name}.safetensors"))
+    config = json.loads((folder / f"{name}.json").read_text())
+    state_dict = {k[len("state_dict.") :]: v for k, v in tensors.items() if k.startswith("state_dict.")}
+    return tensors, config, state_dict
+
+
+def official_output(model, tensors: dict[str, torch.Tensor], **kwargs) -> torch.Tensor:
+    """Our `(B, C, F, H, W)` model on a fixture's official `(B, T, C, H, W)` inputs, returned as `(B, T, C, H, W)`:
+    a 5-D external condition is the per-pixel ray map, a lower-dimensional one the per-frame condition vector."""
+    if "input.external_cond" in tensors:
+        cond = tensors["input.external_cond"]
+        if cond.ndim == 5:  # per-pixel ray encoding (B, T, 180, H, W) -> (B, 180, T, H, W)
+            kwargs.setdefault("camera_rays", cond.transpose(1, 2))
+        else:
+            kwargs.setdefault("condition", cond)
+    with torch.no_grad():
+        out = model(tensors["input.x"].transpose(1, 2), tensors["input.noise_levels"], **kwargs).sample
+    return out.transpose(1, 2)
+
+
+def check_reference_parity(folder: Path) -> dict[str, float]:
+    """Convert each official fixture state dict and return the max abs difference to the official output."""
     from diffusers_syn2seq.models import convert_dfot_checkpoint
 
     results = {}
     for name in ("dit3d_discrete", "dit3d_external_cond", "dit3d_continuous", "uvit3d_pose"):
-        path = folder / f"{name}.safetensors"
-        if not path.is_file():
+        if not (folder / f"{name}.safetensors").is_file():
             continue
-        tensors = load_file(str(path))
-        config = json.loads((folder / f"{name}.json").read_text())
-        state_dict = {k[len("state_dict.") :]: v for k, v in tensors.items() if k.startswith("state_dict.")}
+        tensors, config, state_dict = load_fixture(folder, name)
         model = convert_dfot_checkpoint(state_dict, config)
-        kwargs = {}
-        if "input.external_cond" in tensors:
-            cond = tensors["input.external_cond"]
-            if cond.ndim == 5:  # per-pixel ray encoding (B, T, 180, H, W) -> (B, 180, T, H, W)
-                kwargs["camera_rays"] = cond.permute(0, 2, 1, 3, 4)
-            else:
-                kwargs["condition"] = cond
-        with torch.no_grad():
-            out = model(tensors["input.x"].permute(0, 2, 1, 3, 4), tensors["input.noise_levels"], **kwargs).sample
-        results[name] = (out.permute(0, 2, 1, 3, 4) - tensors["output"]).abs().max().item()
+        results[name] = (official_output(model, tensors) - tensors["output"]).abs().max().item()
     return results
 
 

@@ -7,7 +7,8 @@ import logging
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
+from script_loading import load_script
 
 from diffusers_syn2seq import bundled_model_path
 from diffusers_syn2seq.models import DFoTTransformer3DModel, DFoTUViT3DModel, load_transformer
@@ -36,21 +37,8 @@ def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
         assert torch.equal(state_a[key], state_b[key]), key
 
 
-def load_fixture(fixtures_dir, name):
-    tensors = load_file(str(fixtures_dir / f"{name}.safetensors"))
-    config = json.loads((fixtures_dir / f"{name}.json").read_text())
-    state_dict = {k[len("state_dict.") :]: v for k, v in tensors.items() if k.startswith("state_dict.")}
-    return tensors, config, state_dict
-
-
-def official_output(model, tensors):
-    """Our (B, C, F, H, W) model on the fixture's (B, T, C, H, W) inputs, returned as (B, T, C, H, W)."""
-    kwargs = {}
-    if "input.external_cond" in tensors:
-        cond = tensors["input.external_cond"]
-        kwargs["camera_rays" if cond.ndim == 5 else "condition"] = cond.transpose(1, 2) if cond.ndim == 5 else cond
-    with torch.no_grad():
-        return model(tensors["input.x"].transpose(1, 2), tensors["input.noise_levels"], **kwargs).sample.transpose(1, 2)
+PARITY = load_script("scripts/check_dfot_parity.py")
+load_fixture, official_output = PARITY.load_fixture, PARITY.official_output
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -170,3 +158,12 @@ def test_errors(dfot_fixtures_dir, tmp_path):
         load_transformer(state_dict, tmp_path / "missing.json")
     with pytest.raises(ValueError, match=r"may only be `dtype` / `torch_dtype`, got \['device_map'\]"):
         load_transformer(state_dict, config, device_map="auto")
+
+
+def test_parity_script_reports_every_backbone_within_tolerance(dfot_fixtures_dir, capsys):
+    assert PARITY.main(["--fixtures", str(dfot_fixtures_dir)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "max abs difference" in line]
+    assert len(lines) == 4 and all(float(line.rsplit(" ", 1)[-1]) < 1e-4 for line in lines)
+    assert PARITY.main(["--fixtures", str(dfot_fixtures_dir), "--tolerance", "1e-9"]) == 1  # differences are real
+    assert PARITY.main(["--fixtures", str(dfot_fixtures_dir / "missing")]) == 1
+    assert "fixtures not found" in capsys.readouterr().err

@@ -356,8 +356,7 @@ def test_load_models_from_pipeline_folder_transformer_folder_and_checkpoint(dfot
     assert isinstance(transformer, DFoTTransformer3DModel) and scheduler.config.shift == 0.5
     assert isinstance(vae, AutoencoderKL) and vae_factor == 2
     # An official checkpoint with its backbone settings; the scheduler follows the noise embedding.
-    fixture = load_file(dfot_fixtures_dir / "uvit3d_pose.safetensors")
-    state_dict = {k[len("state_dict.") :]: v for k, v in fixture.items() if k.startswith("state_dict.")}
+    _, _, state_dict = load_script("scripts/check_dfot_parity.py").load_fixture(dfot_fixtures_dir, "uvit3d_pose")
     torch.save({"state_dict": state_dict}, tmp_path / "dfot.pt")
     (tmp_path / "dfot.json").write_text((dfot_fixtures_dir / "uvit3d_pose.json").read_text())
     transformer, scheduler, vae, _ = load("--pretrained_model_name_or_path", tmp_path / "dfot.pt",

@@ -10,7 +10,8 @@ import pickle
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
+from script_loading import load_script
 
 from diffusers_syn2seq import DFoTTransformer3DModel, convert_dfot_checkpoint
 from diffusers_syn2seq.models import DIT_PRESETS
@@ -19,21 +20,8 @@ from diffusers_syn2seq.models.conversion_dfot import load_official_state_dict
 FIXTURES = ["dit3d_discrete", "dit3d_external_cond", "dit3d_continuous"]
 
 
-def load_fixture(fixtures_dir, name):
-    tensors = load_file(str(fixtures_dir / f"{name}.safetensors"))
-    config = json.loads((fixtures_dir / f"{name}.json").read_text())
-    state_dict = {k[len("state_dict.") :]: v for k, v in tensors.items() if k.startswith("state_dict.")}
-    return tensors, config, state_dict
-
-
-def run_official_layout(model, tensors):
-    """Run our (B, C, F, H, W) model on the fixture's (B, T, C, H, W) inputs and return (B, T, C, H, W)."""
-    kwargs = {}
-    if "input.external_cond" in tensors:
-        kwargs["condition"] = tensors["input.external_cond"]
-    with torch.no_grad():
-        out = model(tensors["input.x"].permute(0, 2, 1, 3, 4), tensors["input.noise_levels"], **kwargs).sample
-    return out.permute(0, 2, 1, 3, 4)
+PARITY = load_script("scripts/check_dfot_parity.py")
+load_fixture, run_official_layout = PARITY.load_fixture, PARITY.official_output
 
 
 # ------------------------------------------------------------------------------------------------------------------

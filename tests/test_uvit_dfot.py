@@ -9,7 +9,7 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from script_loading import load_script
 
 import diffusers_syn2seq
 from diffusers_syn2seq.camera import ray_map
@@ -78,24 +78,16 @@ def tiny_inputs(batch: int = 2, frames: int = 3, seed: int = 0):
 # ---------------------------------------------------------------------------------------------------------
 # Parity with the official backbone
 # ---------------------------------------------------------------------------------------------------------
+PARITY = load_script("scripts/check_dfot_parity.py")
+
+
 @pytest.fixture(scope="module")
 def official(dfot_fixtures_dir):
-    tensors = load_file(dfot_fixtures_dir / "uvit3d_pose.safetensors")
-    config = json.loads((dfot_fixtures_dir / "uvit3d_pose.json").read_text())
-    state_dict = {k[len("state_dict.") :]: v for k, v in tensors.items() if k.startswith("state_dict.")}
-    return tensors, config, state_dict
+    return PARITY.load_fixture(dfot_fixtures_dir, "uvit3d_pose")
 
 
 def run_official_inputs(model, tensors, **kwargs):
-    # Official layout (B, T, C, H, W) -> ours (B, C, F, H, W) and back.
-    with torch.no_grad():
-        out = model(
-            tensors["input.x"].transpose(1, 2),
-            tensors["input.noise_levels"],
-            camera_rays=tensors["input.external_cond"].transpose(1, 2),
-            **kwargs,
-        ).sample
-    return out.transpose(1, 2)
+    return PARITY.official_output(model, tensors, **kwargs)
 
 
 def test_parity_with_official_uvit3d_pose(official):
