@@ -144,22 +144,14 @@ def test_scalar_timestep_equals_its_broadcast(kind, noise_embedding_type, level)
     assert not torch.allclose(run(model, **{**inputs, "timestep": torch.tensor([level, 2 * level])}), per_frame)
 
 
-def test_camera_rays_none_equals_all_masked_rays(backbone):
+@pytest.mark.parametrize("name,mask_name", [("camera_rays", "camera_rays_mask"), ("condition", "condition_mask")])
+def test_a_missing_condition_equals_an_all_masked_one(backbone, name, mask_name):
     _, model = backbone
     inputs = make_inputs()
-    no_pose = run(model, **{**inputs, "camera_rays": None})
-    masked = run(model, **inputs, camera_rays_mask=torch.zeros(2, 4, dtype=torch.bool))
-    torch.testing.assert_close(no_pose, masked, rtol=0, atol=0)
-    assert not torch.allclose(no_pose, run(model, **inputs), atol=1e-4)  # the poses did matter
-
-
-def test_condition_none_equals_all_masked_condition(backbone):
-    _, model = backbone
-    inputs = make_inputs()
-    no_condition = run(model, **{**inputs, "condition": None})
-    masked = run(model, **inputs, condition_mask=torch.zeros(2, 4, dtype=torch.bool))
-    torch.testing.assert_close(no_condition, masked, rtol=0, atol=0)
-    assert not torch.allclose(no_condition, run(model, **inputs), atol=1e-4)
+    missing = run(model, **{**inputs, name: None})
+    masked = run(model, **inputs, **{mask_name: torch.zeros(2, 4, dtype=torch.bool)})
+    torch.testing.assert_close(missing, masked, rtol=0, atol=0)
+    assert not torch.allclose(missing, run(model, **inputs), atol=1e-4)  # the condition did matter
 
 
 def _bad(case: str, inputs: dict) -> dict:
