@@ -36,6 +36,7 @@ from diffusers_syn2seq.data.dataset import (
     collect_clip_rows,
     write_metadata,
 )
+from diffusers_syn2seq.data.sequence import DEFAULT_NUM_TRANSITION_FRAMES
 from diffusers_syn2seq.data.transitions import TransitionSource, make_transition_source, transition_path_poses
 from diffusers_syn2seq.data.video_io import write_video
 
@@ -44,7 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="Syn2Seq dataset folder")
     parser.add_argument("--source", required=True, choices=["crossfade", "crossfade_latent", "render", "flf"])
-    parser.add_argument("--num_frames", "--num-frames", type=int, default=8, help="in-between frames per transition")
+    parser.add_argument("--num_frames", "--num-frames", type=int, default=DEFAULT_NUM_TRANSITION_FRAMES,
+                        help="in-between frames per transition")
     parser.add_argument("--lossless", action="store_true", help="bit-exact lossless H.264")
     parser.add_argument("--overwrite", action="store_true", help="recompute transitions that are already cached")
     parser.add_argument("--skip_bad", "--skip-bad", action="store_true",

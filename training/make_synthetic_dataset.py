@@ -24,6 +24,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from diffusers_syn2seq.data.dataset import CLIPS_DIRNAME, write_clip, write_metadata
+from diffusers_syn2seq.data.sequence import DEFAULT_NUM_TRANSITION_FRAMES
 from diffusers_syn2seq.data.synthetic import render_synthetic_clip, seeds_for_split
 
 
@@ -38,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num_frames", "--num-frames", type=int, default=16,
                         help="frames of the exo clip and of the ego clip")
     parser.add_argument("--resolution", type=int, default=64, help="square frame size in pixels")
-    parser.add_argument("--transition_frames", "--transition-frames", type=int, default=8,
+    parser.add_argument("--transition_frames", "--transition-frames", type=int, default=DEFAULT_NUM_TRANSITION_FRAMES,
                         help="true rendered transition frames (0: none)")
     parser.add_argument("--fps", type=float, default=10.0)
     parser.add_argument("--lossless", action="store_true", help="bit-exact lossless H.264 (larger files)")
