@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .data.sequence import frames_to_tensor
+
 __all__ = ["decode_frames", "encode_frames", "encode_take_latents"]
 
 
@@ -44,7 +46,7 @@ def encode_take_latents(vae, take: Mapping[str, Any], transition_fn=None, num_tr
     """
 
     def encode(video: np.ndarray) -> torch.Tensor:
-        pixels = torch.from_numpy(np.ascontiguousarray(video)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        pixels = frames_to_tensor(video)
         return torch.cat([encode_frames(vae, chunk).cpu() for chunk in pixels.split(batch_size)])
 
     transition, transition_poses = take.get("transition"), take.get("transition_poses")
