@@ -46,6 +46,7 @@ __all__ = [
     "SEGMENT_TRANSITION",
     "SequenceLayout",
     "build_syn2seq_sequence",
+    "check_choice",
     "frames_to_tensor",
 ]
 
@@ -59,7 +60,8 @@ DEFAULT_NUM_TRANSITION_FRAMES = 4
 TransitionFn = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 
 
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    """Raise a `ValueError` naming `name`, the allowed `choices` and the received `value` unless it is one of them."""
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.")
 
@@ -83,9 +85,9 @@ class SequenceLayout:
     reversal: str = "full"
 
     def __post_init__(self):
-        _check_choice("mode", self.mode, MODES)
-        _check_choice("direction", self.direction, DIRECTIONS)
-        _check_choice("reversal", self.reversal, REVERSALS)
+        check_choice("mode", self.mode, MODES)
+        check_choice("direction", self.direction, DIRECTIONS)
+        check_choice("reversal", self.reversal, REVERSALS)
         for name in ("num_exo", "num_transition", "num_ego"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
@@ -259,7 +261,7 @@ def build_syn2seq_sequence(
         dict with `frames`, `poses`, `pose_mask`, `segment_ids`, `frame_mask`, `frame_index` (full length),
         `layout` (the `SequenceLayout`), `reversed`, `mode`, `num_frames` per segment in sequence order and `take_id`.
     """
-    _check_choice("mode", mode, MODES)
+    check_choice("mode", mode, MODES)
     exo, ego = _clip_tensor(sample["exo"], "exo"), _clip_tensor(sample["ego"], "ego")
     if exo.shape[1:] != ego.shape[1:]:
         raise ValueError(f"exo and ego must have the same frame size, got {tuple(exo.shape)} and {tuple(ego.shape)}")

@@ -24,7 +24,14 @@ from diffusers.video_processor import VideoProcessor
 from huggingface_hub import snapshot_download
 
 from ..bundled import legacy_settings
-from ..data.sequence import DEFAULT_NUM_TRANSITION_FRAMES, DIRECTIONS, MODES, REVERSALS, SequenceLayout
+from ..data.sequence import (
+    DEFAULT_NUM_TRANSITION_FRAMES,
+    DIRECTIONS,
+    MODES,
+    REVERSALS,
+    SequenceLayout,
+    check_choice,
+)
 from ..data.windows import plan_windows, window_camera_rays
 from ..latents import decode_frames, encode_frames
 from ..loaders.lora_pipeline import Syn2SeqLoraLoaderMixin
@@ -184,8 +191,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
     ):
         for name, value, choices in (("mode", mode, MODES), ("reversal", reversal, REVERSALS),
                                      ("direction", direction, DIRECTIONS)):
-            if value not in choices:
-                raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.")
+            check_choice(name, value, choices)
         if schedule not in SCHEDULES:
             raise ValueError(f"`schedule` must be one of {SCHEDULES}, got {schedule!r}.")
         if not (isinstance(uncertainty_scale, (int, float)) and uncertainty_scale >= 0):
