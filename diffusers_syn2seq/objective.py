@@ -16,13 +16,16 @@ import torch
 
 __all__ = [
     "LOSS_WEIGHTINGS",
+    "MATCHED_FRACTIONS",
     "NOISE_LEVEL_SAMPLINGS",
     "diffusion_forcing_loss",
     "loss_weights",
     "sample_noise_levels",
 ]
 
-NOISE_LEVEL_SAMPLINGS = ("iid", "uniform_future")
+NOISE_LEVEL_SAMPLINGS = ("iid", "uniform_future", "inference_matched")
+# Default mixture of `inference_matched`: clean history, noisy history, and the rest i.i.d.
+MATCHED_FRACTIONS = (0.5, 0.25)
 LOSS_WEIGHTINGS = ("uniform", "sigmoid", "min_snr", "fused_min_snr")
 
 
@@ -30,24 +33,28 @@ def sample_noise_levels(
     scheduler,
     batch_size: int,
     num_frames: int,
-    strategy: Literal["iid", "uniform_future"] = "iid",
+    strategy: Literal["iid", "uniform_future", "inference_matched"] = "iid",
     num_context_frames: int = 0,
     frame_mask: torch.Tensor | None = None,
     continuous: bool = False,
     generator: torch.Generator | None = None,
     device: str | torch.device | None = None,
+    num_history: torch.Tensor | None = None,
+    matched_fractions: tuple[float, float] = MATCHED_FRACTIONS,
 ) -> torch.Tensor:
     """Training levels `(B, F)` of `scheduler` (a `DiffusionForcingScheduler`), one per (sample, frame).
 
     Args:
         strategy: `"iid"`: independent levels (DFoT); `"uniform_future"`: the first `num_context_frames` frames
-            i.i.d., the frames after them share one level per sample.
+            i.i.d., the frames after them share one level per sample; `"inference_matched"`: the configurations
+            sampling uses (`inference_matched_levels`), mixed with `"iid"`.
         frame_mask: optional `(B, F)` bool, False for frames missing from a clip: they get full noise.
         continuous: draw float times `t ~ U[0, 1]` (continuous schedule only) instead of integer levels
             `0..T-1`.
+        num_history, matched_fractions: `"inference_matched"` only (see `inference_matched_levels`).
     """
     if strategy not in NOISE_LEVEL_SAMPLINGS:
-        raise ValueError(f"`strategy` must be 'iid' or 'uniform_future', got {strategy!r}.")
+        raise ValueError(f"`strategy` must be one of {NOISE_LEVEL_SAMPLINGS}, got {strategy!r}.")
     if continuous and not scheduler.is_continuous:
         raise ValueError("`continuous=True` needs `noise_schedule='cosine_simple_diffusion'`.")
     if not 0 <= num_context_frames <= num_frames:
@@ -63,6 +70,11 @@ def sample_noise_levels(
     if strategy == "uniform_future" and num_context_frames < num_frames:
         future = draw((batch_size, 1)).expand(batch_size, num_frames - num_context_frames)
         levels = torch.cat([levels[:, :num_context_frames], future], dim=1)
+    if strategy == "inference_matched":
+        if continuous:
+            raise ValueError("`strategy='inference_matched'` needs a discrete schedule (clean history is level -1), "
+                             "got the continuous one.")
+        levels = inference_matched_levels(levels, T, num_history, matched_fractions, generator)
     if frame_mask is not None:
         if frame_mask.shape != (batch_size, num_frames):
             raise ValueError(
@@ -71,6 +83,43 @@ def sample_noise_levels(
         full = torch.ones_like(levels) if continuous else torch.full_like(levels, T - 1)
         levels = torch.where(frame_mask.to(levels.device), levels, full)
     return levels
+
+
+def inference_matched_levels(iid_levels: torch.Tensor, num_train_timesteps: int, num_history: torch.Tensor | None,
+                             fractions: tuple[float, float] = MATCHED_FRACTIONS,
+                             generator: torch.Generator | None = None) -> torch.Tensor:
+    """Training levels `(B, F)` that spend training on what sampling asks of the model.
+
+    Each sample is, with probability `fractions[0]`, a *clean-history* sample: its first `h` frames are at level -1
+    (clean, exactly the source frames of a sampling window; they get no loss) and every later frame shares one level
+    drawn from `0..T-1` (the full-sequence schedule generates all frames of a window at one level); with probability
+    `fractions[1]` a *noisy-history* sample: the first `h` frames share one level and the later frames another (the
+    history-guidance branches and stabilised generated history see noisy history); otherwise it keeps its i.i.d.
+    levels (`iid_levels`), so every conditional of the sequence is still learnt.
+
+    `h` is the sample's `num_history` (the leading source frames of its window, `data.window_history_lengths`); a
+    window with no source frame, or nothing but source frames, gets `h` uniform in `[1, F - 1]` (sliding windows keep
+    generated frames as history).
+    """
+    batch, frames = iid_levels.shape
+    clean_fraction, noisy_fraction = fractions
+    if min(fractions) < 0 or clean_fraction + noisy_fraction > 1:
+        raise ValueError(f"`matched_fractions` must be two fractions >= 0 summing to at most 1, got {fractions}.")
+    if frames < 2:
+        return iid_levels  # a window of one frame has no history to match
+    device = iid_levels.device
+    random_h = torch.randint(1, frames, (batch,), generator=generator).to(device)
+    if num_history is None:
+        num_history = random_h
+    num_history = num_history.to(device)
+    h = torch.where((num_history < 1) | (num_history >= frames), random_h, num_history)
+    kind = torch.rand(batch, generator=generator).to(device)
+    shared = torch.randint(0, num_train_timesteps, (batch, 2), generator=generator).to(device)
+    history = torch.arange(frames, device=device)[None] < h[:, None]
+    clean = torch.where(history, torch.full_like(iid_levels, -1), shared[:, 1:2].expand(-1, frames))
+    noisy = torch.where(history, shared[:, :1].expand(-1, frames), shared[:, 1:2].expand(-1, frames))
+    out = torch.where((kind < clean_fraction)[:, None], clean, iid_levels)
+    return torch.where(((kind >= clean_fraction) & (kind < clean_fraction + noisy_fraction))[:, None], noisy, out)
 
 
 def loss_weights(
@@ -150,16 +199,20 @@ def diffusion_forcing_loss(
     generator: torch.Generator | None = None,
     noise: torch.Tensor | None = None,
     levels: torch.Tensor | None = None,
+    num_history: torch.Tensor | None = None,
+    matched_fractions: tuple[float, float] = MATCHED_FRACTIONS,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """DFoT's objective on one batch: every frame gets its own noise level, all real frames get loss.
+    """DFoT's objective on one batch: every frame gets its own noise level, all real noisy frames get loss (frames
+    at level -1, the clean history of `inference_matched`, have nothing to denoise and get none).
 
     Args:
         x0: clean frames `(B, C, F, H, W)` in model space.
         frame_mask: `(B, F)` True for real frames; padded frames are fully noised and get no loss.
         camera_rays, pose_mask: pose conditioning (`model_inputs`); frames with `pose_mask` False get the null
             camera embedding.
-        noise_level_sampling: `sample_noise_levels` strategy: `"iid"` (DFoT) or `"uniform_future"` (frames after
-            `num_context_frames` share a level).
+        noise_level_sampling: `sample_noise_levels` strategy: `"iid"` (DFoT), `"uniform_future"` (frames after
+            `num_context_frames` share a level) or `"inference_matched"` (`inference_matched_levels`, with
+            `num_history` `(B,)` leading source frames per window and `matched_fractions`).
         loss_weighting: `loss_weights` strategy (`"sigmoid"`, `"min_snr"`, `"fused_min_snr"`, `"uniform"`).
         camera_dropout: probability of dropping a whole sample's camera poses (all its frames get the null camera
             embedding through `camera_rays_mask`); trains the unconditional branch of pose guidance (DFoT's 10%).
@@ -177,7 +230,8 @@ def diffusion_forcing_loss(
         levels = sample_noise_levels(
             scheduler, batch, num_frames, strategy=noise_level_sampling,
             num_context_frames=min(num_context_frames, num_frames), frame_mask=frame_mask.cpu(),
-            continuous=scheduler.is_continuous, generator=generator,
+            continuous=scheduler.is_continuous, generator=generator, num_history=num_history,
+            matched_fractions=matched_fractions,
         )
     levels = levels.to(device)
     if noise is None:
@@ -202,6 +256,6 @@ def diffusion_forcing_loss(
     )[0]
     mse = ((prediction.float() - target.float()) ** 2).mean(dim=(1, 3, 4))  # (B, F)
     weights = loss_weights(scheduler, levels.cpu(), strategy=loss_weighting).to(device)
-    valid = frame_mask.to(device).float()
+    valid = (frame_mask.to(device) & (levels >= 0)).float()
     loss = (mse * weights * valid).sum() / valid.sum().clamp(min=1.0)
     return loss, {"mse": mse.detach(), "weights": weights, "levels": levels}

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .data.windows import window_camera_rays
+from .data.windows import window_camera_rays, window_history_lengths
 from .latents import encode_frames
 
 __all__ = [
@@ -55,9 +55,10 @@ def model_inputs(batch: Mapping[str, Any], transformer_config, vae=None) -> dict
 
     Returns:
         `x0` `(B, C, F, h, w)` float32 (pixels in [-1, 1], or scaled latents: VAE-encoded here unless the windows
-        already hold cached latents), `frame_mask` `(B, F)` bool, and for pose-conditioned models `camera_rays`
-        `(B, C_ray, F, h, w)` and `pose_mask` `(B, F)` bool from `window_camera_rays`, the conditioning the pipeline
-        uses when sampling.
+        already hold cached latents), `frame_mask` `(B, F)` bool, `num_history` `(B,)` leading source frames
+        (`window_history_lengths`, for the `inference_matched` noise levels; None without `segment_ids`), and for
+        pose-conditioned models `camera_rays` `(B, C_ray, F, h, w)` and `pose_mask` `(B, F)` bool from
+        `window_camera_rays`, the conditioning the pipeline uses when sampling.
     """
     frames = batch["frames"]  # (B, F, C, H, W)
     if vae is not None and frames.shape[2] == 3 and frames.shape[2] != transformer_config.in_channels:
@@ -65,6 +66,9 @@ def model_inputs(batch: Mapping[str, Any], transformer_config, vae=None) -> dict
         frames = encode_frames(vae, frames.flatten(0, 1)).unflatten(0, (b, f))
     x0 = frames.transpose(1, 2).float()
     out: dict[str, torch.Tensor | None] = {"x0": x0, "frame_mask": batch["frame_mask"].to(x0.device)}
+    out["num_history"] = None
+    if "segment_ids" in batch:  # collated windows; hand-made batches without a layout get random history lengths
+        out["num_history"] = window_history_lengths(batch["segment_ids"], batch["reversed"]).to(x0.device)
     ray_type = getattr(transformer_config, "camera_ray_type", None)
     out["camera_rays"] = out["pose_mask"] = None
     if ray_type is not None:

@@ -130,3 +130,48 @@ def test_padded_frames_are_fully_noised_and_get_no_loss():
     changed = x0.clone()
     changed[:, :, -1] += 5.0  # at level 999 (zero SNR) the padded frames' content never reaches the model
     torch.testing.assert_close(seeded_loss(model, changed, mask, rays)[0], loss, rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------------------------------------ inference matched
+def test_inference_matched_levels_mix_sampling_configurations_with_iid():
+    scheduler = DiffusionForcingScheduler()
+    batch, frames = 4000, 8
+    num_history = torch.randint(0, frames + 1, (batch,), generator=torch.Generator().manual_seed(1))
+    levels = sample_noise_levels(scheduler, batch, frames, "inference_matched", generator=torch.Generator()
+                                 .manual_seed(0), num_history=num_history, matched_fractions=(0.5, 0.25))
+    assert levels.dtype == torch.long and levels.min() >= -1 and levels.max() <= 999
+    clean = (levels == -1).any(dim=1)
+    # expected history length: the window's own source frames, else uniform in [1, F - 1]
+    h = torch.where((num_history >= 1) & (num_history < frames), num_history, (levels == -1).sum(dim=1))
+    for i in torch.nonzero(clean).flatten().tolist():  # clean history: -1 then one shared level
+        assert (levels[i, : h[i]] == -1).all() and (levels[i, h[i] :] == levels[i, -1]).all() and levels[i, -1] >= 0
+    assert 1 <= (levels[clean] == -1).sum(dim=1).min() and (levels[clean] == -1).sum(dim=1).max() <= frames - 1
+    two_levels = torch.tensor([len(set(row.tolist())) <= 2 for row in levels])
+    noisy = ~clean & two_levels  # noisy history: one level for the history, one for the rest
+    iid = ~clean & ~two_levels
+    # fractions within sampling error of 0.5 / 0.25 / 0.25 (iid rows with <= 2 distinct levels are ~impossible)
+    for observed, expected in ((clean, 0.5), (noisy, 0.25), (iid, 0.25)):
+        assert abs(observed.float().mean().item() - expected) < 0.03
+    with pytest.raises(ValueError, match="`matched_fractions` must be two fractions >= 0 summing to at most 1"):
+        sample_noise_levels(scheduler, 2, 4, "inference_matched", matched_fractions=(0.8, 0.4))
+    with pytest.raises(ValueError, match="needs a discrete schedule"):
+        sample_noise_levels(continuous_scheduler(), 2, 4, "inference_matched", continuous=True)
+
+
+def test_clean_history_frames_get_no_loss():
+    model, (x0, mask, rays) = posed_model(), posed_batch()
+    history = torch.full((4,), 2)
+    loss, info = seeded_loss(model, x0, mask, rays, noise_level_sampling="inference_matched", num_history=history,
+                             matched_fractions=(1.0, 0.0))
+    assert (info["levels"][:, :2] == -1).all() and (info["levels"][:, 2:] >= 0).all()
+    expected = (info["mse"] * info["weights"])[:, 2:].sum() / (4 * 2)  # only the 2 noisy frames of each sample
+    torch.testing.assert_close(loss, expected, rtol=1e-6, atol=0)
+
+
+def test_window_history_lengths_count_the_leading_source_frames():
+    from diffusers_syn2seq.data import SEGMENT_EGO, SEGMENT_EXO, SEGMENT_TRANSITION, window_history_lengths
+
+    exo, tr, ego = SEGMENT_EXO, SEGMENT_TRANSITION, SEGMENT_EGO
+    segments = torch.tensor([[exo, exo, tr, ego], [tr, ego, ego, -1], [ego, ego, tr, exo], [exo, exo, exo, exo]])
+    reversed_ = torch.tensor([False, False, True, False])
+    assert window_history_lengths(segments, reversed_).tolist() == [2, 0, 2, 4]

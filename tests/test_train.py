@@ -309,6 +309,8 @@ def _train_module():
          r"--window_frames: .*16 frames but take .* gives 12 .*shorter than the window"),
         ("resolution vs patch", ["--patch_size", "3"], r"divisible by patch_size .* = 3 .*got 16x16"),
         ("lora without base", ["--train_mode", "lora"], r"--train_mode lora: expected a base model"),
+        ("matched fractions", ["--matched_fractions", "0.8", "0.4"],
+         r"--matched_fractions: expected two fractions >= 0 summing to at most 1, got 0.8 0.4"),
     ],
 )
 def test_bad_inputs_fail_before_training(dataset, tmp_path, case, extra, match):
@@ -320,6 +322,21 @@ def test_bad_inputs_fail_before_training(dataset, tmp_path, case, extra, match):
     with pytest.raises(ValueError, match=match):
         train.main(argv)
     assert not (output / "logs" / "train_log.jsonl").exists() and not list(output.glob("checkpoint-*"))
+
+
+def test_inference_matched_training_runs_and_saves_its_settings(dataset, tmp_path):
+    train = _train_module()
+    output = tmp_path / "matched"
+    summary = train.main(["--dataset_dir", str(dataset), "--output_dir", str(output), "--model_preset", "dit-tiny",
+                          "--max_frames", "8", "--report_to", "none", "--mixed_precision", "no", "--mode", "video",
+                          "--noise_level_sampling", "inference_matched", "--matched_fractions", "0.6", "0.2",
+                          "--train_batch_size", "2", "--max_train_steps", "3", "--checkpointing_steps", "3",
+                          "--learning_rate", "1e-3"])
+    assert all(math.isfinite(entry["train/loss"]) for entry in _lines(output / "logs" / "train_log.jsonl"))
+    assert math.isfinite(summary["fixed_batch_loss_start"]) and math.isfinite(summary["fixed_batch_loss_end"])
+    index = json.loads((output / "model_index.json").read_text())
+    assert (index["mode"], index["reversal"]) == ("video", "full") and summary["mode"] == "video"
+    assert summary["num_transition_frames"] == index["num_transition_frames"] == TRANSITION  # the cached length
 
 
 def test_condition_dropout_is_a_deprecated_name_of_camera_dropout(tmp_path, caplog):

@@ -56,7 +56,12 @@ from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
 from diffusers_syn2seq.metrics import psnr, ssim
 from diffusers_syn2seq.model_card import save_model_card
 from diffusers_syn2seq.models import DIT_PRESETS, DFoTTransformer3DModel, load_transformer
-from diffusers_syn2seq.objective import LOSS_WEIGHTINGS, NOISE_LEVEL_SAMPLINGS, diffusion_forcing_loss
+from diffusers_syn2seq.objective import (
+    LOSS_WEIGHTINGS,
+    MATCHED_FRACTIONS,
+    NOISE_LEVEL_SAMPLINGS,
+    diffusion_forcing_loss,
+)
 from diffusers_syn2seq.pipelines import Syn2SeqPipeline
 from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
 from diffusers_syn2seq.training_utils import (
@@ -129,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("objective")
     g.add_argument("--noise_level_sampling", type=str, default="iid", choices=list(NOISE_LEVEL_SAMPLINGS))
     g.add_argument("--num_context_frames", type=int, default=0, help="uniform_future: frames with i.i.d. levels.")
+    g.add_argument("--matched_fractions", type=float, nargs=2, default=list(MATCHED_FRACTIONS),
+                   metavar=("CLEAN", "NOISY"),
+                   help="inference_matched: fractions of samples with clean history (source frames at level -1, "
+                        "later frames at one shared level, as sampling sees them) and with noisy history (history "
+                        "and later frames each at one shared level); the rest keep i.i.d. levels.")
     g.add_argument("--loss_weighting", type=str, default="sigmoid", choices=list(LOSS_WEIGHTINGS))
     g.add_argument("--camera_dropout", type=float, default=0.1,
                    help="Probability of dropping a sample's camera poses (trains the unconditional branch of pose "
@@ -243,6 +253,9 @@ def check_args(args: argparse.Namespace) -> None:
     for name in ("reverse_prob", "camera_dropout"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             raise ValueError(f"--{name}: expected a probability in [0, 1], got {getattr(args, name)}.")
+    clean, noisy = args.matched_fractions
+    if not (clean >= 0 and noisy >= 0 and clean + noisy <= 1):
+        raise ValueError(f"--matched_fractions: expected two fractions >= 0 summing to at most 1, got {clean} {noisy}.")
     if args.cache_latents and args.vae_name_or_path is None and not _pipeline_has_vae(args):
         raise ValueError("--cache_latents: expected a VAE (--vae_name_or_path or a pipeline with a vae), got none.")
     if args.push_to_hub and not args.hub_model_id:
@@ -560,7 +573,9 @@ def fixed_batch_loss(args, accelerator, transformer, scheduler, vae, batch) -> f
     with torch.no_grad(), accelerator.autocast():
         loss, _ = diffusion_forcing_loss(model, scheduler, inputs["x0"], inputs["frame_mask"], inputs["camera_rays"],
                                          inputs["pose_mask"], args.noise_level_sampling, args.num_context_frames,
-                                         args.loss_weighting, 0.0, generator)
+                                         args.loss_weighting, 0.0, generator,
+                                         num_history=inputs["num_history"],
+                                         matched_fractions=tuple(args.matched_fractions))
     model.train(was_training)
     return float(loss)
 
@@ -576,6 +591,7 @@ def training_step(args, accelerator, transformer, scheduler, vae, batch, params,
         loss, _ = diffusion_forcing_loss(
             transformer, scheduler, inputs["x0"], inputs["frame_mask"], inputs["camera_rays"], inputs["pose_mask"],
             args.noise_level_sampling, args.num_context_frames, args.loss_weighting, args.camera_dropout, generator,
+            num_history=inputs["num_history"], matched_fractions=tuple(args.matched_fractions),
         )
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {loss.item()} at step {global_step} (micro-step "

@@ -40,6 +40,7 @@ from .windows import (
     plan_windows,
     sample_window,
     window_camera_rays,
+    window_history_lengths,
 )
 
 __all__ = [
@@ -80,6 +81,7 @@ __all__ = [
     "video_info",
     "VideoInfo",
     "window_camera_rays",
+    "window_history_lengths",
     "write_clip",
     "write_metadata",
     "write_video",

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..camera import interpolate_masked_poses, ray_map
-from .sequence import build_syn2seq_sequence
+from .sequence import SEGMENT_EGO, SEGMENT_EXO, build_syn2seq_sequence
 
 __all__ = [
     "EpochShuffleSampler",
@@ -26,6 +26,7 @@ __all__ = [
     "plan_windows",
     "sample_window",
     "window_camera_rays",
+    "window_history_lengths",
 ]
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,19 @@ def window_camera_rays(poses: torch.Tensor, pose_mask: torch.Tensor, height: int
     if not bool(pose_mask.all()):
         poses = interpolate_masked_poses(poses, ~pose_mask)
     return ray_map(poses, height, width, kind=ray_type, normalize=True).float(), pose_mask
+
+
+def window_history_lengths(segment_ids: torch.Tensor, reversed_: torch.Tensor) -> torch.Tensor:
+    """`(B,)` number of leading source frames of each window: the frames a sampling window would hold as clean
+    history (exo frames of an Exo2Ego sequence, ego frames of a reversed one).
+
+    Args:
+        segment_ids: `(B, F)` segment ids of the windows (padding -1).
+        reversed_: `(B,)` bool, True for Ego2Exo (reversed) windows.
+    """
+    source = torch.where(reversed_.to(torch.bool), SEGMENT_EGO, SEGMENT_EXO).to(segment_ids.device)
+    is_source = segment_ids == source[:, None]
+    return is_source.to(torch.int64).cumprod(dim=1).sum(dim=1)  # length of the leading run
 
 
 def plan_windows(
