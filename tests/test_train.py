@@ -339,6 +339,18 @@ def test_inference_matched_training_runs_and_saves_its_settings(dataset, tmp_pat
     assert summary["num_transition_frames"] == index["num_transition_frames"] == TRANSITION  # the cached length
 
 
+def test_time_budget_stops_training_and_saves(dataset, tmp_path):
+    train = _train_module()
+    output = tmp_path / "budget"
+    summary = train.main(["--dataset_dir", str(dataset), "--output_dir", str(output), "--model_preset", "dit-tiny",
+                          "--max_frames", "8", "--report_to", "none", "--mixed_precision", "no",
+                          "--train_batch_size", "2", "--max_train_steps", "50", "--max_train_minutes", "1e-6"])
+    assert summary["stopped_by_time_budget"] and summary["global_step"] == 1  # the first step already took longer
+    assert len(_lines(output / "logs" / "train_log.jsonl")) == 1 and (output / "model_index.json").is_file()
+    with pytest.raises(ValueError, match="--max_train_minutes: expected a positive number of minutes, got 0.0"):
+        train.main(["--dataset_dir", str(dataset), "--max_train_minutes", "0"])
+
+
 def test_condition_dropout_is_a_deprecated_name_of_camera_dropout(tmp_path, caplog):
     train = _train_module()
     assert train.parse_args([]).camera_dropout == 0.1 and "condition_dropout" not in vars(train.parse_args([]))

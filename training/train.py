@@ -21,6 +21,7 @@ import math
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--train_batch_size", type=int, default=4)
     g.add_argument("--max_train_steps", type=int, default=1000)
+    g.add_argument("--max_train_minutes", type=float, default=None,
+                   help="Also stop (and save as at the end) once this much wall-clock training time has passed: runs "
+                        "compared at equal compute, e.g. benchmarks/recipe_search.py. Resumed runs count afresh.")
     g.add_argument("--gradient_accumulation_steps", type=int, default=1)
     g.add_argument("--gradient_checkpointing", action="store_true")
     g.add_argument("--learning_rate", type=float, default=1e-4)
@@ -260,6 +264,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError("--cache_latents: expected a VAE (--vae_name_or_path or a pipeline with a vae), got none.")
     if args.push_to_hub and not args.hub_model_id:
         raise ValueError("--push_to_hub: expected --hub_model_id 'user/name', got none.")
+    if args.max_train_minutes is not None and not args.max_train_minutes > 0:
+        raise ValueError(f"--max_train_minutes: expected a positive number of minutes, got {args.max_train_minutes}.")
     if args.learning_rate <= 0:
         raise ValueError(f"--learning_rate: expected > 0, got {args.learning_rate}.")
 
@@ -616,6 +622,14 @@ def validate_with_ema(args, accelerator, model, scheduler, vae, ema, val_takes, 
     return metrics
 
 
+def time_is_up(accelerator, deadline: float | None) -> bool:
+    """True once the `--max_train_minutes` deadline has passed on any process (all processes stop together)."""
+    if deadline is None:
+        return False
+    expired = torch.tensor([time.monotonic() > deadline], device=accelerator.device)
+    return bool(accelerator.gather(expired).any())
+
+
 def save_outputs(args, model, scheduler, vae, lora_config, settings, summary: dict[str, Any], card: dict[str, Any]
                  ) -> None:
     """The trained pipeline (full runs, with its Syn2Seq settings) or LoRA file, the summary, the model card and the
@@ -692,6 +706,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # 5. The loop: deterministic epochs, one optimiser step per accumulated batch, logs, checkpoints, validation.
     progress = tqdm(range(args.max_train_steps), initial=global_step, desc="steps",
                     disable=not accelerator.is_local_main_process)
+    deadline = None if args.max_train_minutes is None else time.monotonic() + 60 * args.max_train_minutes
+    start_time, out_of_time = time.monotonic(), False
     for epoch in range(first_epoch, num_epochs):
         sampler.select_epoch(epoch)
         windows.select_epoch(epoch)
@@ -719,11 +735,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if args.validation_steps and global_step % args.validation_steps == 0 and accelerator.is_main_process:
                 val_metrics.append(validate_with_ema(args, accelerator, accelerator.unwrap_model(transformer),
                                                      scheduler, vae, ema, val_takes, global_step, settings))
-            if global_step >= args.max_train_steps:
+            out_of_time = time_is_up(accelerator, deadline)
+            if global_step >= args.max_train_steps or out_of_time:
                 break
-        if global_step >= args.max_train_steps:
+        if global_step >= args.max_train_steps or out_of_time:
             break
     progress.close()
+    summary.update(train_seconds=time.monotonic() - start_time, stopped_by_time_budget=out_of_time)
     accelerator.wait_for_everyone()
 
     # 6. Final weights (EMA when used), last validation, pipeline / LoRA file, summary, model card, Hub.
