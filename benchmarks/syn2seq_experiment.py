@@ -15,7 +15,8 @@ interrupted training run resumes from its latest checkpoint):
 1. Data: `training/make_synthetic_dataset.py` renders train / validation / test takes (seed ranges of
    `diffusers_syn2seq.data.synthetic.seeds_for_split`, so the test scenes are never seen in training) with the true
    `render` transition cached (lossless H.264, so no codec error enters the scores); a copy of the dataset gets the
-   `crossfade` transition cached by `training/cache_transitions.py`.
+   `crossfade` transition cached by `training/cache_transitions.py`. `--style flat` renders flat-shaded scenes (one
+   colour per surface, same geometry and cameras per seed) instead of the default procedural textures.
 2. Training (`training/train.py`, one subprocess per run, `OMP_NUM_THREADS` threads each, `--jobs` in parallel):
    rows `jump`, `video`, `video+pose` (render transition) and `video+pose` (crossfade transition), Exo2Ego only
    (`--reverse_prob 0`), plus one `video+pose` model trained on both directions (`--reverse_prob 0.5`) for Ego2Exo.
@@ -58,6 +59,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from diffusers_syn2seq.data.synthetic import SCENE_STYLES  # noqa: E402
 from diffusers_syn2seq.metrics import paired_difference, summarize  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -118,6 +120,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resolution", type=int)
     p.add_argument("--frames", type=int, help="exo frames = ego frames per take")
     p.add_argument("--transition_frames", "--transition-frames", type=int)
+    p.add_argument("--style", choices=SCENE_STYLES,
+                   help="SynthEgoExo scene style of the data (default textured: procedural textures)")
     p.add_argument("--num_train", "--num-train", type=int)
     p.add_argument("--num_test", "--num-test", type=int)
     p.add_argument("--steps", type=int, help="training steps per run")
@@ -146,7 +150,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_config(args: argparse.Namespace) -> dict:
     scale = "smoke" if args.smoke else args.scale
     cfg = dict(SCALES[scale], scale=scale)
-    for key in ("resolution", "frames", "transition_frames", "num_train", "num_test", "steps", "batch_size",
+    cfg["style"] = "textured"
+    for key in ("resolution", "frames", "transition_frames", "style", "num_train", "num_test", "steps", "batch_size",
                 "learning_rate", "seeds", "inference_steps", "device", "precision", "jobs", "threads"):
         value = getattr(args, key)
         if value is not None:
@@ -175,7 +180,7 @@ def data_commands(cfg: dict, work: Path) -> tuple[Path, Path, list, list]:
     make = [str(REPO / "training" / "make_synthetic_dataset.py"), "--output", str(render), "--num_train",
             str(cfg["num_train"]), "--num_validation", str(cfg["num_validation"]), "--num_test", str(cfg["num_test"]),
             "--num_frames", str(cfg["frames"]), "--resolution", str(cfg["resolution"]), "--transition_frames",
-            str(cfg["transition_frames"]), "--lossless", "--resume"]
+            str(cfg["transition_frames"]), "--style", cfg["style"], "--lossless", "--resume"]
     cache = [str(REPO / "training" / "cache_transitions.py"), "--data", str(crossfade), "--source", "crossfade",
              "--num_frames", str(cfg["transition_frames"]), "--lossless", "--overwrite"]
     return render, crossfade, make, cache
@@ -384,7 +389,8 @@ def write_report(results: dict, path: Path, plot_name: str) -> None:
     if cfg["scale"] == "smoke":
         lines += ["**Smoke run: microscopic models trained for a few steps. These numbers test the machinery and mean "
                   "nothing about the method.**", ""]
-    lines += [f"Data: SynthEgoExo {cfg['resolution']}x{cfg['resolution']}, {cfg['frames']} exo + "
+    lines += [f"Data: SynthEgoExo {cfg['resolution']}x{cfg['resolution']} ({cfg.get('style', 'textured')} style), "
+              f"{cfg['frames']} exo + "
               f"{cfg['transition_frames']} transition + {cfg['frames']} ego frames, {cfg['num_train']} training takes, "
               f"{cfg['num_test']} held-out test takes. Model: DiT3D `{cfg['preset']}`"
               f"{' with ' + json.dumps(cfg['model_config']) if cfg['model_config'] else ''}, "
@@ -458,9 +464,10 @@ def main(argv: list[str] | None = None) -> dict:
     if cfg["model_config"]:
         (work / "model_config.json").write_text(json.dumps(cfg["model_config"]))
     done_marker = work / "data" / "DONE.json"
-    data_id = {k: cfg[k] for k in ("resolution", "frames", "transition_frames", "num_train", "num_validation",
+    data_id = {k: cfg[k] for k in ("resolution", "frames", "transition_frames", "style", "num_train", "num_validation",
                                    "num_test")}
-    if done_marker.is_file() and json.loads(done_marker.read_text()) == data_id:
+    # markers written before --style existed describe textured data
+    if done_marker.is_file() and {"style": "textured", **json.loads(done_marker.read_text())} == data_id:
         log(f"data: kept {render} and {crossfade}")
     else:
         if done_marker.is_file():

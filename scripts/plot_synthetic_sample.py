@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from diffusers_syn2seq.data import render_synthetic_clip
+from diffusers_syn2seq.data import SCENE_STYLES, render_synthetic_clip
 
 
 def sample_figure(clip: dict, scale: int = 2, every: int = 1, gap: int = 4, label_width: int = 84) -> Image.Image:
@@ -44,11 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num_frames", "--num-frames", type=int, default=16)
     parser.add_argument("--transition_frames", "--transition-frames", type=int, default=8)
     parser.add_argument("--resolution", type=int, default=64)
+    parser.add_argument("--style", choices=SCENE_STYLES, default="textured", help="scene style (see SynthEgoExo)")
     parser.add_argument("--scale", type=int, default=2, help="pixel magnification in the figure")
     parser.add_argument("--every", type=int, default=2, help="show every N-th exo/ego frame")
     parser.add_argument("--output", type=Path, default=Path("synthetic_sample.png"))
     args = parser.parse_args(argv)
-    clip = render_synthetic_clip(args.seed, args.num_frames, args.resolution, args.transition_frames)
+    clip = render_synthetic_clip(args.seed, args.num_frames, args.resolution, args.transition_frames, style=args.style)
     figure = sample_figure(clip, scale=args.scale, every=args.every)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     figure.save(args.output)

@@ -1,14 +1,19 @@
 # SPDX-License-Identifier: Apache-2.0
-"""SynthEgoExo renderer: determinism, geometry (projection vs ray casting), transition path ends, splits."""
+"""SynthEgoExo renderer: determinism, geometry (projection vs ray casting), transition path ends, splits, styles."""
+
+import hashlib
+import json
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 from script_loading import load_script
 
 from diffusers_syn2seq import camera
-from diffusers_syn2seq.data import render_synthetic_clip
+from diffusers_syn2seq.data import RenderTransition, load_metadata, read_video, render_synthetic_clip
 from diffusers_syn2seq.data.synthetic import (
+    SCENE_STYLES,
     SPLIT_SEED_RANGES,
     SynthEgoExo,
     camera_rays,
@@ -192,3 +197,130 @@ def test_figure_script_writes_a_png(tmp_path):
     )
     image = Image.open(out)
     assert image.mode == "RGB" and image.width > 4 * 32 and image.height > 3 * 32
+
+
+# --------------------------------------------------------------------------------------------------- scene styles
+# sha256 of the exo + transition + ego frames of `render_synthetic_clip(5, 3, 16, 2, style=...)`. The textured digest
+# was taken before styles existed: the default output must never change (cached datasets compare frames bit for bit).
+PINNED_FRAMES_SHA256 = {
+    "textured": "65ac26a2479ccaa065d9ee99d991b8c8617cea1b2ac2937ae3d5a9bde7971eed",
+    "flat": "683fd8d549150fc8139332ffcbb74863c952383897aef502209d514121101828",
+}
+
+
+def _frames_digest(clip: dict) -> str:
+    return hashlib.sha256(np.concatenate([clip["exo"], clip["transition"], clip["ego"]]).tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("style", SCENE_STYLES)
+def test_styles_are_pinned_and_deterministic_by_seed(style):
+    clip = render_synthetic_clip(5, num_frames=3, resolution=16, num_transition_frames=2, style=style)
+    assert clip["style"] == style and SynthEgoExo(5, style=style).style == style
+    assert _frames_digest(clip) == PINNED_FRAMES_SHA256[style]
+    a = render_synthetic_clip(3, num_frames=4, resolution=24, num_transition_frames=2, style=style)
+    b = render_synthetic_clip(3, num_frames=4, resolution=24, num_transition_frames=2, style=style)
+    for name in ("exo", "transition", "ego"):
+        np.testing.assert_array_equal(a[name], b[name])
+    assert not np.array_equal(a["exo"], render_synthetic_clip(4, 4, 24, 2, style=style)["exo"])
+    if style == "textured":  # the default
+        assert _frames_digest(render_synthetic_clip(5, num_frames=3, resolution=16, num_transition_frames=2)) == (
+            PINNED_FRAMES_SHA256["textured"]
+        )
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_flat_and_textured_share_geometry_and_differ_only_in_colour(seed):
+    flat, textured = SynthEgoExo(seed, style="flat"), SynthEgoExo(seed, style="textured")
+    assert flat.object_ids() == textured.object_ids()
+    clips = {s.style: s.clip(num_frames=4, resolution=32, num_transition_frames=2) for s in (flat, textured)}
+    for key in ("exo_poses", "transition_poses", "ego_poses", "exo_times", "transition_times", "ego_times"):
+        np.testing.assert_array_equal(clips["flat"][key], clips["textured"][key])
+    times = flat.frame_times(4)
+    poses = np.concatenate([flat.exo_poses(4, 32), flat.ego_poses(times, 32)])
+    both_times = np.concatenate([times, times])
+    rendered = {s.style: s.render(poses, both_times, 32, return_buffers=True) for s in (flat, textured)}
+    (flat_rgb, flat_buf), (tex_rgb, tex_buf) = rendered["flat"], rendered["textured"]
+    for key in ("object_id", "points", "depth"):
+        np.testing.assert_array_equal(flat_buf[key], tex_buf[key])
+    # the ceiling and the actor are drawn alike; textured surfaces change colour
+    ids = flat.object_ids()
+    same = np.isin(flat_buf["object_id"], [1, *ids["head"], *ids["body"]])
+    assert same.any() and np.array_equal(flat_rgb[same], tex_rgb[same])
+    assert (flat_rgb[~same] != tex_rgb[~same]).any(axis=-1).mean() > 0.2
+
+
+def _within_surface_roughness(frames: np.ndarray, object_id: np.ndarray) -> float:
+    """Mean absolute difference (grey levels) of horizontally adjacent pixels showing the same object."""
+    same = object_id[:, :, 1:] == object_id[:, :, :-1]
+    diff = np.abs(frames[:, :, 1:].astype(np.float64) - frames[:, :, :-1].astype(np.float64)).mean(-1)
+    return float(diff[same].mean())
+
+
+def test_flat_style_has_much_less_high_frequency_energy_at_32px():
+    """At 32x32 the textures alias into high-frequency patterns; the flat style is smooth within each surface
+    (only lighting and soft shadows vary there). Measured: textured 6.6-14 grey levels, flat 0.1-0.7."""
+    for seed in range(4):
+        roughness = {}
+        for style in SCENE_STYLES:
+            scene = SynthEgoExo(seed, style=style)
+            times = scene.frame_times(4)
+            poses = np.concatenate([scene.exo_poses(4, 32), scene.ego_poses(times, 32)])
+            frames, buffers = scene.render(poses, np.concatenate([times, times]), 32, return_buffers=True)
+            roughness[style] = _within_surface_roughness(frames, buffers["object_id"])
+        assert roughness["flat"] < 2.0 and roughness["flat"] < 0.2 * roughness["textured"], (seed, roughness)
+
+
+def test_bad_style_raises_a_clear_error():
+    message = r"`style` must be one of \('textured', 'flat'\), got 'smooth'"
+    with pytest.raises(ValueError, match=message):
+        SynthEgoExo(0, style="smooth")
+    with pytest.raises(ValueError, match=message):
+        render_synthetic_clip(0, num_frames=2, resolution=8, style="smooth")
+
+
+def test_render_transition_uses_the_take_style():
+    clip = render_synthetic_clip(6, num_frames=3, resolution=16, num_transition_frames=3, style="flat")
+    frames = RenderTransition()(clip["exo"][-1], clip["ego"][0], 3, sample=clip)
+    np.testing.assert_array_equal(frames, clip["transition"])
+    # a sample without a style (a take written before styles existed) is textured
+    textured = render_synthetic_clip(6, num_frames=3, resolution=16, num_transition_frames=3)
+    without = {k: v for k, v in clip.items() if k != "style"}
+    np.testing.assert_array_equal(RenderTransition()(clip["exo"][-1], clip["ego"][0], 3, sample=without),
+                                  textured["transition"])
+
+
+def test_dataset_script_records_the_style(tmp_path):
+    make = load_script("training/make_synthetic_dataset.py")
+    root = tmp_path / "ds"
+    args = ["--output", str(root), "--num-train", "2", "--num-validation", "0", "--num-test", "1", "--num-frames", "3",
+            "--resolution", "16", "--transition-frames", "2", "--lossless"]
+    assert make.main(args + ["--style", "flat"]) == 0
+    table = load_metadata(root)
+    assert table["style"] == ["flat"] * 3
+    for row in table:
+        assert json.loads((root / "clips" / row["take_id"] / "meta.json").read_text())["style"] == "flat"
+        clip = render_synthetic_clip(row["seed"], 3, 16, 2, style="flat")
+        for name in ("exo", "ego", "transition"):
+            np.testing.assert_array_equal(read_video(root / row[f"{name}_video"]), clip[name])
+    # --resume keeps takes of the same style only
+    assert make.main(args + ["--style", "textured", "--resume"]) == 0
+    table = load_metadata(root)
+    assert table["style"] == ["textured"] * 3
+    np.testing.assert_array_equal(read_video(root / table[0]["exo_video"]),
+                                  render_synthetic_clip(table[0]["seed"], 3, 16, 2)["exo"])
+    with pytest.raises(SystemExit):
+        make.main(args + ["--style", "smooth"])
+
+
+def test_tables_written_before_styles_existed_still_load(tmp_path):
+    """A table without the `style` column (and its features) reads with a null style."""
+    make = load_script("training/make_synthetic_dataset.py")
+    make.main(["--output", str(tmp_path), "--num-train", "1", "--num-validation", "0", "--num-test", "0",
+               "--num-frames", "2", "--resolution", "8", "--transition-frames", "0"])
+    path = tmp_path / "metadata.parquet"
+    table = pq.read_table(path).drop_columns(["style"])
+    info = json.loads(table.schema.metadata[b"huggingface"])
+    del info["info"]["features"]["style"]
+    pq.write_table(table.replace_schema_metadata({b"huggingface": json.dumps(info).encode()}), path)
+    loaded = load_metadata(tmp_path)
+    assert loaded["style"] == [None] and loaded["seed"] == [0]

@@ -76,6 +76,14 @@ def test_estimate_scales_with_steps_and_is_dropped_for_a_new_step_size():
     assert experiment.main(["--dry-run", "--batch-size", "8"])["estimated_seconds"] is None
 
 
+def test_style_is_passed_to_the_data_generation():
+    plan = experiment.main(["--dry-run"])
+    assert "--style textured" in plan["commands"][0] and plan["config"]["style"] == "textured"
+    plan = experiment.main(["--dry-run", "--style", "flat"])
+    assert "make_synthetic_dataset.py" in plan["commands"][0] and "--style flat" in plan["commands"][0]
+    assert plan["config"]["style"] == "flat" and plan["estimated_seconds"] is not None  # same step size
+
+
 # ---------------------------------------------------------------------------------------------- end to end (smoke)
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):

@@ -143,7 +143,7 @@ def cache_transitions(
                 raise
             bad.append(str(error))
             continue
-        sample = {**item, "seed": row["seed"]}
+        sample = {**item, "seed": row["seed"], "style": row["style"]}  # a rendered transition matches the take
         frames = source(item["exo"][-1], item["ego"][0], num_frames, sample=sample)
         write_video(data / relative, frames, row["fps"], lossless=lossless)
         meta.update(

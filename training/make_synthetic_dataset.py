@@ -12,6 +12,11 @@ Each take is the scene of one seed (train / validation / test seeds come from di
 `transition_render.mp4` when `--transition_frames > 0`. Clip folders are renamed into place only when
 complete and the table is rewritten atomically every `--checkpoint_every` takes and at the end, so an
 interrupted run never lists a half-written clip; `--resume` keeps complete clip folders from an earlier run.
+
+`--style flat` renders flat-shaded scenes (one colour per surface; the same geometry and cameras per seed as
+the default `--style textured`, see `diffusers_syn2seq.data.synthetic`), easier to learn at 32x32. The style
+is recorded in the table's `style` column (and each take's `meta.json`); `--resume` re-renders takes of
+another style.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from tqdm.auto import tqdm
 
 from diffusers_syn2seq.data.dataset import CLIPS_DIRNAME, write_clip, write_metadata
 from diffusers_syn2seq.data.sequence import DEFAULT_NUM_TRANSITION_FRAMES
-from diffusers_syn2seq.data.synthetic import render_synthetic_clip, seeds_for_split
+from diffusers_syn2seq.data.synthetic import SCENE_STYLES, render_synthetic_clip, seeds_for_split
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--transition_frames", "--transition-frames", type=int, default=DEFAULT_NUM_TRANSITION_FRAMES,
                         help="true rendered transition frames (0: none)")
     parser.add_argument("--fps", type=float, default=10.0)
+    parser.add_argument("--style", choices=SCENE_STYLES, default="textured",
+                        help="scene surfaces: procedural textures, or one flat colour per surface")
     parser.add_argument("--lossless", action="store_true", help="bit-exact lossless H.264 (larger files)")
     parser.add_argument("--resume", action="store_true", help="keep complete clip folders written by an earlier run")
     parser.add_argument("--checkpoint_every", "--checkpoint-every", type=int, default=50,
@@ -62,6 +69,7 @@ def _matches(meta: dict, args: argparse.Namespace) -> bool:
         and meta.get("height") == args.resolution
         and meta.get("fps") == args.fps
         and len(meta.get("transition_poses") or []) == args.transition_frames
+        and (meta.get("style") or "textured") == args.style  # takes written before styles existed are textured
     )
 
 
@@ -83,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(meta)
                 reused += 1
                 continue
-        clip = render_synthetic_clip(seed, args.num_frames, args.resolution, args.transition_frames, fps=args.fps)
+        clip = render_synthetic_clip(
+            seed, args.num_frames, args.resolution, args.transition_frames, fps=args.fps, style=args.style
+        )
         has_transition = args.transition_frames > 0
         rows.append(
             write_clip(
@@ -99,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 source="synthetic",
                 exo_camera="exo",
                 seed=seed,
+                style=args.style,
                 transition=clip["transition"] if has_transition else None,
                 transition_poses=clip["transition_poses"] if has_transition else None,
                 transition_source="render" if has_transition else None,

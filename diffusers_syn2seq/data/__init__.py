@@ -23,7 +23,14 @@ from .sequence import (
     build_syn2seq_sequence,
     frames_to_tensor,
 )
-from .synthetic import SPLIT_SEED_RANGES, SynthEgoExo, render_synthetic_clip, seeds_for_split, split_of_seed
+from .synthetic import (
+    SCENE_STYLES,
+    SPLIT_SEED_RANGES,
+    SynthEgoExo,
+    render_synthetic_clip,
+    seeds_for_split,
+    split_of_seed,
+)
 from .transitions import (
     CrossfadeTransition,
     FirstLastFrameTransition,
@@ -66,6 +73,7 @@ __all__ = [
     "RenderTransition",
     "REVERSALS",
     "sample_window",
+    "SCENE_STYLES",
     "seeds_for_split",
     "SEGMENT_EGO",
     "SEGMENT_EXO",

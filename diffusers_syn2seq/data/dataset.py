@@ -28,10 +28,14 @@ exo_poses           list of 16-float64 lists    (num_frames, 16) exo camera pose
 ego_poses           list of 16-float64 lists    (num_frames, 16) ego camera poses
 exo_camera          string                      name of the exo camera (e.g. "cam01")
 seed                int64                       scene seed (synthetic), -1 otherwise
+style               string or null              SynthEgoExo scene style ("textured", "flat"); null otherwise
 transition_video    string or null              relative path of the cached transition MP4
 transition_poses    list or null                (N, 16) poses of the transition frames
 transition_source   string or null              "render", "crossfade", "flf", ...
 =================== =========================== =================================================
+
+`style` was added after the first version of the format: a table without the column reads as all null, and
+a synthetic take with a null style is `"textured"` (the only style before the option existed).
 
 Poses are the 16 numbers of `shared/design/dfot.md`: fx, fy, px, py normalised by image width/height,
 then the row-major world-to-camera [R | T] (OpenCV camera axes, metres). They are stored in float64
@@ -58,6 +62,7 @@ from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .video_io import read_video, write_video
@@ -92,12 +97,15 @@ METADATA_FEATURES = datasets.Features(
         "ego_poses": _POSES,
         "exo_camera": datasets.Value("string"),
         "seed": datasets.Value("int64"),
+        "style": datasets.Value("string"),
         "transition_video": datasets.Value("string"),
         "transition_poses": _POSES,
         "transition_source": datasets.Value("string"),
     }
 )
 SPLITS = ("train", "validation", "test")
+# Columns added after the format's first version: older tables without them read as all null.
+_LATER_STRING_COLUMNS = ("style",)
 
 
 def validate_poses_array(poses: Any, num_frames: int | None, where: str) -> np.ndarray:
@@ -138,6 +146,7 @@ def write_clip(
     source: str = "synthetic",
     exo_camera: str = "exo",
     seed: int = -1,
+    style: str | None = None,
     transition: np.ndarray | None = None,
     transition_poses: np.ndarray | None = None,
     transition_source: str | None = None,
@@ -148,6 +157,7 @@ def write_clip(
     Args:
         exo, ego: uint8 RGB `(T, H, W, 3)` frames, same T, H, W.
         exo_poses, ego_poses: `(T, 16)` poses (see module docstring).
+        seed, style: scene seed and SynthEgoExo style of a synthetic take (-1 and None otherwise).
         transition, transition_poses, transition_source: optional cached transition `(N, H, W, 3)` and
             its `(N, 16)` poses.
         lossless: encode losslessly (bit-exact frames, larger files).
@@ -183,6 +193,7 @@ def write_clip(
         "ego_poses": ego_poses.tolist(),
         "exo_camera": exo_camera,
         "seed": int(seed),
+        "style": style,
         "transition_video": None,
         "transition_poses": None,
         "transition_source": None,
@@ -278,6 +289,9 @@ def load_metadata(root: str | os.PathLike, split: str | None = None, validate: b
         table = pq.read_table(path)
     except Exception as error:  # pyarrow raises several types for damaged files
         raise ValueError(f"cannot read the metadata table {str(path)!r}: {error}") from error
+    for column in _LATER_STRING_COLUMNS:
+        if column not in table.column_names:
+            table = table.append_column(column, pa.nulls(len(table), pa.string()))
     missing = [c for c in METADATA_FEATURES if c not in table.column_names]
     if missing:
         raise ValueError(f"metadata table {str(path)!r} lacks columns {missing}")

@@ -11,6 +11,12 @@ head sphere) walking a smooth closed path. Two cameras look at it:
   motion (wider lens). The actor's own head is not drawn from inside (spheres are hit only from
   outside), the body is visible when looking down.
 
+The scene **style** (`SCENE_STYLES`) sets only how surfaces are coloured: `"textured"` (the default, the
+procedural textures above) or `"flat"` (each room surface and object in one base colour, same lighting,
+shading and floor shadows; no posters). At low resolutions (32x32) the textures alias into patterns a small
+model cannot place; the flat style keeps only what the geometry shows. Everything else (room, objects,
+actor path, cameras, poses, object ids, depth) is the same for a seed in both styles.
+
 Conventions (the 16-number pose of `shared/design/dfot.md`):
 
 - world: metres, z up, floor at z = 0; scene time in seconds, frame `i` of a clip is at `i / fps`.
@@ -44,6 +50,7 @@ import numpy as np
 
 # The id-buffer layout (used by `object_ids`) and `camera_rays` are the renderer's; the ID_* constants are
 # re-exported here, where they have always been importable.
+from .sequence import check_choice
 from .synthetic_render import (  # noqa: F401
     ID_CEILING,
     ID_FLOOR,
@@ -52,6 +59,7 @@ from .synthetic_render import (  # noqa: F401
     ID_WALL_YNEG,
     ID_WALL_YPOS,
     NUM_ROOM_IDS,
+    SCENE_STYLES,
     camera_rays,
     render_frames,
 )
@@ -59,6 +67,7 @@ from .synthetic_render import (  # noqa: F401
 Resolution = int | Sequence[int]
 
 __all__ = [
+    "SCENE_STYLES",
     "SPLIT_SEED_RANGES",
     "SynthEgoExo",
     "camera_rays",
@@ -150,16 +159,20 @@ class SynthEgoExo:
     Args:
         seed: scene seed; `split_of_seed(seed)` gives its split.
         fps: frames per second of the clips (scene time of frame `i` is `i / fps` seconds).
+        style: surface style, one of `SCENE_STYLES`: `"textured"` (procedural textures, the default) or
+            `"flat"` (one base colour per surface); the geometry, motion and cameras do not depend on it.
 
     Main methods: `exo_poses`, `ego_poses` (cameras), `render` (any poses, any times), `clip` (the
     exo / transition / ego triplet). See the module docstring for units and conventions.
     """
 
-    def __init__(self, seed: int, fps: float = 10.0):
+    def __init__(self, seed: int, fps: float = 10.0, style: str = "textured"):
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
+        check_choice("style", style, SCENE_STYLES)
         self.seed = int(seed)
         self.fps = float(fps)
+        self.style = style  # read by the renderer only; draws nothing from the scene's random stream
         rng = np.random.default_rng(np.random.SeedSequence([0x5EED, self.seed]))
         self._build_room(rng)
         self._build_actor(rng)
@@ -470,11 +483,17 @@ class SynthEgoExo:
             "ego_times": times.copy(),
             "fps": self.fps,
             "seed": self.seed,
+            "style": self.style,
         }
 
 
 def render_synthetic_clip(
-    seed: int, num_frames: int = 16, resolution: Resolution = 64, num_transition_frames: int = 8, fps: float = 10.0
+    seed: int,
+    num_frames: int = 16,
+    resolution: Resolution = 64,
+    num_transition_frames: int = 8,
+    fps: float = 10.0,
+    style: str = "textured",
 ) -> dict[str, np.ndarray]:
     """Render one synchronised exo/ego pair of scene `seed` and its true transition.
 
@@ -485,14 +504,16 @@ def render_synthetic_clip(
         num_transition_frames: frames of the fly-through from the last exo camera to the first ego
             camera, at path parameters `(i + 1) / (num_transition_frames + 1)`.
         fps: frame rate of the clips (scene time step `1 / fps` seconds).
+        style: surface style, `"textured"` (default) or `"flat"` (see `SynthEgoExo`); the same seed gives the
+            same geometry, poses and times in both.
 
     Returns:
         dict with `exo`, `transition`, `ego`: uint8 RGB (T, H, W, 3) in [0, 255]; `exo_poses`,
         `transition_poses`, `ego_poses`: float64 (T, 16) (normalised fx, fy, px, py + row-major
         world-to-camera [R|T], OpenCV axes, metres); `exo_times`, `transition_times`, `ego_times`: scene
-        times in seconds; `fps`; `seed`.
+        times in seconds; `fps`; `seed`; `style`.
     """
-    return SynthEgoExo(seed, fps=fps).clip(num_frames, resolution, num_transition_frames)
+    return SynthEgoExo(seed, fps=fps, style=style).clip(num_frames, resolution, num_transition_frames)
 
 
 def measure_render_speed(

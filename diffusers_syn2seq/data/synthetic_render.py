@@ -5,6 +5,13 @@
 a scene, camera poses and scene times into frames and the id / hit-point / depth buffers. Pose and frame
 conventions are those of the `synthetic` module docstring.
 
+Scene styles (`SCENE_STYLES`, the scene's `style`) change only the albedo of the surfaces, never the
+geometry, the lighting or the buffers: `"textured"` draws the procedural textures (checkerboard floor,
+striped or checkered walls with a poster, banded spheres, tiled boxes, beach-ball balls); `"flat"` gives
+each of these surfaces its base colour (the first of its two texture colours; the floor's lighter tile
+colour) and drops the posters. The actor (shirt / trousers, skin / hair) and the ceiling are drawn the same
+in both styles.
+
 Intersections run in float32 on a structure of arrays (one contiguous (T, N) array per coordinate, T frames
 of N pixels): that is what makes numpy ray casting fast enough (see `synthetic.measure_render_speed`). The
 exact float32/float64 mix of every expression is part of the output: SynthEgoExo frames are fixed by their
@@ -29,6 +36,7 @@ __all__ = [
     "ID_WALL_YNEG",
     "ID_WALL_YPOS",
     "NUM_ROOM_IDS",
+    "SCENE_STYLES",
     "camera_rays",
     "render_frames",
 ]
@@ -37,6 +45,8 @@ _EPS = 1e-6
 # Object ids of the id buffer: room faces first, then spheres (static, balls, head), boxes, body.
 ID_FLOOR, ID_CEILING, ID_WALL_XNEG, ID_WALL_XPOS, ID_WALL_YNEG, ID_WALL_YPOS = range(6)
 NUM_ROOM_IDS = 6
+# Surface styles of a scene (see the module docstring); the first is the default.
+SCENE_STYLES = ("textured", "flat")
 
 
 def camera_rays(poses: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -265,11 +275,17 @@ def _intersect_body(scene: SynthEgoExo, rays: _Rays, hits: _Hits, feet: np.ndarr
 
 # --------------------------------------------------------------------------------------------- textures
 # Each `_shade_*` fills `normal` and `albedo` (M, 3) float32 for the flattened hits `obj` (M,), `pts` (M, 3)
-# of its objects, in place, so every hit is written by exactly one of them.
+# of its objects, in place, so every hit is written by exactly one of them. A texture picks one of a surface's
+# two colours per hit (`idx`); `_pattern` turns that into colour 0 everywhere in the flat style.
+def _pattern(scene: SynthEgoExo, idx: np.ndarray) -> np.ndarray:
+    """Texture colour indices (M,) int: `idx` in the textured style, zeros in the flat style."""
+    return idx.astype(int) if scene.style == "textured" else np.zeros(len(idx), dtype=int)
+
+
 def _shade_room(scene: SynthEgoExo, obj: np.ndarray, pts: np.ndarray, normal: np.ndarray, albedo: np.ndarray) -> None:
     m = obj == ID_FLOOR
     checker = (np.floor(pts[m, 0] / scene.floor_tile) + np.floor(pts[m, 1] / scene.floor_tile)) % 2
-    albedo[m] = scene.floor_colours[checker.astype(int)]
+    albedo[m] = scene.floor_colours[_pattern(scene, checker)]
     normal[m] = (0, 0, 1)
     m = obj == ID_CEILING
     albedo[m] = scene.ceiling_colour
@@ -295,13 +311,14 @@ def _shade_room(scene: SynthEgoExo, obj: np.ndarray, pts: np.ndarray, normal: np
             idx = np.floor(s / scale) % 2
         else:
             idx = (np.floor(z / scale) + np.floor(s / scale)) % 2
-        colour = scene.wall_colours[wall][idx.astype(int)]
+        colour = scene.wall_colours[wall][_pattern(scene, idx)]
         half = scene.room_half[along_axis]
         pc = scene.poster_centre[wall]
         poster = (np.abs(s - pc[0] * half) < scene.poster_half[wall, 0]) & (
             np.abs(z - pc[1]) < scene.poster_half[wall, 1]
         )
-        colour[poster] = scene.poster_colour[wall]
+        if scene.style == "textured":
+            colour[poster] = scene.poster_colour[wall]
         albedo[m] = colour
         normal[m] = n
 
@@ -329,12 +346,12 @@ def _shade_spheres(
         normal[m] = n
         if s < ns:  # static sphere: latitude bands
             idx = np.floor((n[:, 2] + 1) * scene.sphere_bands[s]) % 2
-            albedo[m] = scene.sphere_colours[s][idx.astype(int)]
+            albedo[m] = scene.sphere_colours[s][_pattern(scene, idx)]
         elif s < ns + nb:  # ball: beach-ball octants that turn with the motion
             k = s - ns
             local = _rotate_about_axis(n, ball_axes[f, k], -ball_angles[f, k])
             idx = (local[:, 0] > 0) ^ (local[:, 1] > 0) ^ (local[:, 2] > 0)
-            albedo[m] = scene.balls[k].colours[idx.astype(int)]
+            albedo[m] = scene.balls[k].colours[_pattern(scene, idx)]
         else:  # head: skin face towards the heading, hair on top and at the back
             yaw = head_state["head_yaw"][f]
             facing = n[:, 0] * np.cos(yaw) + n[:, 1] * np.sin(yaw)
@@ -359,7 +376,7 @@ def _shade_boxes(
         normal[m] = n
         tile = scene.box_tile[k]
         idx = (np.floor(p[:, 0] / tile) + np.floor(p[:, 1] / tile) + np.floor(p[:, 2] / tile)) % 2
-        albedo[m] = scene.box_colours[k][idx.astype(int)]
+        albedo[m] = scene.box_colours[k][_pattern(scene, idx)]
 
 
 def _shade_body(

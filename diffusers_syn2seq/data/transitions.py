@@ -125,7 +125,9 @@ class RenderTransition:
     the first ego pose while scene time runs from the last exo instant to the first ego instant.
 
     Needs `sample` with `seed`, `fps`, `exo_poses`, `ego_poses` (synthetic takes only; exo and ego
-    synchronised, frame i at time i / fps). `first_frame`/`last_frame` only fix the output size.
+    synchronised, frame i at time i / fps), and reads its scene `style` (`"textured"` or `"flat"`, the take's
+    `style` column; missing or None means `"textured"`, the only style of takes written before the option
+    existed), so the transition is drawn like the take. `first_frame`/`last_frame` only fix the output size.
     """
 
     name = "render"
@@ -141,7 +143,8 @@ class RenderTransition:
             raise ValueError(
                 f"the 'render' transition needs a synthetic take with a scene seed, got take {take!r} without one"
             )
-        scene = SynthEgoExo(int(sample["seed"]), fps=float(sample["fps"]))
+        style = sample.get("style") or "textured"
+        scene = SynthEgoExo(int(sample["seed"]), fps=float(sample["fps"]), style=style)
         exo_poses = np.asarray(sample["exo_poses"], dtype=np.float64)
         ego_poses = np.asarray(sample["ego_poses"], dtype=np.float64)
         times = scene.frame_times(len(exo_poses))
