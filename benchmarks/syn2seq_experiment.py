@@ -4,7 +4,7 @@
 One command renders the data, trains every row, evaluates on held-out test scenes and writes the table, the plot
 and the report:
 
-    python benchmarks/syn2seq_experiment.py                      # --scale cpu-small (default), ~1.7 h on 2 cores
+    python benchmarks/syn2seq_experiment.py                      # --scale cpu-small (default), ~2 h on 2 cores
     python benchmarks/syn2seq_experiment.py --scale gpu --device cuda
     python benchmarks/syn2seq_experiment.py --smoke              # whole pipeline at microscopic scale (tests)
     python benchmarks/syn2seq_experiment.py --dry_run            # print the plan and every command, run nothing
@@ -25,7 +25,11 @@ interrupted training run resumes from its latest checkpoint):
    while generating all ego frames (`jump`: 2N frames, the others 2N + Ni).
 3. Evaluation (`syn2seq evaluate`, one subprocess per model): each test scene's target clip is generated from its
    source clip and poses (scene i samples with seed 1000 + i), and scored per frame with PSNR and SSIM
-   (`diffusers_syn2seq.metrics`). A row's per-scene score is the mean over its training seeds; the table
+   (`diffusers_syn2seq.metrics`), plus three scores that separate "knows the scene" from "draws plausible noise":
+   layout PSNR (PSNR of 4x4-pixel block means at 32x32: geometry, not texture phase), mean-of-N PSNR (the pixel-wise
+   mean of `--num_samples` samples, default 4, against the truth: a posterior-mean estimate) and exo-dependence
+   (PSNR with the scene's own exo clip minus PSNR with the next scene's exo clip and exo poses, same seed; 0 for a
+   model that ignores its input). A row's per-scene score is the mean over its training seeds; the table
    gives the mean over scenes and its 95% Student-t interval (`--ci bootstrap`: percentile bootstrap, 10,000
    resamples). Differences to `jump` are paired over scenes (same scenes, same sampling seeds), with their own
    interval. Baselines: the mean training ego frame, and the last exo frame repeated (Ego2Exo: the mean training exo
@@ -40,7 +44,8 @@ Scale `cpu-small` (the default) was sized on a 2-core AVX2 EPYC: 32x32 frames, 4
 a DiT of 4 layers x width 128 (patch 4, 1.3M parameters), batch 4, fp32, 1200 steps, 2 seeds. Measured with
 `training/train.py` (EMA on), two runs side by side at one thread each: 1.05 s per step with the 12-frame window and
 0.72 s with the 8-frame `jump` window; a 1-scene sampling forward takes 0.09 s. 9 runs x 1200 steps on 2 parallel
-jobs plus 10 evaluations of 32 scenes x 25 steps give the estimate printed at start-up: about 1.7 h.
+jobs plus 10 evaluations of 32 scenes x 25 steps x 5 generations (4 samples + the swapped-exo one) give the
+estimate printed at start-up: about 2 h.
 """
 
 from __future__ import annotations
@@ -70,21 +75,22 @@ SCALES: dict[str, dict] = {
     "cpu-small": dict(resolution=32, frames=4, transition_frames=4, num_train=400, num_validation=8, num_test=32,
                       preset="dit-s", model_config=dict(num_layers=4, num_attention_heads=2, attention_head_dim=64),
                       patch_size=4, batch_size=4, steps=1200, learning_rate=3e-4, warmup=100, ema_decay=0.999,
-                      seeds=[0, 1], bidirectional_seeds=[0], inference_steps=25, device="cpu", precision="fp32",
-                      jobs=2, threads=1, checkpointing_steps=400,
+                      seeds=[0, 1], bidirectional_seeds=[0], inference_steps=25, num_samples=4, device="cpu",
+                      precision="fp32", jobs=2, threads=1, checkpointing_steps=400,
                       # measured on the 2-core CPU (module docstring): seconds per training step at 12 and 8 frames
                       # and per sampling forward of one scene
                       est_step_s=1.05, est_step_jump_s=0.72, est_forward_s=0.09),
     "gpu": dict(resolution=64, frames=8, transition_frames=8, num_train=4000, num_validation=32, num_test=128,
                 preset="dit-s", model_config=None, patch_size=4, batch_size=32, steps=20000, learning_rate=2e-4,
                 warmup=500, ema_decay=0.9999, seeds=[0, 1, 2], bidirectional_seeds=[0], inference_steps=50,
-                device="cuda", precision="bf16", jobs=1, threads=4, checkpointing_steps=2000,
+                num_samples=4, device="cuda", precision="bf16", jobs=1, threads=4, checkpointing_steps=2000,
                 est_step_s=None, est_step_jump_s=None, est_forward_s=None),
     "smoke": dict(resolution=16, frames=2, transition_frames=2, num_train=3, num_validation=1, num_test=3,
                   preset="dit-tiny", model_config=dict(num_layers=1, num_attention_heads=1, attention_head_dim=16,
                                                        noise_embedding_dim=16),
                   patch_size=4, batch_size=2, steps=2, learning_rate=1e-3, warmup=0, ema_decay=0.9,
-                  seeds=[0, 1], bidirectional_seeds=[0], inference_steps=2, device="cpu", precision="fp32", jobs=1,
+                  seeds=[0, 1], bidirectional_seeds=[0], inference_steps=2, num_samples=2, device="cpu",
+                  precision="fp32", jobs=1,
                   threads=1, checkpointing_steps=1000, est_step_s=None, est_step_jump_s=None, est_forward_s=None),
 }
 ROWS = [  # (row name, mode, transition source, reverse_prob, directions evaluated)
@@ -131,6 +137,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="DiT size (drops the scale's reduced model config)")
     p.add_argument("--seeds", type=int, nargs="+", help="training seeds of every row (>= 2 for intervals over seeds)")
     p.add_argument("--inference_steps", "--inference-steps", type=int)
+    p.add_argument("--num_samples", "--num-samples", type=int,
+                   help="samples per test scene for the mean-of-N PSNR (default 4; 1 disables it)")
     p.add_argument("--device", help="cpu, cuda, ... (training subprocesses: cpu hides GPUs)")
     p.add_argument("--precision", choices=["fp32", "bf16"], help="fp32 on CPUs without native bf16")
     p.add_argument("--jobs", type=int, help="training / evaluation processes in parallel")
@@ -152,7 +160,8 @@ def build_config(args: argparse.Namespace) -> dict:
     cfg = dict(SCALES[scale], scale=scale)
     cfg["style"] = "textured"
     for key in ("resolution", "frames", "transition_frames", "style", "num_train", "num_test", "steps", "batch_size",
-                "learning_rate", "seeds", "inference_steps", "device", "precision", "jobs", "threads"):
+                "learning_rate", "seeds", "inference_steps", "num_samples", "device", "precision", "jobs",
+                "threads"):
         value = getattr(args, key)
         if value is not None:
             cfg[key] = value
@@ -220,7 +229,9 @@ def estimate_seconds(cfg: dict, runs: list[dict]) -> float | None:
     if cfg.get("est_step_s") is None:
         return None
     train = sum(cfg["steps"] * (cfg["est_step_jump_s"] if r["mode"] == "jump" else cfg["est_step_s"]) for r in runs)
-    evals = sum(len(r["directions"]) for r in runs) * cfg["num_test"] * cfg["inference_steps"] * cfg["est_forward_s"]
+    generations = cfg["num_samples"] + 1  # per scene: the samples of the mean-of-N and the swapped-exo one
+    evals = (sum(len(r["directions"]) for r in runs) * cfg["num_test"] * generations * cfg["inference_steps"]
+             * cfg["est_forward_s"])
     overhead = 15 * (len(runs) + sum(len(r["directions"]) for r in runs)) + 60  # process start-up, data
     return (train + evals) / max(1, cfg["jobs"]) + overhead
 
@@ -228,10 +239,16 @@ def estimate_seconds(cfg: dict, runs: list[dict]) -> float | None:
 # ====================================================================================================================
 # Report
 # ====================================================================================================================
-def _fmt(s: dict, digits: int) -> str:
+def _fmt(s: dict, digits: int, sign: str = "") -> str:
     if np.isnan(s["low"]):
-        return f"{s['mean']:.{digits}f}"
-    return f"{s['mean']:.{digits}f} [{s['low']:.{digits}f}, {s['high']:.{digits}f}]"
+        return f"{s['mean']:{sign}.{digits}f}"
+    return f"{s['mean']:{sign}.{digits}f} [{s['low']:{sign}.{digits}f}, {s['high']:{sign}.{digits}f}]"
+
+
+def _cell(summary: dict, metric: str, digits: int, sign: str = "") -> str:
+    """A table cell: the metric's mean and interval, or "n/a" where the summary lacks it (results from before the
+    metric existed; mean-of-N and exo-dependence of the baselines)."""
+    return _fmt(summary[metric], digits, sign) if metric in summary else "n/a"
 
 
 def compare_to_jump(table: dict, cfg: dict) -> list[dict]:
@@ -382,6 +399,8 @@ def plot_curves(curves: dict[str, list[float]], path: Path, title: str) -> str:
 
 def write_report(results: dict, path: Path, plot_name: str) -> None:
     cfg = results["config"]
+    block = max(1, cfg["resolution"] // 8)  # `metrics.default_layout_block`
+    samples = f"N = {cfg['num_samples']}" if "num_samples" in cfg else "N"
     lines = ["# Syn2Seq-Forcing on SynthEgoExo: results", "",
              f"Generated by `{results['command']}` on {results['machine']['platform']} "
              f"({results['machine']['cpu_count']} CPUs, device `{cfg['device']}`, {cfg['precision']}), "
@@ -402,16 +421,27 @@ def write_report(results: dict, path: Path, plot_name: str) -> None:
               f"Scores: PSNR (dB) and SSIM over the generated target frames; mean over test scenes of each scene's "
               f"score averaged over training seeds, with the 95% "
               f"{'Student-t' if cfg['ci'] == 't' else 'percentile-bootstrap'} "
-              f"interval over scenes in brackets. Per-seed means show the spread between training seeds.", ""]
+              f"interval over scenes in brackets. Per-seed means show the spread between training seeds.", "",
+              "Scores that separate \"knows the scene\" from \"draws plausible noise\": *layout PSNR* is the PSNR "
+              "of the single sample after averaging generated and true frames over non-overlapping blocks of "
+              f"{block}x{block} pixels (frame side / 8), so geometry counts and texture phase does not; *mean-of-N "
+              f"PSNR* scores the pixel-wise mean of {samples} samples per scene (a posterior-mean estimate; the first "
+              "is the single sample); *exo-dependence* is the PSNR with the "
+              "scene's own source clip minus the PSNR with the next test scene's source clip and source poses (own "
+              "target poses, same seed): 0 for a model that ignores its input. n/a: not in the results (evaluated "
+              "before these scores existed), or not applicable (the baselines are deterministic, and exo-dependence "
+              "is measured for models only).", ""]
     for direction in ("exo2ego", "ego2exo"):
         rows = results["table"].get(direction, {})
         if not rows:
             continue
         lines += [f"## {'Exo2Ego' if direction == 'exo2ego' else 'Ego2Exo'}", "",
-                  "| row | PSNR (dB) | SSIM | PSNR per seed | seeds | scenes |", "|---|---|---|---|---|---|"]
+                  "| row | PSNR (dB) | SSIM | layout PSNR (dB) | mean-of-N PSNR (dB) | exo-dependence (dB) | "
+                  "PSNR per seed | seeds | scenes |", "|---|---|---|---|---|---|---|---|---|"]
         for name, entry in rows.items():
             s = entry["summary"]
-            lines.append(f"| {name} | {_fmt(s['psnr'], 2)} | {_fmt(s['ssim'], 3)} | "
+            lines.append(f"| {name} | {_fmt(s['psnr'], 2)} | {_fmt(s['ssim'], 3)} | {_cell(s, 'layout_psnr', 2)} | "
+                         f"{_cell(s, 'mean_of_n_psnr', 2)} | {_cell(s, 'exo_dependence', 2, '+')} | "
                          f"{', '.join(f'{v:.2f}' for v in s['psnr_per_seed'])} | {s['num_seeds']} | "
                          f"{s['num_scenes']} |")
         lines.append("")
@@ -500,7 +530,8 @@ def main(argv: list[str] | None = None) -> dict:
             argv = ["-m", "diffusers_syn2seq.cli", "evaluate", "--model", str(r["output"]), "--data", str(render),
                     "--split", "test", "--num_scenes", str(cfg["num_test"]), "--direction", direction,
                     "--steps", str(cfg["inference_steps"]), "--seed", "1000", "--device", cfg["device"],
-                    "--dtype", cfg["precision"], "--ci", cfg["ci"], "--quiet", "--output", str(out)]
+                    "--dtype", cfg["precision"], "--ci", cfg["ci"], "--num_samples", str(cfg["num_samples"]),
+                    "--quiet", "--output", str(out)]
             r.setdefault("eval_files", {})[direction] = out
             all_commands.append(" ".join(["python", *argv]))
             if out.is_file():

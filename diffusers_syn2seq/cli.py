@@ -45,6 +45,11 @@ from .evaluation import (
 )
 from .metrics import psnr, summarize
 
+# What the baselines of `evaluate` are not scored on, and why (printed, and recorded in the JSON).
+BASELINE_NOT_APPLICABLE = ("mean_of_n_psnr", "exo_dependence")
+BASELINE_NOTE = ("mean-of-N and exo-dependence do not apply (deterministic predictions: the mean of N copies is the "
+                 "prediction itself; exo-dependence is measured for generative models only)")
+
 
 def _settings(pipe, args: argparse.Namespace) -> tuple[str, int]:
     """`(mode, num_transition_frames)`: the command line's, else the pipeline's configuration (0 for `jump`)."""
@@ -136,38 +141,73 @@ def generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interval(s: dict, digits: int, unit: str = "", sign: str = "") -> str:
+    """`mean [low, high]unit` of a `mean_ci` dict (the mean alone with one scene)."""
+    if np.isnan(s["low"]):
+        return f"{s['mean']:{sign}.{digits}f}{unit}"
+    return f"{s['mean']:{sign}.{digits}f} [{s['low']:{sign}.{digits}f}, {s['high']:{sign}.{digits}f}]{unit}"
+
+
+def _scores_line(summary: dict, num_samples: int) -> str:
+    """The scores of one summary (`metrics.summarize`), the new ones when present."""
+    parts = [f"PSNR {_interval(summary['psnr'], 2, ' dB')}", f"SSIM {_interval(summary['ssim'], 3)}"]
+    if "layout_psnr" in summary:
+        parts.append(f"layout PSNR {_interval(summary['layout_psnr'], 2, ' dB')}")
+    if "mean_of_n_psnr" in summary:
+        parts.append(f"mean-of-{num_samples} PSNR {_interval(summary['mean_of_n_psnr'], 2, ' dB')}")
+    if "exo_dependence" in summary:
+        parts.append(f"exo-dependence {_interval(summary['exo_dependence'], 2, ' dB', '+')}")
+    return ", ".join(parts)
+
+
+def _check_evaluate_args(args: argparse.Namespace, num_scenes: int) -> bool:
+    """Flag checks of `evaluate`; returns whether the exo-dependence is computed (it needs two scenes)."""
+    if args.num_samples < 1:
+        raise ValueError(f"--num_samples: expected an integer >= 1 (1 disables mean-of-N), got {args.num_samples}")
+    if args.layout_block is not None and args.layout_block < 1:
+        raise ValueError(f"--layout_block: expected a block side >= 1 pixel, got {args.layout_block}")
+    exo = bool(args.model) and not args.no_exo_dependence
+    if exo and num_scenes < 2:
+        print("exo-dependence skipped: it needs at least 2 scenes (another scene's source clip)")
+        return False
+    return exo
+
+
 def evaluate(args: argparse.Namespace) -> int:
     if not args.model and not args.baselines:
         raise ValueError("nothing to evaluate: pass --model FOLDER (repeatable) and/or --baselines")
     start = time.perf_counter()
     scenes = load_eval_scenes(args.data, args.split, args.num_scenes)
+    exo = _check_evaluate_args(args, len(scenes))
     _, target_view = source_target_views(args.direction)
     print(f"{len(scenes)} {args.split} scenes of {args.data}, {args.direction}")
     report: dict = {"data": str(args.data), "split": args.split, "direction": args.direction, "steps": args.steps,
-                    "seed": args.seed, "ci_method": args.ci, "models": [], "per_seed": []}
+                    "seed": args.seed, "ci_method": args.ci, "num_samples": args.num_samples,
+                    "layout_block": args.layout_block, "exo_dependence": exo, "models": [], "per_seed": []}
     for model in args.model or []:
         pipe, folder = load_pipeline(model, args.device, args.dtype)
         mode, num_transition = _settings(pipe, args)
         result = evaluate_pipeline(pipe, scenes, mode, args.direction, num_transition, args.steps, args.seed,
-                                   args.num_frames, progress=not args.quiet)
+                                   args.num_frames, progress=not args.quiet, num_samples=args.num_samples,
+                                   layout_block=args.layout_block, exo_dependence=exo)
         result.update(model=str(folder), mode=mode, num_transition_frames=0 if mode == "jump" else num_transition)
         report["models"].append(str(folder))
         report["per_seed"].append(result)
-        print(f"  {folder}: PSNR {np.mean(result['psnr']):.2f} dB, SSIM {np.mean(result['ssim']):.3f}")
+        print(f"  {folder}: {_scores_line(summarize([result], method=args.ci), args.num_samples)}")
         del pipe
     if report["per_seed"]:
         report["summary"] = summary = summarize(report["per_seed"], method=args.ci)
-        print(f"row: PSNR {summary['psnr']['mean']:.2f} [{summary['psnr']['low']:.2f}, {summary['psnr']['high']:.2f}]"
-              f" dB, SSIM {summary['ssim']['mean']:.3f} [{summary['ssim']['low']:.3f}, {summary['ssim']['high']:.3f}]"
-              f" over {len(scenes)} scenes")
+        print(f"row: {_scores_line(summary, args.num_samples)} over {len(scenes)} scenes "
+              f"(layout blocks {report['per_seed'][0]['layout_block']} px)")
     if args.baselines:
         mean_target = mean_frame(args.data, view=target_view, split=args.baseline_split)
-        baselines = evaluate_baselines(scenes, mean_target, args.direction, args.num_frames)
-        report["baselines"] = {name: {"per_seed": [r], "summary": summarize([r], method=args.ci)}
+        baselines = evaluate_baselines(scenes, mean_target, args.direction, args.num_frames, args.layout_block)
+        report["baselines"] = {name: {"per_seed": [r], "summary": summarize([r], method=args.ci),
+                                      "not_applicable": list(BASELINE_NOT_APPLICABLE)}
                                for name, r in baselines.items()}
         for name, b in report["baselines"].items():
-            scores = b["summary"]
-            print(f"baseline {name}: PSNR {scores['psnr']['mean']:.2f} dB, SSIM {scores['ssim']['mean']:.3f}")
+            print(f"baseline {name}: {_scores_line(b['summary'], args.num_samples)}")
+        print(f"baselines: {BASELINE_NOTE}")
     report["seconds"] = time.perf_counter() - start
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -232,10 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = commands.add_parser(
         "evaluate", help="Score trained models (and trivial baselines) on held-out takes of a Syn2Seq dataset.",
-        description="Generate the target clip of each held-out take and score it against the ground truth: PSNR and "
-                    "SSIM per frame, mean and 95%% interval over scenes. Several --model folders are the training "
-                    "seeds of one row (each scene's score is averaged over them). --baselines adds 'mean training "
-                    "target frame' and 'copy the source frame next to the transition'.")
+        description="Generate the target clip of each held-out take and score it against the ground truth, mean and "
+                    "95%% interval over scenes: PSNR and SSIM per frame of one sample (scene i: seed + i); layout "
+                    "PSNR, the PSNR after averaging generated and true frames over non-overlapping blocks "
+                    "(--layout_block), so geometry counts and texture phase does not; mean-of-N PSNR, the PSNR of the "
+                    "pixel-wise mean of --num_samples samples (a posterior-mean estimate; the first sample is the "
+                    "single one); exo-dependence, the PSNR with the scene's own source clip minus the PSNR with scene "
+                    "(i+1) mod n's source clip and source poses (own target poses, same seed): 0 for a model that "
+                    "ignores its input. A scene costs --num_samples generations, plus one for the exo-dependence. "
+                    "Several --model folders are the training seeds of one row (each scene's score is averaged over "
+                    "them). --baselines adds 'mean training target frame' and 'copy the source frame next to the "
+                    "transition' (PSNR, SSIM, layout PSNR; mean-of-N and exo-dependence do not apply to them).")
     _flag(ev, "data", required=True, help="Syn2Seq dataset folder")
     _flag(ev, "split", default="test")
     _flag(ev, "num_scenes", type=int, default=None, help="first N takes of the split (default: all)")
@@ -243,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(ev, "direction", default="exo2ego", choices=["exo2ego", "ego2exo"])
     _flag(ev, "baselines", action="store_true", help="also score the trivial baselines")
     _flag(ev, "baseline_split", default="train", help="split of the mean-frame baseline")
+    _flag(ev, "num_samples", type=int, default=4,
+          help="samples per scene for the mean-of-N PSNR (default 4; 1 disables it; a scene costs N "
+               "generations)")
+    _flag(ev, "layout_block", type=int, default=None,
+          help="layout PSNR block side in pixels (default: frame side // 8, i.e. 4 at 32x32, 8 at 64x64)")
+    _flag(ev, "no_exo_dependence", action="store_true",
+          help="skip the exo-dependence (it costs one more generation per scene)")
     _flag(ev, "ci", default="t", choices=["t", "bootstrap"], help="95%% interval: Student t or bootstrap")
     _flag(ev, "output", default=None, help="JSON file for every number")
     common(ev, many_models=True)

@@ -1,8 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
 """Evaluation of Syn2Seq generation: generate the target frames of held-out takes the way the benchmark does, score
-them per frame (PSNR / SSIM of `diffusers_syn2seq.metrics`), and score the trivial baselines (mean training target
-frame, copy of the last source frame) the same way. Used by `syn2seq evaluate`, the validation of
+them per frame (PSNR / SSIM / layout PSNR of `diffusers_syn2seq.metrics`), and score the trivial baselines (mean
+training target frame, copy of the last source frame) the same way. Used by `syn2seq evaluate`, the validation of
 `training/train.py` and `benchmarks/syn2seq_experiment.py`; the statistics over scenes and seeds are in `metrics`.
+
+Per scene `i` (seed `s = seed + i`), `evaluate_scene` records:
+
+- `psnr`, `ssim`, `layout_psnr`: of the single sample, generated with a generator seeded `s`;
+- `mean_of_n_psnr` (`num_samples` > 1): PSNR of the pixel-wise mean of `num_samples` samples that one generator
+  seeded `s` draws one after another (the first is the single sample), against the truth;
+- `exo_dependence` (when asked): the single sample's PSNR minus the PSNR of a generation from scene `i + 1`'s source
+  clip and source poses (`donor_scene`: the scene's own target poses and truth, seed `s`); 0 for a model that ignores
+  its input. Each costs generations: `num_samples` + 1 per scene with both.
 """
 
 import os
@@ -12,7 +21,7 @@ import numpy as np
 import torch
 
 from .data.sequence import MODES
-from .metrics import psnr, ssim
+from .metrics import default_layout_block, exo_dependence, layout_psnr, mean_of_samples_psnr, psnr, ssim
 
 
 def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
@@ -57,18 +66,29 @@ def mean_frame(data: str | os.PathLike, view: str = "ego", split: str = "train",
 
 
 def new_scores() -> dict[str, list]:
-    """Empty per-scene score lists of one evaluated model or baseline."""
-    return {"scene_ids": [], "psnr": [], "ssim": [], "per_frame_psnr": [], "per_frame_ssim": []}
+    """Empty per-scene score lists of one evaluated model or baseline (`mean_of_n_psnr` and `exo_dependence` are
+    added by `record_scores` when they are computed)."""
+    return {"scene_ids": [], "psnr": [], "ssim": [], "layout_psnr": [], "per_frame_psnr": [], "per_frame_ssim": []}
 
 
-def record_scores(scores: dict[str, list], scene_id: str, generated: torch.Tensor, truth: torch.Tensor) -> None:
-    """Append one scene's per-frame PSNR / SSIM of (F, 3, H, W) tensors in [0, 1] and their means to `scores`."""
+def record_scores(scores: dict[str, list], scene_id: str, generated: torch.Tensor, truth: torch.Tensor,
+                  layout_block: int | None = None, samples: torch.Tensor | None = None,
+                  swapped: torch.Tensor | None = None) -> None:
+    """Append one scene's scores of (F, 3, H, W) tensors in [0, 1] to `scores`: per-frame PSNR / SSIM and their means,
+    and the mean layout PSNR (`layout_block`: default `metrics.default_layout_block`); with `samples` (N, F, 3, H, W)
+    the mean-of-N PSNR, with `swapped` (the generation from another scene's source) the exo-dependence."""
     frame_psnr, frame_ssim = psnr(generated, truth).tolist(), ssim(generated, truth).tolist()
     scores["scene_ids"].append(str(scene_id))
     scores["per_frame_psnr"].append(frame_psnr)
     scores["per_frame_ssim"].append(frame_ssim)
     scores["psnr"].append(float(np.mean(frame_psnr)))
     scores["ssim"].append(float(np.mean(frame_ssim)))
+    scores.setdefault("layout_psnr", []).append(float(np.mean(layout_psnr(generated, truth, layout_block).tolist())))
+    if samples is not None:
+        scores.setdefault("mean_of_n_psnr", []).append(float(np.mean(mean_of_samples_psnr(samples, truth).tolist())))
+    if swapped is not None:
+        scores.setdefault("exo_dependence", []).append(float(np.mean(exo_dependence(generated, swapped, truth)
+                                                                     .tolist())))
 
 
 def frames_to_unit_tensor(frames: np.ndarray) -> torch.Tensor:
@@ -85,12 +105,14 @@ def source_target_views(direction: str) -> tuple[str, str]:
 
 def generate_scene(pipe, scene: dict, mode: str | None = None, direction: str = "exo2ego",
                    num_transition_frames: int | None = None, steps: int = 25, seed: int = 0,
-                   num_frames: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                   num_frames: int | None = None, generator: torch.Generator | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generate one take's target clip from its source clip (and poses, for posed models) the way the benchmark does.
 
     `mode` and `num_transition_frames` default to the pipeline's configuration (the settings the model was trained
     with); `jump` generates no transition whatever `num_transition_frames` says. Returns `(generated, truth)`, float
     `(F, 3, H, W)` tensors in [0, 1] at the model's resolution, `F` = `num_frames` (default: the whole target clip).
+    The noise comes from `generator` when given (it advances), else from a new generator seeded `seed`.
     """
     mode = pipe.config.mode if mode is None else mode
     if mode not in MODES:
@@ -104,7 +126,8 @@ def generate_scene(pipe, scene: dict, mode: str | None = None, direction: str = 
                       target_poses=torch.from_numpy(np.asarray(scene[f"{target_view}_poses"][:n])))
     out = pipe(resize_frames(scene[source_view], size), num_frames=n, mode=mode,
                num_transition_frames=0 if mode == "jump" else num_transition_frames, direction=direction,
-               num_inference_steps=steps, generator=torch.Generator().manual_seed(seed), output_type="pt",
+               num_inference_steps=steps, output_type="pt",
+               generator=generator if generator is not None else torch.Generator().manual_seed(seed),
                **kwargs).frames[0]
     truth = frames_to_unit_tensor(resize_frames(scene[target_view][:n], size))
     return out.float().cpu().clamp(0, 1), truth
@@ -118,31 +141,88 @@ def copy_source_prediction(scene: dict, direction: str, num_frames: int) -> torc
     return frames_to_unit_tensor(adjacent[None]).expand(num_frames, -1, -1, -1).contiguous()
 
 
+def with_source_of(scene: dict, donor: dict, direction: str = "exo2ego") -> dict:
+    """`scene` with its source clip and source poses taken from `donor` (target clip and poses kept). A longer donor
+    clip is cut to the scene's source length on the side next to the transition (the last exo frames for Exo2Ego,
+    the first ego frames for Ego2Exo)."""
+    source_view, _ = source_target_views(direction)
+    n = len(scene[source_view])
+    keep = slice(max(0, len(donor[source_view]) - n), None) if direction == "exo2ego" else slice(0, n)
+    swapped = dict(scene, **{source_view: donor[source_view][keep]})
+    if f"{source_view}_poses" in donor:
+        swapped[f"{source_view}_poses"] = donor[f"{source_view}_poses"][keep]
+    swapped.pop("transition", None)  # a cached transition belongs to the scene's own source
+    return swapped
+
+
+def donor_index(i: int, num_scenes: int) -> int:
+    """The scene whose source clip scene `i` is generated from for the exo-dependence: `(i + 1) mod num_scenes`."""
+    return (i + 1) % num_scenes
+
+
+def evaluate_scene(pipe, scene: dict, scores: dict[str, list], mode: str | None = None, direction: str = "exo2ego",
+                   num_transition_frames: int | None = None, steps: int = 25, seed: int = 0,
+                   num_frames: int | None = None, num_samples: int = 1, layout_block: int | None = None,
+                   donor_scene: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generate one scene and append its scores to `scores` (`record_scores`; see the module docstring): the single
+    sample (seed `seed`), `num_samples` > 1 samples for the mean-of-N PSNR, and with `donor_scene` the generation from
+    its source clip for the exo-dependence. Returns `(generated, truth)` of the single sample."""
+    if int(num_samples) != num_samples or num_samples < 1:
+        raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
+    generator = torch.Generator().manual_seed(seed)
+    generated, truth = generate_scene(pipe, scene, mode, direction, num_transition_frames, steps, seed, num_frames,
+                                      generator=generator)
+    samples = [generated]
+    for _ in range(int(num_samples) - 1):  # the same generator draws on: sample 0 is the single sample
+        samples.append(generate_scene(pipe, scene, mode, direction, num_transition_frames, steps, seed, num_frames,
+                                      generator=generator)[0])
+    swapped = None
+    if donor_scene is not None:
+        swapped, _ = generate_scene(pipe, with_source_of(scene, donor_scene, direction), mode, direction,
+                                    num_transition_frames, steps, seed, num_frames)
+    record_scores(scores, scene["take_id"], generated, truth, layout_block,
+                  torch.stack(samples) if num_samples > 1 else None, swapped)
+    return generated, truth
+
+
 def evaluate_pipeline(pipe, scenes: list[dict], mode: str | None = None, direction: str = "exo2ego",
                       num_transition_frames: int | None = None, steps: int = 25, seed: int = 0,
-                      num_frames: int | None = None, progress: bool = True) -> dict:
+                      num_frames: int | None = None, progress: bool = True, num_samples: int = 1,
+                      layout_block: int | None = None, exo_dependence: bool = False) -> dict:
     """Generate the target clip of every scene (`generate_scene`; `mode` and `num_transition_frames` default to the
-    pipeline's configuration) and score it: per-scene mean PSNR / SSIM and per-frame PSNR. Scene `i` samples with seed
-    `seed + i`."""
+    pipeline's configuration) and score it (`evaluate_scene`): per-scene mean PSNR / SSIM / layout PSNR and per-frame
+    PSNR; with `num_samples` > 1 the mean-of-N PSNR, with `exo_dependence` (needs >= 2 scenes) the exo-dependence
+    against the source clip of scene `(i + 1) mod n`. Scene `i` samples with seed `seed + i`. Costs `num_samples`
+    generations per scene, plus one with `exo_dependence`."""
     from tqdm.auto import tqdm
 
     if mode is not None and mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if exo_dependence and len(scenes) < 2:
+        raise ValueError(f"exo_dependence needs at least 2 scenes (another scene's source clip), got {len(scenes)}")
     pipe.set_progress_bar_config(disable=True)
+    size = pixel_frame_size(pipe)
+    layout_block = layout_block or default_layout_block(size, size)
     result = new_scores()
+    donors = [donor_index(i, len(scenes)) for i in range(len(scenes))] if exo_dependence else None
     for i, scene in enumerate(tqdm(scenes, desc=f"evaluating {direction}", disable=not progress)):
-        generated, truth = generate_scene(pipe, scene, mode, direction, num_transition_frames, steps, seed + i,
-                                          num_frames)
-        record_scores(result, scene["take_id"], generated, truth)
+        evaluate_scene(pipe, scene, result, mode, direction, num_transition_frames, steps, seed + i, num_frames,
+                       num_samples, layout_block, scenes[donors[i]] if donors else None)
+    result["num_samples"] = int(num_samples)
+    result["layout_block"] = layout_block
+    if donors:
+        result["exo_donor_ids"] = [str(scenes[j]["take_id"]) for j in donors]
     return result
 
 
 def evaluate_baselines(scenes: list[dict], mean_target_frame: np.ndarray, direction: str = "exo2ego",
-                       num_frames: int | None = None) -> dict[str, dict]:
-    """Trivial baselines scored like a model: `mean_frame` predicts the mean training target frame for every target
-    frame; `copy_source` repeats the source frame next to the transition in time (the last exo frame for Exo2Ego,
-    the first ego frame for Ego2Exo)."""
+                       num_frames: int | None = None, layout_block: int | None = None) -> dict[str, dict]:
+    """Trivial baselines scored like a model's single sample (PSNR / SSIM / layout PSNR): `mean_frame` predicts the
+    mean training target frame for every target frame; `copy_source` repeats the source frame next to the transition
+    in time (the last exo frame for Exo2Ego, the first ego frame for Ego2Exo). They are deterministic, so mean-of-N
+    does not apply, and exo-dependence is measured for models only."""
     _, target_view = source_target_views(direction)
+    layout_block = layout_block or default_layout_block(*scenes[0][target_view].shape[1:3])
     results = {name: new_scores() for name in ("mean_frame", "copy_source")}
     for scene in scenes:
         n = len(scene[target_view]) if num_frames is None else min(num_frames, len(scene[target_view]))
@@ -152,7 +232,9 @@ def evaluate_baselines(scenes: list[dict], mean_target_frame: np.ndarray, direct
             "copy_source": copy_source_prediction(scene, direction, n),
         }
         for name, prediction in predictions.items():
-            record_scores(results[name], scene["take_id"], prediction.contiguous(), truth)
+            record_scores(results[name], scene["take_id"], prediction.contiguous(), truth, layout_block)
+    for r in results.values():
+        r["layout_block"] = layout_block
     return results
 
 

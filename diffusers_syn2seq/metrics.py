@@ -1,5 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Video metrics and their statistics: per-frame PSNR / SSIM, and intervals over scenes and training seeds.
+"""Video metrics and their statistics: per-frame PSNR / SSIM / layout PSNR, and intervals over scenes and seeds.
+
+Beyond single-sample PSNR / SSIM, three scores separate "knows the scene" from "draws plausible noise" (the
+generation that feeds them is in `diffusers_syn2seq.evaluation`):
+
+- `layout_psnr`: PSNR after replacing every pixel of both clips by the mean of its `block x block` block
+  (`block_average`), so the placement of colour and geometry counts and the phase of texture does not.
+- `mean_of_samples_psnr`: PSNR of the pixel-wise mean of N samples (a posterior-mean estimate): a sampler of the
+  right posterior loses about 3 dB against the truth per sample, its mean does not.
+- `exo_dependence`: PSNR with the scene's own source clip minus PSNR with another scene's source clip, same seed; a
+  model that ignores its input scores exactly 0.
 
 A row of the benchmark (one model configuration, several training seeds) is scored per scene; `summarize` averages
 each scene over seeds and gives the mean over scenes with a 95% Student-t (or percentile bootstrap) interval, and
@@ -16,7 +26,13 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "SCENE_METRICS",
+    "block_average",
+    "default_layout_block",
+    "exo_dependence",
+    "layout_psnr",
     "mean_ci",
+    "mean_of_samples_psnr",
     "paired_difference",
     "psnr",
     "ssim",
@@ -56,6 +72,49 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, wind
     sxx, syy, sxy = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2, blur(x * y) - mu_x * mu_y
     value = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
     return value.flatten(1).mean(-1).reshape(lead)
+
+
+def default_layout_block(height: int, width: int) -> int:
+    """Default layout block side in pixels: `min(height, width) // 8` (at least 1), an 8x8 grid of blocks on a square
+    frame: 4 pixels at 32x32, 8 at 64x64, 32 at 256x256."""
+    return max(1, min(height, width) // 8)
+
+
+def block_average(x: torch.Tensor, block: int) -> torch.Tensor:
+    """`(..., C, H, W)` images with every pixel replaced by the mean of its `block x block` block (blocks tile the
+    frame from the top-left corner; where a side is not a multiple of `block` the last row / column of blocks is
+    narrower and averages the pixels it holds). Same shape as `x`, float32."""
+    if int(block) != block or block < 1:
+        raise ValueError(f"block must be a positive integer, got {block!r}")
+    block = int(block)
+    lead, (c, h, w) = x.shape[:-3], x.shape[-3:]
+    flat = x.float().reshape(-1, c, h, w)
+    means = F.avg_pool2d(flat, block, stride=block, ceil_mode=True)  # partial edge blocks: mean of their own pixels
+    up = means.repeat_interleave(block, dim=-2).repeat_interleave(block, dim=-1)[..., :h, :w]
+    return up.reshape(*lead, c, h, w)
+
+
+def layout_psnr(pred: torch.Tensor, target: torch.Tensor, block: int | None = None, data_range: float = 1.0
+                ) -> torch.Tensor:
+    """Per-frame layout PSNR in dB of `(..., C, H, W)` images: `psnr(block_average(pred), block_average(target))`.
+    `block` defaults to `default_layout_block(H, W)`. With `H` and `W` multiples of `block` this is the PSNR of the
+    two `(H / block) x (W / block)` images of block means."""
+    if block is None:
+        block = default_layout_block(*target.shape[-2:])
+    return psnr(block_average(pred, block), block_average(target, block), data_range)
+
+
+def mean_of_samples_psnr(samples: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Per-frame PSNR of the pixel-wise mean of N samples `(N, ..., C, H, W)` against `target` `(..., C, H, W)`. The
+    mean is taken in float64, so N identical samples give exactly the PSNR of one."""
+    return psnr(samples.double().mean(0), target, data_range)
+
+
+def exo_dependence(own: torch.Tensor, swapped: torch.Tensor, target: torch.Tensor, data_range: float = 1.0
+                   ) -> torch.Tensor:
+    """Per-frame `psnr(own, target) - psnr(swapped, target)`: `own` generated from the scene's source clip, `swapped`
+    from another scene's, with the same seed. Identical generations (a model that ignores its input) give exactly 0."""
+    return psnr(own, target, data_range) - psnr(swapped, target, data_range)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -145,15 +204,24 @@ def mean_ci(values, level: float = 0.95, method: str = "t", num_bootstrap: int =
     return out
 
 
+# Per-scene scores `summarize` aggregates: the first two are in every evaluation, the others when every evaluation of
+# the row has them (they were added later, and a baseline has no mean-of-N or exo-dependence).
+SCENE_METRICS = ("psnr", "ssim", "layout_psnr", "mean_of_n_psnr", "exo_dependence")
+
+
 def summarize(per_seed: list[dict], level: float = 0.95, method: str = "t") -> dict:
     """Aggregate the evaluations of one row (one dict per training seed, same scenes in the same order): each
-    scene's score is averaged over seeds, then mean and interval over scenes; per-frame PSNR averaged likewise."""
+    scene's score is averaged over seeds, then mean and interval over scenes; per-frame PSNR averaged likewise.
+    `psnr` and `ssim` are required; `layout_psnr`, `mean_of_n_psnr` and `exo_dependence` are aggregated the same way
+    when every evaluation has them, and left out otherwise."""
     ids = per_seed[0]["scene_ids"]
     for r in per_seed[1:]:
         if r["scene_ids"] != ids:
             raise ValueError("the evaluations of one row must cover the same scenes in the same order")
     out = {"num_seeds": len(per_seed), "num_scenes": len(ids)}
-    for metric in ("psnr", "ssim"):
+    for metric in SCENE_METRICS:
+        if metric not in ("psnr", "ssim") and not all(metric in r for r in per_seed):
+            continue
         scene_means = np.mean([r[metric] for r in per_seed], axis=0)
         out[metric] = mean_ci(scene_means, level, method)
         out[f"{metric}_per_seed"] = [float(np.mean(r[metric])) for r in per_seed]

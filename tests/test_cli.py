@@ -212,7 +212,127 @@ def test_evaluate_help_and_errors(tiny_inputs, tmp_path, capsys):
         main(["evaluate", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--model", "--data", "--direction", "--baselines", "--ci", "--output", "--device", "--dtype"):
+    for flag in ("--model", "--data", "--direction", "--baselines", "--ci", "--output", "--device", "--dtype",
+                 "--num_samples", "--layout_block", "--no_exo_dependence"):
         assert flag in out
+    for text in ("layout PSNR", "mean-of-N PSNR", "exo-dependence", "(i+1) mod n"):
+        assert text in " ".join(out.split())
     assert main(["evaluate", "--data", str(tmp_path / "no-dataset"), "--baselines"]) == 2
     assert "no-dataset" in capsys.readouterr().err
+
+
+def test_evaluate_rejects_bad_sample_counts_and_blocks(tiny_inputs, eval_dataset, capsys):
+    root, _ = tiny_inputs
+    base = ["evaluate", "--data", str(eval_dataset), "--split", "test", "--model", str(root / "model")]
+    assert main(base + ["--num_samples", "0"]) == 2
+    assert "--num_samples: expected an integer >= 1 (1 disables mean-of-N), got 0" in capsys.readouterr().err
+    assert main(base + ["--layout_block", "0"]) == 2
+    assert "--layout_block: expected a block side >= 1 pixel, got 0" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------- evaluate: layout, mean-of-N, exo-dependence
+@pytest.fixture(scope="module")
+def eval_dataset(tmp_path_factory):
+    """3 test takes (and 2 training takes for the mean-frame baseline) at 16x16: 3 exo + 2 transition + 3 ego frames."""
+    from script_loading import load_script
+
+    root = tmp_path_factory.mktemp("eval_data") / "synth"
+    load_script("training/make_synthetic_dataset.py").main([
+        "--output", str(root), "--num_train", "2", "--num_validation", "0", "--num_test", "3", "--num_frames", "3",
+        "--resolution", "16", "--transition_frames", "2", "--lossless"])
+    return root
+
+
+def _evaluate_json(tmp_path, name, *argv):
+    out = tmp_path / f"{name}.json"
+    assert main(["evaluate", "--split", "test", "--steps", "2", "--seed", "5", "--quiet", "--output", str(out),
+                 *map(str, argv)]) == 0
+    return json.loads(out.read_text())
+
+
+def test_evaluate_prints_and_writes_the_new_scores(eval_dataset, tmp_path, capsys):
+    from diffusers_syn2seq.evaluation import generate_scene, load_eval_scenes, load_pipeline, with_source_of
+    from diffusers_syn2seq.metrics import layout_psnr, mean_ci, psnr
+
+    model = tmp_path / "model"
+    _random_pipeline(camera_ray_type="plucker").save_pretrained(model)
+    report = _evaluate_json(tmp_path, "full", "--model", model, "--data", eval_dataset, "--num_samples", 2,
+                            "--baselines")
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("row: "))
+    for text in ("PSNR ", "SSIM ", "layout PSNR ", "mean-of-2 PSNR ", "exo-dependence ", "over 3 scenes",
+                 "(layout blocks 2 px)"):  # default block: 16 // 8
+        assert text in row
+    assert "baseline copy_source: PSNR" in out and "layout PSNR" in out.split("baseline copy_source:")[1]
+    assert "mean-of-N and exo-dependence do not apply" in out
+    assert (report["num_samples"], report["layout_block"], report["exo_dependence"]) == (2, None, True)
+    result = report["per_seed"][0]
+    assert (result["num_samples"], result["layout_block"]) == (2, 2)
+    for key in ("psnr", "ssim", "layout_psnr", "mean_of_n_psnr", "exo_dependence"):
+        assert len(result[key]) == 3 and report["summary"][key] == mean_ci(result[key])
+    assert result["exo_donor_ids"] == result["scene_ids"][1:] + result["scene_ids"][:1]  # scene i <- scene i + 1
+    for name, baseline in report["baselines"].items():
+        assert len(baseline["summary"]["layout_psnr_per_scene"]) == 3
+        assert "mean_of_n_psnr" not in baseline["summary"] and "exo_dependence" not in baseline["summary"]
+        assert baseline["not_applicable"] == ["mean_of_n_psnr", "exo_dependence"]
+
+    # every number recomputed by hand from the generations: scene 0 samples with seed 5
+    pipe, _ = load_pipeline(str(model))
+    pipe.set_progress_bar_config(disable=True)
+    scenes = load_eval_scenes(eval_dataset, "test")
+    generator = torch.Generator().manual_seed(5)
+    first, truth = generate_scene(pipe, scenes[0], steps=2, generator=generator)
+    second, _ = generate_scene(pipe, scenes[0], steps=2, generator=generator)
+    swapped, _ = generate_scene(pipe, with_source_of(scenes[0], scenes[1]), steps=2, seed=5)
+    assert result["psnr"][0] == np.mean(psnr(first, truth).tolist())
+    assert result["layout_psnr"][0] == np.mean(layout_psnr(first, truth, 2).tolist())
+    assert result["mean_of_n_psnr"][0] == np.mean(psnr((first.double() + second.double()) / 2, truth).tolist())
+    assert result["exo_dependence"][0] == np.mean((psnr(first, truth) - psnr(swapped, truth)).tolist())
+    assert result["exo_dependence"][0] != 0.0  # this random model does read its source
+
+    # --num_samples 1 --no_exo_dependence: the single-sample scores do not move, the other two are not computed
+    cheap = _evaluate_json(tmp_path, "cheap", "--model", model, "--data", eval_dataset, "--num_samples", 1,
+                           "--no_exo_dependence", "--layout_block", 4)["per_seed"][0]
+    assert cheap["psnr"] == result["psnr"] and cheap["per_frame_psnr"] == result["per_frame_psnr"]
+    assert "mean_of_n_psnr" not in cheap and "exo_dependence" not in cheap and cheap["layout_block"] == 4
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("row: "))
+    assert "layout PSNR" in row and "mean-of" not in row and "exo-dependence" not in row
+
+
+def _random_pipeline(blind: bool = False, camera_ray_type: str | None = None):
+    """A tiny real pipeline whose zero-initialised parts (AdaLN-Zero modulations, output projection: an untrained model
+    predicts 0 whatever its input) get random weights. `blind`: every attention output projection is zero, so no token
+    sees another and each target frame depends only on its own noise and noise level, never on the source clip
+    (without pose conditioning: the target rays are relative to the first source camera)."""
+    from diffusers_syn2seq.models import DFoTTransformer3DModel
+    from diffusers_syn2seq.pipelines import Syn2SeqPipeline
+    from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
+
+    torch.manual_seed(0)
+    transformer = DFoTTransformer3DModel(in_channels=3, sample_size=16, max_frames=8, patch_size=4, num_layers=2,
+                                         num_attention_heads=1, attention_head_dim=16, noise_embedding_dim=16,
+                                         camera_ray_type=camera_ray_type)
+    with torch.no_grad():
+        for norm in [transformer.norm_out] + [n for b in transformer.transformer_blocks for n in (b.norm1, b.norm2)]:
+            norm.linear.weight.normal_(0, 0.2)
+        transformer.proj_out.weight.normal_(0, 0.2)
+        if blind:
+            for block in transformer.transformer_blocks:
+                block.attn.to_out[0].weight.zero_()
+    return Syn2SeqPipeline(transformer=transformer, scheduler=DiffusionForcingScheduler())
+
+
+@pytest.mark.parametrize("blind", [True, False])
+def test_exo_dependence_is_exactly_zero_for_a_pipeline_that_ignores_its_source(eval_dataset, blind):
+    from diffusers_syn2seq.evaluation import evaluate_pipeline, load_eval_scenes
+
+    scenes = load_eval_scenes(eval_dataset, "test")
+    assert not np.array_equal(scenes[0]["exo"], scenes[1]["exo"])  # the swapped source really is another clip
+    result = evaluate_pipeline(_random_pipeline(blind), scenes, mode="video", steps=2, seed=3,
+                               progress=False, num_samples=2, exo_dependence=True)
+    if blind:
+        assert result["exo_dependence"] == [0.0, 0.0, 0.0]
+    else:  # the same model with its attention: the source changes the output
+        assert all(value != 0.0 for value in result["exo_dependence"])
+    assert all(np.isfinite(result[key]).all() for key in ("psnr", "layout_psnr", "mean_of_n_psnr"))
+    assert result["mean_of_n_psnr"] != result["psnr"]  # not a constant output: the two samples differ

@@ -72,7 +72,10 @@ def test_dry_run_plans_every_row_with_identical_architecture(capsys):
 def test_estimate_scales_with_steps_and_is_dropped_for_a_new_step_size():
     full = experiment.main(["--dry-run"])["estimated_seconds"]
     half = experiment.main(["--dry-run", "--steps", "600"])["estimated_seconds"]
-    assert half < 0.6 * full  # training dominates; the evaluation part does not shrink
+    assert half < 0.7 * full  # training dominates; the evaluation part does not shrink
+    # evaluation: 10 evaluations x 32 scenes x (num_samples + 1 swapped-exo) generations x 25 steps x 0.09 s, 2 jobs
+    one = experiment.main(["--dry-run", "--num_samples", "1"])["estimated_seconds"]
+    assert full - one == pytest.approx(10 * 32 * 3 * 25 * 0.09 / 2)
     assert experiment.main(["--dry-run", "--batch-size", "8"])["estimated_seconds"] is None
 
 
@@ -114,8 +117,21 @@ def test_smoke_run_writes_json_report_and_plot(smoke):
                                                       "video+pose (both directions)"}
     assert len(data["runs"]) == 9 and all("train.py" in r["command"] for r in data["runs"])
     assert any("cache_transitions.py" in c and "crossfade" in c for c in data["commands"])
+    for name, entry in exo.items():  # the scores that separate "knows the scene" from "draws plausible noise"
+        s = entry["summary"]
+        assert len(s["layout_psnr_per_scene"]) == num_test and s["layout_psnr"]["mean"] > 0
+        if entry["kind"] == "model":
+            assert len(s["mean_of_n_psnr_per_scene"]) == len(s["exo_dependence_per_scene"]) == num_test
+            assert entry["per_seed"][0]["num_samples"] == data["config"]["num_samples"] == 2
+        else:
+            assert "mean_of_n_psnr" not in s and "exo_dependence" not in s
     report = (root / "results" / "REPORT.md").read_text()
     assert "| jump |" in report and "| video+pose (crossfade) |" in report and "## Ego2Exo" in report
+    assert "| layout PSNR (dB) | mean-of-N PSNR (dB) | exo-dependence (dB) |" in report and "N = 2 samples" in report
+    jump_row = next(line for line in report.splitlines() if line.startswith("| jump |"))
+    assert "n/a" not in jump_row and jump_row.count("|") == 10
+    baseline_row = next(line for line in report.splitlines() if line.startswith("| baseline: copy last exo frame |"))
+    assert baseline_row.split(" | ")[3] != "n/a" and baseline_row.split(" | ")[4:6] == ["n/a", "n/a"]
     assert "Smoke run" in report and "beat `jump`" in report and "syn2seq_per_frame_psnr.png" in report
     with Image.open(root / "results" / "syn2seq_per_frame_psnr.png") as image:
         assert image.format == "PNG" and image.size[0] > 100
@@ -149,6 +165,16 @@ def test_report_only_rewrites_the_report_from_the_json(smoke):
     report.write_text("stale")
     experiment.main(["--report-only", "--results-dir", str(root / "results")])
     assert report.read_text() == before
+
+
+def test_report_only_on_the_committed_results_shows_na_for_the_new_scores(tmp_path):
+    committed = experiment.REPO / "benchmarks" / "results" / "syn2seq_experiment.json"
+    before = committed.read_bytes()
+    (tmp_path / committed.name).write_bytes(before)  # a copy: the committed results are not rewritten
+    experiment.main(["--report-only", "--results-dir", str(tmp_path)])
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "| jump | 17.40 [16.88, 17.91] | 0.139 [0.121, 0.156] | n/a | n/a | n/a | 17.37, 17.42 | 2 | 32 |" in report
+    assert "mean of N samples per scene" in report and committed.read_bytes() == before
 
 
 def test_sanity_floor_explains_a_failure_and_paths_are_portable(tmp_path):

@@ -122,7 +122,7 @@ def test_full_training_finite_and_overfits(full_runs):
     assert end < 0.9 * start, f"fixed-batch loss did not decrease enough: {start} -> {end}"
 
 
-def test_checkpoints_validation_and_tracker(full_runs):
+def test_checkpoints_validation_and_tracker(full_runs, dataset):
     a = full_runs["a"]
     assert (a / "checkpoint-3" / "transformer" / "config.json").is_file()
     assert (a / "checkpoint-6" / "optimizer.bin").is_file()
@@ -136,6 +136,20 @@ def test_checkpoints_validation_and_tracker(full_runs):
     assert (width, height) == (3 * RES, 3 * RES)  # source | generated | ground truth, 3 frames stacked
     metrics = json.loads((a / "training_summary.json").read_text())["validation"][-1]
     assert math.isfinite(metrics["val/psnr"]) and -1 <= metrics["val/ssim"] <= 1
+    assert set(metrics) == {"step", "val/psnr", "val/ssim", "val/layout_psnr", "val/psnr_mean_of_n"}
+    # the numbers are `syn2seq evaluate`'s: the saved pipeline holds the EMA weights validated at step 6; the take is
+    # generated as in validation (seed 7 + 0, its cached 4-frame transition, 2 steps, 3 frames, 2 samples by default)
+    from diffusers_syn2seq.data import Syn2SeqClipDataset
+    from diffusers_syn2seq.evaluation import evaluate_scene, new_scores
+
+    pipe = Syn2SeqPipeline.from_pretrained(a)
+    pipe.set_progress_bar_config(disable=True)
+    scores = new_scores()
+    evaluate_scene(pipe, Syn2SeqClipDataset(dataset, "validation")[0], scores, "video+pose", "exo2ego",
+                   TRANSITION, 2, 7, 3, num_samples=2)
+    for key, name in (("psnr", "psnr"), ("ssim", "ssim"), ("layout_psnr", "layout_psnr"),
+                      ("mean_of_n_psnr", "psnr_mean_of_n")):
+        assert metrics[f"val/{name}"] == pytest.approx(scores[key][0], abs=1e-3), name  # other thread count
     assert list((a / "logs").rglob("events.out.tfevents.*")), "no tensorboard event file"
 
 
@@ -311,6 +325,8 @@ def _train_module():
         ("lora without base", ["--train_mode", "lora"], r"--train_mode lora: expected a base model"),
         ("matched fractions", ["--matched_fractions", "0.8", "0.4"],
          r"--matched_fractions: expected two fractions >= 0 summing to at most 1, got 0.8 0.4"),
+        ("no validation sample", ["--validation_num_samples", "0"],
+         r"--validation_num_samples: expected an integer >= 1, got 0"),
     ],
 )
 def test_bad_inputs_fail_before_training(dataset, tmp_path, case, extra, match):

@@ -50,11 +50,10 @@ from diffusers_syn2seq.data import (
     write_video,
 )
 from diffusers_syn2seq.data.transitions import CrossfadeTransition
-from diffusers_syn2seq.evaluation import generate_scene
+from diffusers_syn2seq.evaluation import evaluate_scene, new_scores
 from diffusers_syn2seq.hub import push_folder_to_hub
 from diffusers_syn2seq.latents import encode_take_latents
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
-from diffusers_syn2seq.metrics import psnr, ssim
 from diffusers_syn2seq.model_card import save_model_card
 from diffusers_syn2seq.models import DIT_PRESETS, DFoTTransformer3DModel, load_transformer
 from diffusers_syn2seq.objective import (
@@ -184,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--num_validation_videos", type=int, default=2)
     g.add_argument("--validation_inference_steps", type=int, default=50)
     g.add_argument("--validation_num_frames", type=int, default=None, help="Generated ego frames (default: clip).")
+    g.add_argument("--validation_num_samples", type=int, default=2,
+                   help="Samples per validation take for val/psnr_mean_of_n (PSNR of their pixel-wise mean); 1 "
+                        "skips it. Each sample is one more generation.")
     g.add_argument("--report_to", type=str, default="tensorboard",
                    help="accelerate tracker(s): tensorboard, wandb, comet_ml, mlflow, ..., 'all' or 'none'.")
     g.add_argument("--logging_dir", type=str, default="logs")
@@ -251,7 +253,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError("--dfot_config: expected the backbone settings (JSON/YAML) of the official DFoT checkpoint "
                          f"{args.pretrained_model_name_or_path!r}, got none.")
     for name in ("train_batch_size", "max_train_steps", "gradient_accumulation_steps", "checkpointing_steps",
-                 "rank", "patch_size", "max_frames", "validation_inference_steps"):
+                 "rank", "patch_size", "max_frames", "validation_inference_steps", "validation_num_samples"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name}: expected an integer >= 1, got {getattr(args, name)}.")
     for name in ("reverse_prob", "camera_dropout"):
@@ -385,30 +387,37 @@ def pipeline_settings(args, table) -> dict[str, Any]:
 # ====================================================================================================================
 # 4. Validation
 # ====================================================================================================================
+# Per-scene scores of `evaluation.record_scores` logged by `log_validation`, as `val/<name>` (mean over the takes).
+VALIDATION_METRICS = (("psnr", "psnr"), ("ssim", "ssim"), ("layout_psnr", "layout_psnr"),
+                      ("mean_of_n_psnr", "psnr_mean_of_n"))
+
+
 @torch.no_grad()
 def log_validation(args, accelerator, transformer, scheduler, vae, takes, step: int, settings: dict[str, Any]
                    ) -> dict[str, float]:
     """Generate the ego clip of held-out takes from their exo clip; write MP4 + PNG (source | generated | ground
-    truth) under OUTPUT/validation/step-N, log PSNR / SSIM of the generated frames."""
+    truth) under OUTPUT/validation/step-N, log PSNR / SSIM / layout PSNR of the generated frames and the PSNR of the
+    mean of `--validation_num_samples` samples (`diffusers_syn2seq.evaluation.evaluate_scene`, as `syn2seq
+    evaluate`)."""
     was_training = transformer.training
     transformer.eval()
     pipe = Syn2SeqPipeline(transformer=transformer, scheduler=scheduler, vae=vae, **settings)
     pipe.set_progress_bar_config(disable=True)
     out_dir = Path(args.output_dir) / "validation" / f"step-{step}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    scores: list[tuple[float, float]] = []
+    scores = new_scores()
     images = []
     for i in range(min(args.num_validation_videos, len(takes))):
         take = takes[i]
         num_transition = args.num_transition_frames
         if take.get("transition") is not None and args.transition_source == "cached":
             num_transition = len(take["transition"])
-        # the benchmark's own generation (`syn2seq evaluate`), so validation and benchmark scores cannot drift apart
-        generated, truth = generate_scene(pipe, take, args.mode, "exo2ego", num_transition,
-                                          args.validation_inference_steps, args.seed + i, args.validation_num_frames)
+        # the benchmark's own generation and scores (`syn2seq evaluate`), so validation and benchmark cannot drift apart
+        generated, truth = evaluate_scene(pipe, take, scores, args.mode, "exo2ego", num_transition,
+                                          args.validation_inference_steps, args.seed + i, args.validation_num_frames,
+                                          num_samples=args.validation_num_samples)
         n = len(generated)
         source = torch.from_numpy(np.asarray(take["exo"][:n])).permute(0, 3, 1, 2).float() / 255.0
-        scores.append((float(psnr(generated, truth).mean()), float(ssim(generated, truth).mean())))
         row = torch.cat([source, generated, truth], dim=-1)  # (F, 3, H, 3W): source | generated | ground truth
         video = (row.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
         write_video(out_dir / f"sample-{i}.mp4", video, fps=float(take.get("fps") or 8.0), chroma="444")
@@ -417,7 +426,7 @@ def log_validation(args, accelerator, transformer, scheduler, vae, takes, step: 
 
         Image.fromarray(grid).save(out_dir / f"sample-{i}.png")
         images.append(grid)
-    metrics = {"val/psnr": float(np.mean([s[0] for s in scores])), "val/ssim": float(np.mean([s[1] for s in scores]))}
+    metrics = {f"val/{name}": float(np.mean(scores[key])) for key, name in VALIDATION_METRICS if key in scores}
     accelerator.log(metrics, step=step)
     for tracker in accelerator.trackers:
         if tracker.name == "tensorboard":
