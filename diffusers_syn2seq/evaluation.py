@@ -257,10 +257,22 @@ def load_pipeline(model: str | os.PathLike | None, device: str = "cpu", dtype: s
     return pipe, folder
 
 
+def label_font():
+    """The labels' font: Pillow's default TrueType font at 13 px (at its tiny default size a space is less than a
+    pixel wide and "ego generated" reads "egogenerated"), else the bitmap font (Pillow < 10.1 or no FreeType)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=13)
+    except (TypeError, ImportError, OSError):
+        return ImageFont.load_default()
+
+
 def side_by_side(rows: list[tuple[str, np.ndarray]], path: Path, scale: int = 2) -> None:
     """A PNG with one labelled strip of frames per row."""
     from PIL import Image, ImageDraw
 
+    font = label_font()
     label_width = 150
     strips = [np.concatenate(list(frames), axis=1) for _, frames in rows]
     width = max(s.shape[1] for s in strips) * scale + label_width
@@ -271,6 +283,6 @@ def side_by_side(rows: list[tuple[str, np.ndarray]], path: Path, scale: int = 2)
     for (label, _), strip in zip(rows, strips):
         image = Image.fromarray(strip).resize((strip.shape[1] * scale, strip.shape[0] * scale), Image.NEAREST)
         canvas.paste(image, (label_width, y))
-        draw.multiline_text((4, y + 4), label, fill="black")
+        draw.multiline_text((4, y + 4), label, fill="black", font=font)
         y += image.height
     canvas.save(path)

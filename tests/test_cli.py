@@ -336,3 +336,10 @@ def test_exo_dependence_is_exactly_zero_for_a_pipeline_that_ignores_its_source(e
         assert all(value != 0.0 for value in result["exo_dependence"])
     assert all(np.isfinite(result[key]).all() for key in ("psnr", "layout_psnr", "mean_of_n_psnr"))
     assert result["mean_of_n_psnr"] != result["psnr"]  # not a constant output: the two samples differ
+
+
+def test_picture_labels_keep_their_spaces():
+    from diffusers_syn2seq.evaluation import label_font
+
+    font = label_font()
+    assert font.getlength("ego generated") - font.getlength("egogenerated") >= 3  # a visible space, in pixels
