@@ -192,7 +192,8 @@ def write_table(results: dict, path: Path) -> None:
     for style in sorted({row["style"] for row in results["rows"].values()}):
         row = next(r for r in results["rows"].values() if r["style"] == style)
         for name, stats in row["baselines"].items():
-            lines.append(f"- {style}, {name}: PSNR {_cell(stats.get('psnr'))}, SSIM {_cell(stats.get('ssim'), 3)}")
+            lines.append(f"- {style}, {name}: PSNR {_cell(stats.get('psnr'))}, SSIM {_cell(stats.get('ssim'), 3)}, "
+                         f"layout PSNR {_cell(stats.get('layout_psnr'))}")
     lines += ["", "Commands:", ""] + [f"- `{row['command']}`" for row in results["rows"].values()]
     path.write_text("\n".join(lines) + "\n")
 
