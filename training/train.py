@@ -50,7 +50,7 @@ from diffusers_syn2seq.data import (
     write_video,
 )
 from diffusers_syn2seq.data.transitions import CrossfadeTransition
-from diffusers_syn2seq.evaluation import evaluate_scene, new_scores
+from diffusers_syn2seq.evaluation import evaluate_scene, frames_to_unit_tensor, new_scores
 from diffusers_syn2seq.hub import push_folder_to_hub
 from diffusers_syn2seq.latents import encode_take_latents
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
@@ -417,7 +417,7 @@ def log_validation(args, accelerator, transformer, scheduler, vae, takes, step: 
                                           args.validation_inference_steps, args.seed + i, args.validation_num_frames,
                                           num_samples=args.validation_num_samples)
         n = len(generated)
-        source = torch.from_numpy(np.asarray(take["exo"][:n])).permute(0, 3, 1, 2).float() / 255.0
+        source = frames_to_unit_tensor(np.asarray(take["exo"][:n]))
         row = torch.cat([source, generated, truth], dim=-1)  # (F, 3, H, 3W): source | generated | ground truth
         video = (row.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
         write_video(out_dir / f"sample-{i}.mp4", video, fps=float(take.get("fps") or 8.0), chroma="444")
