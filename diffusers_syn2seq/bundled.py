@@ -48,6 +48,30 @@ def legacy_settings(folder: str | os.PathLike) -> dict:
     return {key: settings[key] for key in PIPELINE_SETTINGS if key in settings and key not in config}
 
 
+def dataset_scene_style(table) -> str | None:
+    """The SynthEgoExo scene style shared by every take of a dataset table (rows of `metadata.parquet`; a synthetic take
+    without a style is `"textured"`, the only style before the option existed), None when the table holds real
+    footage or several styles. `train.py` records it in `training_summary.json` as `scene_style`."""
+    rows = list(table)
+    if not rows or any(row.get("source") != "synthetic" for row in rows):
+        return None
+    styles = {row.get("style") or "textured" for row in rows}
+    return styles.pop() if len(styles) == 1 else None
+
+
+def trained_scene_style(folder: str | os.PathLike) -> str | None:
+    """SynthEgoExo scene style the folder's model was trained on (`training_summary.json`: `scene_style`, or the
+    experiment's `style`), `"textured"` for a synthetic model trained before styles existed, None when unknown."""
+    path = Path(folder) / TRAINING_SUMMARY_FILENAME
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    if summary.get("scene_style"):
+        return summary["scene_style"]
+    experiment = summary.get("experiment") or {}
+    return experiment.get("style") or ("textured" if experiment else None)
+
+
 def trained_reverse_prob(folder: str | os.PathLike) -> float | None:
     """Probability of the Ego2Exo reversal the folder's model was trained with (`training_summary.json`, or the
     legacy sidecar), None when the folder does not record it."""

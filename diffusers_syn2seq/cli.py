@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .bundled import trained_reverse_prob
+from .bundled import trained_reverse_prob, trained_scene_style
 from .data.poses_file import load_poses_file
 from .data.sequence import MODES
 from .evaluation import (
@@ -43,7 +43,7 @@ from .evaluation import (
     side_by_side,
     source_target_views,
 )
-from .metrics import psnr, summarize
+from .metrics import paired_difference, psnr, summarize
 
 # What the baselines of `evaluate` are not scored on, and why (printed, and recorded in the JSON).
 BASELINE_NOT_APPLICABLE = ("mean_of_n_psnr", "exo_dependence")
@@ -66,7 +66,7 @@ def _to_uint8(frames: torch.Tensor) -> np.ndarray:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from .data import render_synthetic_clip, seeds_for_split, write_video
+    from .data import SCENE_STYLES, render_synthetic_clip, seeds_for_split, write_video
 
     start = time.perf_counter()
     out_dir = Path(args.output_dir)
@@ -82,9 +82,14 @@ def demo(args: argparse.Namespace) -> int:
               "distribution.")
     source_view, target_view = source_target_views(args.direction)
     size = pixel_frame_size(pipe)
+    # the scene style the model was trained on (a textured scene is out of distribution for a flat-trained model)
+    style = args.style or trained_scene_style(folder) or "textured"
+    if style not in SCENE_STYLES:
+        raise ValueError(f"--style: expected one of {list(SCENE_STYLES)}, got {style!r}")
     seed = seeds_for_split("test", 1)[0] + args.scene
-    scene = render_synthetic_clip(seed, num_frames=num_frames, resolution=size, num_transition_frames=num_transition)
-    print(f"rendered held-out SynthEgoExo test scene {args.scene} (seed {seed}): {num_frames} {source_view} + "
+    scene = render_synthetic_clip(seed, num_frames=num_frames, resolution=size, num_transition_frames=num_transition,
+                                  style=style)
+    print(f"rendered held-out SynthEgoExo test scene {args.scene} (seed {seed}, {style}): {num_frames} {source_view} + "
           f"{num_frames} {target_view} frames at {size}x{size}")
     print(f"model {folder} ({mode}, {num_transition} transition frames, {args.steps} steps, {args.direction})")
 
@@ -173,6 +178,18 @@ def _check_evaluate_args(args: argparse.Namespace, num_scenes: int) -> bool:
     return exo
 
 
+def _differences(row: dict, baselines: dict, method: str) -> dict:
+    """Paired per-scene differences `row - baseline` (same scenes) of PSNR, SSIM and layout PSNR, printed."""
+    differences = {}
+    for name, baseline in baselines.items():
+        differences[name] = {metric: paired_difference(row, baseline["summary"], metric, method=method)
+                             for metric in ("psnr", "ssim", "layout_psnr")}
+        d = differences[name]
+        print(f"row - {name} (paired): PSNR {_interval(d['psnr'], 2, ' dB', '+')}, "
+              f"SSIM {_interval(d['ssim'], 3, '', '+')}, layout PSNR {_interval(d['layout_psnr'], 2, ' dB', '+')}")
+    return differences
+
+
 def evaluate(args: argparse.Namespace) -> int:
     if not args.model and not args.baselines:
         raise ValueError("nothing to evaluate: pass --model FOLDER (repeatable) and/or --baselines")
@@ -208,6 +225,8 @@ def evaluate(args: argparse.Namespace) -> int:
         for name, b in report["baselines"].items():
             print(f"baseline {name}: {_scores_line(b['summary'], args.num_samples)}")
         print(f"baselines: {BASELINE_NOTE}")
+        if report["per_seed"]:
+            report["row_minus_baseline"] = _differences(report["summary"], report["baselines"], args.ci)
     report["seconds"] = time.perf_counter() - start
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -253,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(demo_parser, "output_dir", default="outputs/demo", help="where the MP4s and the PNG are written")
     _flag(demo_parser, "scene", type=int, default=0, help="index of the held-out test scene")
     _flag(demo_parser, "direction", default="exo2ego", choices=["exo2ego", "ego2exo"])
+    _flag(demo_parser, "style", default=None,
+          help="SynthEgoExo scene style (default: the one the model was trained on, from its training_summary.json)")
     _flag(demo_parser, "num_frames", type=int, default=None,
           help="source and target frames (default: as many as fit the model's window with the transition)")
     common(demo_parser)

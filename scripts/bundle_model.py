@@ -3,9 +3,12 @@
 
     python scripts/bundle_model.py                       # the best Exo2Ego run of the experiment's results
     python scripts/bundle_model.py --model runs/syn2seq_experiment/models/video_pose-s0
+    python scripts/bundle_model.py --model runs/bundle/model --evaluation runs/bundle/test.json
 
 Without `--model` the run with the highest mean Exo2Ego test PSNR among the `video+pose` rows of
-`benchmarks/results/syn2seq_experiment.json` is taken (ties: the first). Only the pipeline files travel
+`benchmarks/results/syn2seq_experiment.json` is taken (ties: the first). With `--evaluation`, any trained pipeline
+folder is bundled and its card gets the test scores of that `syn2seq evaluate --output` report (which must have
+scored that folder, with `--baselines`). Only the pipeline files travel
 (`model_index.json` with the Syn2Seq settings, the component folders with their safetensors and configs,
 `training_summary.json`); the model card `README.md` is the training card plus the run's test scores. The folder is
 assembled next to the destination, loaded back with `Syn2SeqPipeline.from_pretrained` and size-checked before it
@@ -92,6 +95,49 @@ def scores_section(results: dict, row: str, seed: int) -> str:
     return "\n".join(lines)
 
 
+def _cell(s: dict, digits: int, sign: str = "") -> str:
+    return f"{s['mean']:{sign}.{digits}f} [{s['low']:{sign}.{digits}f}, {s['high']:{sign}.{digits}f}]"
+
+
+def evaluation_section(report: dict, model: Path) -> str:
+    """Markdown with the test scores of a `syn2seq evaluate --baselines --output` report that scored `model`."""
+    scored = [Path(m).resolve() for m in report.get("models", [])]
+    if scored != [model.resolve()] or "baselines" not in report:
+        has = "with" if "baselines" in report else "without"
+        raise ValueError(f"--evaluation: expected a `syn2seq evaluate --baselines` report of exactly {model}, got "
+                         f"a report of {report.get('models')} {has} baselines")
+    s, n = report["summary"], report["summary"]["num_scenes"]
+    lines = [
+        "## Test scores (`syn2seq evaluate`)",
+        "",
+        f"{n} held-out `{report['split']}` scenes of `{report['data']}`, {report['direction']}, {report['steps']} "
+        f"denoising steps, scene i sampled with seed {report['seed']} + i; mean and 95% interval over scenes "
+        f"({report['ci_method']}). PSNR / SSIM are single samples; mean-of-{report['num_samples']} PSNR scores the "
+        "average of the samples; layout PSNR compares block means; exo-dependence is the PSNR with the scene's own "
+        "exo clip minus with another scene's.",
+        "",
+        "| | PSNR (dB) | SSIM | layout PSNR (dB) | mean-of-N PSNR (dB) | exo-dependence (dB) |",
+        "|---|---|---|---|---|---|",
+        f"| this model | {_cell(s['psnr'], 2)} | {_cell(s['ssim'], 3)} | {_cell(s['layout_psnr'], 2)} | "
+        f"{_cell(s['mean_of_n_psnr'], 2) if 'mean_of_n_psnr' in s else 'n/a'} | "
+        f"{_cell(s['exo_dependence'], 2, '+') if 'exo_dependence' in s else 'n/a'} |",
+    ]
+    for name, baseline in report["baselines"].items():
+        b = baseline["summary"]
+        lines.append(f"| baseline `{name}` | {_cell(b['psnr'], 2)} | {_cell(b['ssim'], 3)} | "
+                     f"{_cell(b['layout_psnr'], 2)} | n/a | n/a |")
+    lines += ["", "Paired per-scene differences, this model minus the baseline:", "",
+              "| baseline | PSNR (dB) | SSIM | layout PSNR (dB) |", "|---|---|---|---|"]
+    for name, d in report.get("row_minus_baseline", {}).items():
+        lines.append(f"| `{name}` | {_cell(d['psnr'], 2, '+')} | {_cell(d['ssim'], 3, '+')} | "
+                     f"{_cell(d['layout_psnr'], 2, '+')} |")
+    lines += ["", "## Loading the bundled copy", "", "```python",
+              "from diffusers_syn2seq import Syn2SeqPipeline, bundled_model_path",
+              "", "pipe = Syn2SeqPipeline.from_pretrained(bundled_model_path())", "```", "",
+              "or `syn2seq demo` / `syn2seq generate --exo exo.mp4 --poses poses.json --out ego.mp4`.", ""]
+    return "\n".join(lines)
+
+
 def assemble(model: Path, staging: Path, extra_card: str) -> None:
     index = json.loads((model / "model_index.json").read_text())
     staging.mkdir(parents=True)
@@ -127,9 +173,17 @@ def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "syn2seq_experiment.json")
     parser.add_argument("--model", type=Path, default=None, help="trained pipeline folder (default: best run)")
+    parser.add_argument("--evaluation", type=Path, default=None,
+                        help="`syn2seq evaluate --baselines --output` report of --model: bundle any trained folder")
     parser.add_argument("--output", type=Path, default=REPO / "diffusers_syn2seq" / BUNDLED_MODEL_DIRNAME)
     args = parser.parse_args(argv)
 
+    if args.evaluation is not None:
+        if args.model is None or not args.evaluation.is_file():
+            raise SystemExit(f"--evaluation needs --model and an existing report file, got --model {args.model}, "
+                             f"--evaluation {args.evaluation}")
+        extra = evaluation_section(json.loads(args.evaluation.read_text()), args.model)
+        return install(args.model, args.output, extra)
     if not args.results.is_file():
         raise SystemExit(f"--results: {args.results} does not exist (run benchmarks/syn2seq_experiment.py first)")
     results = json.loads(args.results.read_text())
@@ -143,23 +197,28 @@ def main(argv: list[str] | None = None) -> Path:
         if run is None:
             raise SystemExit(f"--model: {model} is not one of the runs recorded in {args.results}")
         chosen = dict(row=run["row"], seed=run["seed"])
+    return install(model, args.output, scores_section(results, chosen["row"], chosen["seed"]))
+
+
+def install(model: Path, output: Path, extra_card: str) -> Path:
+    """Assemble `model` next to `output`, check it, then replace `output` (the previous bundle survives failures)."""
     if not (model / "model_index.json").is_file():
         raise SystemExit(f"--model: expected a trained pipeline folder with model_index.json, got {model}")
 
-    staging = args.output.with_name(args.output.name + ".tmp")
+    staging = output.with_name(output.name + ".tmp")
     if staging.exists():
         shutil.rmtree(staging)
     try:
-        assemble(model, staging, scores_section(results, chosen["row"], chosen["seed"]))
+        assemble(model, staging, extra_card)
         size = check(staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if args.output.exists():
-        shutil.rmtree(args.output)
-    staging.rename(args.output)
-    print(f"bundled {model} -> {args.output} ({size / 1e6:.2f} MB)")
-    return args.output
+    if output.exists():
+        shutil.rmtree(output)
+    staging.rename(output)
+    print(f"bundled {model} -> {output} ({size / 1e6:.2f} MB)")
+    return output
 
 
 if __name__ == "__main__":

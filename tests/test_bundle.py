@@ -137,3 +137,44 @@ def test_the_bundled_model_loads_offline_and_is_small():
     assert 2 * frames + pipe.config.num_transition_frames <= pipe.transformer.config.max_frames
     assert "## Benchmark" in (folder / "README.md").read_text()
     assert Path(bundled_model_path()) == REPO / "diffusers_syn2seq" / "bundled_model"
+
+
+def _evaluation_report(model: Path) -> dict:
+    """A `syn2seq evaluate --baselines --output` report of `model` (its summaries made by the real `summarize`)."""
+    from diffusers_syn2seq.metrics import paired_difference, summarize
+
+    def result(psnr, extra=True):
+        r = {"scene_ids": ["a", "b", "c"], "psnr": psnr, "ssim": [0.4, 0.5, 0.6], "layout_psnr": [20.0, 21.0, 22.0],
+             "per_frame_psnr": [[p] for p in psnr], "per_frame_ssim": [[0.5]] * 3}
+        if extra:
+            r.update(mean_of_n_psnr=[p + 1 for p in psnr], exo_dependence=[1.0, 2.0, 3.0])
+        return r
+
+    row = summarize([result([20.0, 21.0, 22.0])])
+    baseline = summarize([result([18.0, 19.0, 21.0], extra=False)])
+    return {"data": "runs/data/flat", "split": "test", "direction": "exo2ego", "steps": 25, "seed": 0,
+            "ci_method": "t", "num_samples": 4, "models": [str(model)], "summary": row,
+            "baselines": {"mean_frame": {"summary": baseline}},
+            "row_minus_baseline": {"mean_frame": {m: paired_difference(row, baseline, m)
+                                                  for m in ("psnr", "ssim", "layout_psnr")}}}
+
+
+def test_bundle_any_folder_with_its_evaluation_report(experiment, tmp_path):
+    bundle = load_script("scripts/bundle_model.py")
+    _, results = experiment
+    model = Path(results["runs"][0]["output"])
+    report = tmp_path / "test.json"
+    report.write_text(json.dumps(_evaluation_report(model)))
+    out = bundle.main(["--model", str(model), "--evaluation", str(report), "--output", str(tmp_path / "bundled")])
+    card = (out / "README.md").read_text()
+    assert "3 held-out `test` scenes of `runs/data/flat`, exo2ego, 25 denoising steps" in card
+    assert "| this model | 21.00 [18.52, 23.48] | 0.500 [0.252, 0.748] | 21.00 [18.52, 23.48] | 22.00" in card
+    assert "| baseline `mean_frame` | 19.33 [15.54, 23.13] |" in card
+    assert "| `mean_frame` | +1.67 [+0.23, +3.10] | +0.000 [+0.000, +0.000] | +0.00 [+0.00, +0.00] |" in card
+    other = _evaluation_report(tmp_path / "another_model")
+    report.write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="expected a `syn2seq evaluate --baselines` report of exactly"):
+        bundle.main(["--model", str(model), "--evaluation", str(report), "--output", str(tmp_path / "b2")])
+    with pytest.raises(SystemExit, match="--evaluation needs --model"):
+        bundle.main(["--evaluation", str(report), "--output", str(tmp_path / "b3")])
+    assert not (tmp_path / "b2").exists() and not (tmp_path / "b2.tmp").exists()

@@ -94,6 +94,24 @@ def test_demo_defaults_to_the_bundled_model(tmp_path, capsys):
     assert read_video(tmp_path / "ego_true.mp4").shape == (4, 32, 32, 3)
 
 
+def test_demo_renders_the_scene_style_the_model_was_trained_on(tiny_inputs, tmp_path, capsys):
+    root, _ = tiny_inputs
+    model = _tiny_trained_folder(root, None)
+    (model / "training_summary.json").write_text(json.dumps({"scene_style": "flat", "reverse_prob": 0.0}))
+    argv = ["demo", "--model", str(model), "--steps", "1", "--num_frames", "2", "--quiet"]
+    assert main([*argv, "--output_dir", str(tmp_path / "a")]) == 0
+    assert "(seed 2000000, flat)" in capsys.readouterr().out
+    written = read_video(tmp_path / "a" / "ego_true.mp4").astype(int)  # H.264: close to the render, not equal
+    distance = {style: np.abs(written - render_synthetic_clip(2_000_000, num_frames=2, resolution=16,
+                                                              num_transition_frames=4, style=style)["ego"]).mean()
+                for style in ("flat", "textured")}
+    assert distance["flat"] < 5 < distance["textured"], distance
+    assert main([*argv, "--output_dir", str(tmp_path / "b"), "--style", "textured"]) == 0  # explicit override
+    assert "(seed 2000000, textured)" in capsys.readouterr().out
+    assert main([*argv, "--output_dir", str(tmp_path / "c"), "--style", "pastel"]) == 2
+    assert "--style: expected one of ['textured', 'flat'], got 'pastel'" in capsys.readouterr().err
+
+
 def test_demo_ego2exo_warns_for_an_exo2ego_model(tiny_inputs, tmp_path, capsys):
     root, _ = tiny_inputs
     model = _tiny_trained_folder(root, {"mode": "jump", "num_frames": 2, "reverse_prob": 0.0})
@@ -273,6 +291,11 @@ def test_evaluate_prints_and_writes_the_new_scores(eval_dataset, tmp_path, capsy
     assert result["exo_donor_ids"] == result["scene_ids"][1:] + result["scene_ids"][:1]  # scene i <- scene i + 1
     for name, baseline in report["baselines"].items():
         assert len(baseline["summary"]["layout_psnr_per_scene"]) == 3
+        for metric in ("psnr", "ssim", "layout_psnr"):  # paired per-scene difference row - baseline
+            per_scene = np.subtract(report["summary"][f"{metric}_per_scene"],
+                                    baseline["summary"][f"{metric}_per_scene"])
+            assert report["row_minus_baseline"][name][metric] == mean_ci(per_scene)
+        assert f"row - {name} (paired): PSNR " in out
         assert "mean_of_n_psnr" not in baseline["summary"] and "exo_dependence" not in baseline["summary"]
         assert baseline["not_applicable"] == ["mean_of_n_psnr", "exo_dependence"]
 

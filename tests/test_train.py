@@ -353,6 +353,22 @@ def test_inference_matched_training_runs_and_saves_its_settings(dataset, tmp_pat
     index = json.loads((output / "model_index.json").read_text())
     assert (index["mode"], index["reversal"]) == ("video", "full") and summary["mode"] == "video"
     assert summary["num_transition_frames"] == index["num_transition_frames"] == TRANSITION  # the cached length
+    assert summary["scene_style"] == "textured"  # the dataset's SynthEgoExo style, which `syn2seq demo` renders
+
+
+def test_dataset_scene_style_and_trained_scene_style(tmp_path):
+    from diffusers_syn2seq.bundled import dataset_scene_style, trained_scene_style
+
+    synthetic = {"source": "synthetic"}
+    assert dataset_scene_style([{**synthetic, "style": "flat"}] * 2) == "flat"
+    assert dataset_scene_style([{**synthetic, "style": None}]) == "textured"  # written before styles existed
+    assert dataset_scene_style([{**synthetic, "style": "flat"}, {**synthetic, "style": "textured"}]) is None
+    assert dataset_scene_style([{"source": "egoexo4d", "style": None}]) is None and dataset_scene_style([]) is None
+    assert trained_scene_style(tmp_path) is None  # no training_summary.json
+    for summary, style in (({"scene_style": "flat"}, "flat"), ({"experiment": {"row": "video"}}, "textured"),
+                           ({"experiment": {"style": "flat"}}, "flat"), ({"reverse_prob": 0.5}, None)):
+        (tmp_path / "training_summary.json").write_text(json.dumps(summary))
+        assert trained_scene_style(tmp_path) == style
 
 
 def test_time_budget_stops_training_and_saves(dataset, tmp_path):

@@ -39,6 +39,7 @@ from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from tqdm.auto import tqdm
 
+from diffusers_syn2seq.bundled import dataset_scene_style
 from diffusers_syn2seq.data import (
     DEFAULT_NUM_TRANSITION_FRAMES,
     MODES,
@@ -766,7 +767,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         samples = sorted(str(p.relative_to(output_dir)) for p in (output_dir / "validation").glob(
             f"step-{global_step}/*.png")) if val_metrics else []
         summary.update(global_step=global_step, num_parameters=num_params, validation=val_metrics,
-                       **settings, reverse_prob=args.reverse_prob)
+                       **settings, reverse_prob=args.reverse_prob, scene_style=dataset_scene_style(train_table))
         card = _card_info(args, model, scheduler, vae, num_params, sum(p.numel() for p in params), window,
                           accelerator.num_processes, train_table, val_metrics, samples, settings)
         save_outputs(args, model, scheduler, vae, lora_config, settings, summary, card)
