@@ -16,7 +16,7 @@ Both backbones take the same inputs, so they accept and reject the same values w
 * ``condition_mask``, ``camera_rays_mask``: optional ``(B, F)`` bool tensors, False gives that frame the null embedding.
 
 Every floating-point input must be finite, masked frames included (a NaN times a zero mask is still NaN). The value
-checks (finiteness, timestep range) cost one reduction per input and a single host synchronisation per forward.
+checks (finiteness, timestep range) cost one sum per input and a single host synchronisation per forward.
 """
 
 from collections.abc import Mapping, Sequence
@@ -35,6 +35,7 @@ from ..validation import (
     check_positive_number,
     check_probability,
     describe,
+    sum_is_finite,
 )
 
 NOISE_EMBEDDING_TYPES = ("sinusoidal", "fourier")
@@ -45,9 +46,11 @@ UVIT_BLOCK_TYPES = ("ResBlock", "TransformerBlock")
 # ----------------------------------------------------------------------------------------------------------------
 # Configuration
 # ----------------------------------------------------------------------------------------------------------------
-def _check_sample_size(value: Any, factor: int, factor_text: str) -> int | list[int]:
-    """An int or an ``(H, W)`` pair of positive ints, each a multiple of ``factor``; pairs come back as lists (JSON)."""
-    expected = f"a positive integer or a pair (H, W) of them, each divisible by {factor_text} = {factor}"
+def _check_sample_size(value: Any, factor: int | None = None, factor_text: str = "") -> int | list[int]:
+    """An int or an ``(H, W)`` pair of positive ints, each a multiple of ``factor`` if given; pairs come back as lists
+    (JSON)."""
+    expected = "a positive integer or a pair (H, W) of them"
+    expected += f", each divisible by {factor_text} = {factor}" if factor else ""
     if isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) != 2:
             raise ValueError(f"`sample_size` must be {expected}, got {list(value)}.")
@@ -57,7 +60,7 @@ def _check_sample_size(value: Any, factor: int, factor_text: str) -> int | list[
             sizes = check_positive_int("sample_size", value)
         except InvalidTypeError:
             raise InvalidTypeError(f"`sample_size` must be {expected}, got {describe(value)}.") from None
-    if any(size % factor for size in (sizes if isinstance(sizes, list) else [sizes])):
+    if factor and any(size % factor for size in (sizes if isinstance(sizes, list) else [sizes])):
         raise ValueError(f"`sample_size` must be {expected}, got {sizes}.")
     return sizes
 
@@ -102,7 +105,9 @@ def _check_shared_config(config: Mapping[str, Any]) -> dict[str, Any]:
 def check_dit_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """Checked and normalised options of a ``DFoTTransformer3DModel`` (its ``__init__`` arguments)."""
     checked = _check_shared_config(config)
-    checked["sample_size"] = _check_sample_size(config["sample_size"], checked["patch_size"], "patch_size")
+    # Not checked against patch_size: the DiT runs at any multiple of it and refuses other sizes per forward, and
+    # training/train.py builds the model before it checks the dataset's frame size with its own, more useful message.
+    checked["sample_size"] = _check_sample_size(config["sample_size"])
     checked["num_layers"] = check_positive_int("num_layers", config["num_layers"])
     head_dim = checked["attention_head_dim"] = check_positive_int("attention_head_dim", config["attention_head_dim"])
     if head_dim % 2:
@@ -289,9 +294,10 @@ def _check_values(
     tensors: dict[str, torch.Tensor | None], timestep: torch.Tensor, discrete_levels: int | None
 ) -> None:
     """Finite floating-point inputs and, for a discrete (sinusoidal) model, integer levels in range: all reduced on
-    the device and read back with one synchronisation; the slow path only runs to word the error."""
+    the device and read back with one synchronisation. Finiteness is probed through each tensor's sum
+    (`validation.sum_is_finite`); the exact, slower path only runs when a probe fails, to confirm and word the error."""
     floats = {name: t for name, t in tensors.items() if t is not None and t.is_floating_point()}
-    flags = [torch.isfinite(t).all() for t in floats.values()]
+    flags = [sum_is_finite(t) for t in floats.values()]
     if discrete_levels is not None:
         flags.append(_discrete_levels_ok(timestep, discrete_levels).all())
     device = timestep.device
@@ -299,7 +305,10 @@ def _check_values(
         return
     for name, tensor in floats.items():
         check_finite(name, tensor)
-    bad = timestep[~_discrete_levels_ok(timestep, discrete_levels)].unique()
+    bad = timestep[~_discrete_levels_ok(timestep, discrete_levels)] if discrete_levels is not None else timestep[:0]
+    if bad.numel() == 0:
+        return  # a sum overflowed on finite values
+    bad = bad.unique()
     shown = ", ".join(f"{v:g}" for v in bad[:4].tolist()) + (", ..." if bad.numel() > 4 else "")
     raise ValueError(
         f"`timestep` must hold integer noise levels in [-1, {discrete_levels - 1}] for noise_embedding_type="

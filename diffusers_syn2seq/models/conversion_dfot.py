@@ -120,7 +120,8 @@ def official_x_shape(dfot_config: Mapping[str, Any]) -> tuple[int, int, int]:
     """``dfot_config['x_shape']`` as three positive ints ``(C, H, W)``."""
     x_shape = dfot_config["x_shape"]
     if not isinstance(x_shape, Sequence) or isinstance(x_shape, str) or len(x_shape) != 3:
-        raise ValueError(f"`dfot_config['x_shape']` must be [C, H, W], got {describe(x_shape)}.")
+        shown = list(x_shape) if isinstance(x_shape, (list, tuple)) else describe(x_shape)
+        raise ValueError(f"`dfot_config['x_shape']` must be [C, H, W], got {shown}.")
     channels, height, width = (check_positive_int(f"dfot_config['x_shape'][{i}]", v) for i, v in enumerate(x_shape))
     return channels, height, width
 
@@ -204,7 +205,7 @@ def convert_dit3d_state_dict(
         converted[new], origins[new] = value, key
     if unknown:
         raise ValueError(
-            f"`checkpoint` has {len(unknown)} keys that are not DiT3D backbone weights, e.g. {sorted(unknown)[:8]}; "
+            f"`checkpoint` has {len(unknown)} key(s) that are not DiT3D backbone weights, e.g. {sorted(unknown)[:8]}; "
             "expected bare backbone keys (patch_embedder., noise_level_pos_embedding., external_cond_embedding., "
             f"dit_base.) or the same under one of the prefixes {OFFICIAL_PREFIXES}."
         )

@@ -222,8 +222,9 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
             trained with; its `timestep` must be an integer in `[-1, num_train_timesteps - 1]` (unused by `"fourier"`).
 
     Every option is checked at construction (`checks_dfot.check_dit_config`): counts are positive integers (numpy
-    integers accepted, bools and floats refused), `sample_size` is divisible by `patch_size`, names are among the
-    listed choices; a bad value raises a `ValueError` naming the option, the expectation and the value.
+    integers accepted, bools and floats refused), names are among the listed choices; a bad value raises a
+    `ValueError` naming the option, the expectation and the value. A frame size that is not a multiple of `patch_size`
+    is refused by `forward`.
 
     Configs saved before `camera_dropout` was retired still load; the key is ignored (see
     `modules_dfot.retire_camera_dropout`).
