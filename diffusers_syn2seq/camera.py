@@ -550,7 +550,8 @@ def interpolate_camera_path(start_pose: Tensor, end_pose: Tensor, num_frames: in
         ``(..., num_frames, 16)``.
     """
     num_frames = check_positive_int("num_frames", num_frames)
-    _check_tensor("start_pose", start_pose, (16,), "(..., 16)")
+    _validate_vectors(start_pose, "start_pose")
+    _validate_vectors(end_pose, "end_pose")
     t = torch.arange(1, num_frames + 1, dtype=start_pose.dtype, device=start_pose.device) / (num_frames + 1)
     return slerp_poses(start_pose, end_pose, t)
 

@@ -445,7 +445,7 @@ CAMERA = {
     "path_frames_zero": (lambda: camera.interpolate_camera_path(P[0, 0], P[0, 1], 0), ValueError,
                          "`num_frames` must be a positive integer, got 0."),
     "path_nan": (lambda: camera.interpolate_camera_path(P[0, 0], _edit(P[0, 1], 7, NAN), 2), ValueError,
-                 "`pose_b` must contain only finite values"),
+                 "`end_pose` must contain only finite values"),
     "masked_float_mask": (lambda: camera.interpolate_masked_poses(P, torch.zeros(2, 3)), ValueError,
                           "`mask` must be a bool tensor (True = replace that frame), got dtype torch.float32."),
     "masked_list_mask": (lambda: camera.interpolate_masked_poses(P, [[True] * 3] * 2), ValueError,
