@@ -26,6 +26,15 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from .validation import (
+    InvalidTypeError,
+    check_choice,
+    check_positive_int,
+    check_positive_number,
+    describe,
+    non_finite_summary,
+)
+
 __all__ = [
     "CameraPoses",
     "RayMapKind",
@@ -90,6 +99,44 @@ def _matmul3(a: Tensor, b: Tensor, fused: bool = False) -> Tensor:
 # ----------------------------------------------------------------------------------------------------------
 # Validation
 # ----------------------------------------------------------------------------------------------------------
+def _check_tensor(name: str, value: object, trailing: tuple[int, ...], layout: str) -> Tensor:
+    """A floating-point tensor whose last dimensions are ``trailing``, with only finite values."""
+    if not isinstance(value, Tensor):
+        raise InvalidTypeError(f"`{name}` must be a torch.Tensor of shape {layout}, got {describe(value)}.")
+    if value.ndim < len(trailing) or tuple(value.shape[value.ndim - len(trailing) :]) != trailing:
+        raise ValueError(f"`{name}` must have shape {layout}, got shape {tuple(value.shape)}.")
+    if not value.is_floating_point():
+        raise ValueError(f"`{name}` must be a floating point tensor, got dtype {value.dtype}.")
+    if value.numel() and not bool(torch.isfinite(value.detach()).all()):
+        raise ValueError(f"`{name}` must contain only finite values, got {non_finite_summary(value.detach())}.")
+    return value
+
+
+def _check_rotations(name: str, rotation: Tensor, atol: float = 1e-3) -> None:
+    """``(..., 3, 3)`` finite matrices must be proper rotations: ``|R R^T - I| <= atol`` and ``det(R) > 0``."""
+    rotation = rotation.detach()
+    if rotation.numel() == 0:
+        return
+    eye = torch.eye(3, dtype=rotation.dtype, device=rotation.device)
+    ortho_error = float((rotation @ rotation.transpose(-1, -2) - eye).abs().max())
+    if ortho_error > atol:
+        raise ValueError(
+            f"`{name}` must hold orthonormal rotations (|R R^T - I| <= {atol:g}), got max deviation {ortho_error:.3g}."
+        )
+    min_det = float(torch.linalg.det(rotation).min())
+    if min_det <= 0:
+        raise ValueError(f"`{name}` must hold proper rotations with det(R) = +1, got det(R) = {min_det:.3g}.")
+
+
+def _check_focal(name: str, intrinsics: Tensor) -> None:
+    focal = intrinsics.detach()[..., :2].abs()
+    if focal.numel() and bool((focal <= torch.finfo(focal.dtype).tiny).any()):
+        raise ValueError(
+            f"`{name}` must have non-zero focal lengths fx, fy (entries 0 and 1), got min |f| = "
+            f"{float(focal.min()):.3g}."
+        )
+
+
 def validate_poses(poses: Tensor, name: str = "poses", rotation_atol: float = 1e-3) -> Tensor:
     """Check camera poses and raise a ``ValueError`` that names ``name``, the expectation and what was received.
 
@@ -103,58 +150,63 @@ def validate_poses(poses: Tensor, name: str = "poses", rotation_atol: float = 1e
     Returns:
         ``poses`` unchanged, so the call can be chained.
     """
-    if not isinstance(poses, Tensor):
-        raise ValueError(f"`{name}` must be a torch.Tensor of shape (..., 16) or (..., 4, 4), got {type(poses)}.")
-    is_vector = poses.ndim >= 1 and poses.shape[-1] == 16
-    is_matrix = poses.ndim >= 2 and tuple(poses.shape[-2:]) == (4, 4)
-    if not (is_vector or is_matrix):
-        raise ValueError(
-            f"`{name}` must have shape (..., 16) (fx, fy, px, py + row-major 3x4 world-to-camera [R|T]) or "
-            f"(..., 4, 4) (world-to-camera matrix), got shape {tuple(poses.shape)}."
-        )
-    if not poses.is_floating_point():
-        raise ValueError(f"`{name}` must be a floating point tensor, got dtype {poses.dtype}.")
+    rotation_atol = check_positive_number("rotation_atol", rotation_atol)
+    layout = "(..., 16) (fx, fy, px, py + row-major 3x4 world-to-camera [R|T]) or (..., 4, 4) (world-to-camera matrix)"
+    is_matrix = isinstance(poses, Tensor) and poses.ndim >= 2 and tuple(poses.shape[-2:]) == (4, 4)
+    _check_tensor(name, poses, (4, 4) if is_matrix else (16,), layout)
     values = poses.detach()
-    if values.numel() == 0:
-        return poses
-    if not torch.isfinite(values).all():
-        bad = int((~torch.isfinite(values)).sum())
-        raise ValueError(f"`{name}` must contain only finite values, got {bad} NaN/inf entries.")
-    if is_vector:
-        intrinsics, rotation, _ = split_poses(values)
-        focal = intrinsics[..., :2]
-        if (focal.abs() <= torch.finfo(values.dtype).tiny).any():
-            raise ValueError(
-                f"`{name}` must have non-zero focal lengths fx, fy (entries 0 and 1), got min |f| = "
-                f"{float(focal.abs().min()):.3g}."
-            )
-    else:
+    if is_matrix:
         rotation = values[..., :3, :3]
-        last_row = values[..., 3, :]
         expected_row = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=values.dtype, device=values.device)
-        row_error = float((last_row - expected_row).abs().max())
+        row_error = float((values[..., 3, :] - expected_row).abs().max()) if values.numel() else 0.0
         if row_error > rotation_atol:
             raise ValueError(
                 f"`{name}` as (..., 4, 4) matrices must have last row [0, 0, 0, 1], got max deviation {row_error:.3g}."
             )
-    eye = torch.eye(3, dtype=values.dtype, device=values.device)
-    ortho_error = float((rotation @ rotation.transpose(-1, -2) - eye).abs().max())
-    if ortho_error > rotation_atol:
-        raise ValueError(
-            f"`{name}` must hold orthonormal rotations (|R R^T - I| <= {rotation_atol:g}), got max deviation "
-            f"{ortho_error:.3g}."
-        )
-    min_det = float(torch.linalg.det(rotation).min())
-    if min_det <= 0:
-        raise ValueError(f"`{name}` must hold proper rotations with det(R) = +1, got det(R) = {min_det:.3g}.")
+    else:
+        intrinsics, rotation, _ = split_poses(values)
+        _check_focal(name, intrinsics)
+    _check_rotations(name, rotation, rotation_atol)
     return poses
+
+
+def _validate_vectors(poses: Tensor, name: str = "poses", min_ndim: int = 1) -> Tensor:
+    """:func:`validate_poses` for functions that need ``(..., 16)`` vectors (with ``min_ndim`` dimensions)."""
+    if not isinstance(poses, Tensor) or poses.ndim < max(min_ndim, 1) or poses.shape[-1] != 16:
+        layout = "(..., 16)" if min_ndim == 1 else "(..., T, 16) (with a frame axis)"
+        raise ValueError(f"`{name}` must be pose vectors of shape {layout}, got {_shape_of(poses)}.")
+    return validate_poses(poses, name)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Conversions between pose forms
 # ----------------------------------------------------------------------------------------------------------
+def _shape_of(value: object) -> str:
+    return f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else describe(value)
+
+
+def _check_extrinsics(name: str, matrices: Tensor, intrinsics: Tensor) -> None:
+    """``(..., 4, 4)`` or ``(..., 3, 4)`` rigid transforms with a proper rotation, and ``(..., 4)`` intrinsics."""
+    is_square = isinstance(matrices, Tensor) and matrices.ndim >= 2 and matrices.shape[-2] == 4
+    _check_tensor(name, matrices, (4, 4) if is_square else (3, 4), "(..., 4, 4) or (..., 3, 4)")
+    _check_rotations(name, matrices[..., :3, :3])
+    _check_tensor("intrinsics", intrinsics, (4,), "(..., 4) (fx, fy, px, py normalised by image size)")
+    _check_focal("intrinsics", intrinsics)
+
+
+def _check_quaternions(name: str, quaternion: Tensor) -> None:
+    _check_tensor(name, quaternion, (4,), "(..., 4) (w, x, y, z)")
+    norm = quaternion.detach().norm(dim=-1)
+    if norm.numel() and bool((norm <= torch.finfo(norm.dtype).eps).any()):
+        raise ValueError(
+            f"`{name}` must have a non-zero norm to describe a rotation, got min norm {float(norm.min()):.3g}."
+        )
+
+
 def split_poses(poses: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``(..., 16)`` pose vectors -> intrinsics ``(..., 4)``, rotation ``(..., 3, 3)``, translation ``(..., 3)``."""
+    if not isinstance(poses, Tensor) or poses.ndim < 1 or poses.shape[-1] != 16:
+        raise ValueError(f"`poses` must be a tensor of shape (..., 16), got {_shape_of(poses)}.")
     intrinsics, extrinsics = poses.split([4, 12], dim=-1)
     extrinsics = extrinsics.unflatten(-1, (3, 4))
     return intrinsics, extrinsics[..., :3], extrinsics[..., 3]
@@ -162,6 +214,9 @@ def split_poses(poses: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 def join_poses(intrinsics: Tensor, rotation: Tensor, translation: Tensor) -> Tensor:
     """Inverse of :func:`split_poses`: ``(..., 4)``, ``(..., 3, 3)``, ``(..., 3)`` -> ``(..., 16)``."""
+    for name, value, trailing in (("intrinsics", intrinsics, (4,)), ("rotation", rotation, (3, 3)),
+                                  ("translation", translation, (3,))):
+        _check_tensor(name, value, trailing, f"(..., {', '.join(map(str, trailing))})")
     extrinsics = torch.cat([rotation, translation.unsqueeze(-1)], dim=-1)  # (..., 3, 4)
     intrinsics = intrinsics.expand(*extrinsics.shape[:-2], 4)
     return torch.cat([intrinsics, extrinsics.flatten(-2)], dim=-1)
@@ -176,6 +231,7 @@ def _homogeneous(rotation: Tensor, translation: Tensor) -> Tensor:
 
 def poses_to_world_to_camera(poses: Tensor) -> Tensor:
     """``(..., 16)`` pose vectors -> ``(..., 4, 4)`` homogeneous world-to-camera matrices."""
+    _validate_vectors(poses)
     _, rotation, translation = split_poses(poses)
     return _homogeneous(rotation, translation)
 
@@ -183,6 +239,7 @@ def poses_to_world_to_camera(poses: Tensor) -> Tensor:
 def poses_from_world_to_camera(world_to_camera: Tensor, intrinsics: Tensor) -> Tensor:
     """``(..., 4, 4)`` (or ``(..., 3, 4)``) world-to-camera matrices + normalised intrinsics ``(..., 4)``
     -> ``(..., 16)`` pose vectors."""
+    _check_extrinsics("world_to_camera", world_to_camera, intrinsics)
     return join_poses(intrinsics, world_to_camera[..., :3, :3], world_to_camera[..., :3, 3])
 
 
@@ -191,6 +248,7 @@ def poses_to_camera_to_world(poses: Tensor) -> Tensor:
 
     Uses the closed-form rigid inverse rather than a general matrix inverse, so it is exact for orthonormal R.
     """
+    _validate_vectors(poses)
     _, rotation, translation = split_poses(poses)
     rotation_t = rotation.transpose(-1, -2)
     return _homogeneous(rotation_t, -(rotation_t @ translation.unsqueeze(-1)).squeeze(-1))
@@ -198,6 +256,7 @@ def poses_to_camera_to_world(poses: Tensor) -> Tensor:
 
 def poses_from_camera_to_world(camera_to_world: Tensor, intrinsics: Tensor) -> Tensor:
     """``(..., 4, 4)`` (or ``(..., 3, 4)``) camera-to-world matrices + intrinsics ``(..., 4)`` -> ``(..., 16)``."""
+    _check_extrinsics("camera_to_world", camera_to_world, intrinsics)
     rotation = camera_to_world[..., :3, :3].transpose(-1, -2)
     translation = -(rotation @ camera_to_world[..., :3, 3:4]).squeeze(-1)
     return join_poses(intrinsics, rotation, translation)
@@ -209,6 +268,7 @@ def rotation_to_quaternion(rotation: Tensor) -> Tensor:
     Shepperd's method: of the four algebraically equivalent formulas, each element uses the one with the
     largest denominator, which keeps it accurate (and differentiable) for every rotation, including 180 deg.
     """
+    _check_rotations("rotation", _check_tensor("rotation", rotation, (3, 3), "(..., 3, 3)"))
     m = rotation
     m00, m01, m02 = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
     m10, m11, m12 = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
@@ -236,6 +296,7 @@ def rotation_to_quaternion(rotation: Tensor) -> Tensor:
 
 def quaternion_to_rotation(quaternion: Tensor) -> Tensor:
     """``(..., 4)`` quaternions ``(w, x, y, z)`` (normalised here) -> ``(..., 3, 3)`` rotation matrices."""
+    _check_quaternions("quaternion", quaternion)
     w, x, y, z = (quaternion / quaternion.norm(dim=-1, keepdim=True)).unbind(-1)
     rows = [
         torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], dim=-1),
@@ -247,6 +308,7 @@ def quaternion_to_rotation(quaternion: Tensor) -> Tensor:
 
 def poses_to_quaternions(poses: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``(..., 16)`` -> intrinsics ``(..., 4)``, quaternion ``(..., 4)`` (w, x, y, z), translation ``(..., 3)``."""
+    _validate_vectors(poses)
     intrinsics, rotation, translation = split_poses(poses)
     return intrinsics, rotation_to_quaternion(rotation), translation
 
@@ -308,9 +370,7 @@ def normalize_by_first(poses: Tensor) -> Tensor:
     motion (hence every ray map) does not depend on the arbitrary world frame of the data. Intrinsics are
     unchanged.
     """
-    validate_poses(poses)
-    if poses.ndim < 2:
-        raise ValueError(f"`poses` must have a frame axis, shape (..., T, 16), got {tuple(poses.shape)}.")
+    _validate_vectors(poses, min_ndim=2)
     intrinsics, rotation, translation = split_poses(poses)
     rotation_ref = rotation[..., :1, :, :]
     translation_ref = translation[..., :1, :]
@@ -329,11 +389,8 @@ def camera_rays(poses: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]
     Returns:
         origins, directions: ``(..., H, W, 3)`` each (``(B, T, H, W, 3)`` for ``(B, T, 16)`` poses).
     """
-    validate_poses(poses)
-    if poses.shape[-1] != 16:
-        raise ValueError(f"`poses` must be (..., 16) pose vectors to build rays, got {tuple(poses.shape)}.")
-    if int(height) <= 0 or int(width) <= 0:
-        raise ValueError(f"`height` and `width` must be positive, got {height} x {width}.")
+    _validate_vectors(poses)
+    height, width = check_positive_int("height", height), check_positive_int("width", width)
     intrinsics, rotation, translation = split_poses(poses)
     dtype, device = poses.dtype, poses.device
     u = torch.arange(width, dtype=dtype, device=device) + 0.5  # (W,) pixel centres
@@ -364,6 +421,8 @@ def nerf_encoding(x: Tensor, num_frequencies: int = NERF_FREQUENCIES) -> Tensor:
     ``2^k * pi`` for ``k = 0..num_frequencies-1``. The cosine is computed as ``sin(a + pi/2)`` like the
     reference so the two agree to the last bit.
     """
+    num_frequencies = check_positive_int("num_frequencies", num_frequencies)
+    _check_tensor("x", x, (), "(..., D)")
     scale = math.pi * 2.0 ** torch.arange(num_frequencies, dtype=x.dtype, device=x.device)
     angles = (x.unsqueeze(-1) * scale).flatten(-2)  # (..., D * F) coordinate-major
     return torch.sin(torch.cat([angles, angles + 0.5 * math.pi], dim=-1))
@@ -389,11 +448,9 @@ def ray_map(
     Returns:
         ``(B, C, T, H, W)`` with ``C = RAY_MAP_CHANNELS[kind]``, dtype of ``poses``.
     """
-    if kind not in RAY_MAP_CHANNELS:
-        raise ValueError(f"`kind` must be one of {sorted(RAY_MAP_CHANNELS)}, got {kind!r}.")
-    validate_poses(poses)
-    if poses.ndim != 3 or poses.shape[-1] != 16:
-        raise ValueError(f"`poses` must have shape (B, T, 16), got {tuple(poses.shape)}.")
+    check_choice("kind", kind, sorted(RAY_MAP_CHANNELS))
+    if not isinstance(poses, Tensor) or poses.ndim != 3 or poses.shape[-1] != 16:
+        raise ValueError(f"`poses` must be a tensor of shape (B, T, 16), got {_shape_of(poses)}.")
     if normalize:
         poses = normalize_by_first(poses)
     origins, directions = camera_rays(poses, height, width)  # (B, T, H, W, 3)
@@ -416,6 +473,9 @@ def slerp_quaternions(q0: Tensor, q1: Tensor, t: Tensor) -> Tensor:
     Falls back to normalised linear interpolation for nearly identical rotations, where SLERP's ``1/sin``
     weights are ill-conditioned (their limit is the linear weights).
     """
+    _check_quaternions("q0", q0)
+    _check_quaternions("q1", q1)
+    _check_tensor("t", t, (), "a broadcastable tensor of fractions")
     t = t.unsqueeze(-1)
     dot = (q0 * q1).sum(dim=-1, keepdim=True)
     q1 = torch.where(dot < 0, -q1, q1)
@@ -431,11 +491,16 @@ def slerp_quaternions(q0: Tensor, q1: Tensor, t: Tensor) -> Tensor:
 
 
 def _as_fractions(t: Tensor | float | list, like: Tensor) -> Tensor:
-    t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
+    if isinstance(t, bool) or (isinstance(t, Tensor) and (t.dtype == torch.bool or t.is_complex())):
+        raise InvalidTypeError(f"`t` must be a number or a 1-D tensor of fractions, got {describe(t)}.")
+    try:
+        t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
+    except (TypeError, ValueError, RuntimeError):
+        raise InvalidTypeError(f"`t` must be a number or a 1-D tensor of fractions, got {describe(t)}.") from None
     if t.ndim > 1:
         raise ValueError(f"`t` must be a scalar or a 1-D tensor (N,), got shape {tuple(t.shape)}.")
     if not torch.isfinite(t).all():
-        raise ValueError("`t` must contain only finite values.")
+        raise ValueError(f"`t` must contain only finite values, got {non_finite_summary(t)}.")
     return t
 
 
@@ -484,8 +549,9 @@ def interpolate_camera_path(start_pose: Tensor, end_pose: Tensor, num_frames: in
     Returns:
         ``(..., num_frames, 16)``.
     """
-    if int(num_frames) != num_frames or num_frames < 1:
-        raise ValueError(f"`num_frames` must be a positive integer, got {num_frames!r}.")
+    num_frames = check_positive_int("num_frames", num_frames)
+    _validate_vectors(start_pose, "start_pose")
+    _validate_vectors(end_pose, "end_pose")
     t = torch.arange(1, num_frames + 1, dtype=start_pose.dtype, device=start_pose.device) / (num_frames + 1)
     return slerp_poses(start_pose, end_pose, t)
 
@@ -507,11 +573,13 @@ def interpolate_masked_poses(poses: Tensor, mask: Tensor) -> Tensor:
     Returns:
         ``(B, T, 16)``; unmasked frames are returned bit-exactly.
     """
-    if poses.ndim != 3 or poses.shape[-1] != 16:
-        raise ValueError(f"`poses` must have shape (B, T, 16), got {tuple(poses.shape)}.")
-    if mask.shape != poses.shape[:2]:
-        raise ValueError(f"`mask` must have shape (B, T) = {tuple(poses.shape[:2])}, got {tuple(mask.shape)}.")
-    mask = mask.to(device=poses.device, dtype=torch.bool)
+    if not isinstance(poses, Tensor) or poses.ndim != 3 or poses.shape[-1] != 16:
+        raise ValueError(f"`poses` must be a tensor of shape (B, T, 16), got {_shape_of(poses)}.")
+    if not isinstance(mask, Tensor) or mask.shape != poses.shape[:2]:
+        raise ValueError(f"`mask` must be a tensor of shape (B, T) = {tuple(poses.shape[:2])}, got {_shape_of(mask)}.")
+    if mask.dtype != torch.bool:
+        raise ValueError(f"`mask` must be a bool tensor (True = replace that frame), got dtype {mask.dtype}.")
+    mask = mask.to(device=poses.device)
     known = ~mask
     validate_poses(poses[known], "poses (unmasked frames)")
     num_frames = poses.shape[1]

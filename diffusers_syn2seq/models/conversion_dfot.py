@@ -10,20 +10,59 @@ where `backbone.json` holds `{"backbone_config": {...}, "x_shape": [C, H, W], "m
 """
 
 import argparse
-import json
 import os
 import re
-from collections.abc import Mapping
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..validation import check_positive_int, describe
 from .transformer_dfot import DFoTTransformer3DModel
 
 # Lightning checkpoints prefix the backbone keys; `_orig_mod.` appears when the model was torch.compile'd.
 OFFICIAL_PREFIXES = ("diffusion_model._orig_mod.model.", "diffusion_model.model.")
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+
+
+def _read_checkpoint_file(path: Path) -> Any:
+    """The object stored in a checkpoint file: safetensors, or a torch file read with the restricted unpickler."""
+    if not path.exists():
+        raise FileNotFoundError(f"`checkpoint` file not found: {path}")
+    if not path.is_file():
+        raise ValueError(f"`checkpoint` must be a file, got the folder {str(path)!r}.")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+            raise ValueError(
+                f"`checkpoint` {str(path)!r} is not a readable safetensors file ({error}); it may be truncated or "
+                "corrupt: download or save it again."
+            ) from error
+    if path.suffix not in PICKLE_SUFFIXES:
+        raise ValueError(
+            f"`checkpoint` must be a .safetensors file or a torch file ({', '.join(PICKLE_SUFFIXES)}), "
+            f"got {path.name!r}."
+        )
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as error:  # the restricted unpickler refuses arbitrary objects; other failures mean a bad file
+        if "Weights only load failed" in str(error):
+            raise ValueError(
+                f"`checkpoint` {str(path)!r} could not be loaded with torch.load(weights_only=True): it holds objects "
+                "other than tensors and plain containers, which are never unpickled here; re-save the state dict "
+                "or use safetensors."
+            ) from error
+        raise ValueError(
+            f"`checkpoint` {str(path)!r} is not a readable torch file ({type(error).__name__}: {error}); it may be "
+            "truncated or corrupt: download or save it again."
+        ) from error
 
 
 def load_official_state_dict(checkpoint: str | os.PathLike | Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -32,29 +71,11 @@ def load_official_state_dict(checkpoint: str | os.PathLike | Mapping[str, Any]) 
     Accepts a Lightning checkpoint (`{"state_dict": ..., "optimizer_states": ..., ...}`: only `state_dict` is read,
     optimizer and callback entries are ignored), a plain state dict with `diffusion_model.model.` /
     `diffusion_model._orig_mod.model.` prefixes, or bare backbone keys. Files are read with safetensors or
-    `torch.load(weights_only=True)`, never with unrestricted unpickling.
+    `torch.load(weights_only=True)`, never with unrestricted unpickling; a truncated or corrupt file raises a
+    `ValueError` naming it.
     """
     if isinstance(checkpoint, (str, os.PathLike)):
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"`checkpoint` file not found: {path}")
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            checkpoint = load_file(str(path))
-        elif path.suffix in PICKLE_SUFFIXES:
-            try:
-                checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
-            except Exception as error:  # the restricted unpickler refuses arbitrary objects
-                raise ValueError(
-                    f"`checkpoint` {path} could not be loaded with torch.load(weights_only=True): {error}. "
-                    "Only tensors and plain containers are accepted; re-save the state dict or use safetensors."
-                ) from error
-        else:
-            raise ValueError(
-                f"`checkpoint` must be a .safetensors file or a torch file ({', '.join(PICKLE_SUFFIXES)}), "
-                f"got {path.name!r}."
-            )
+        checkpoint = _read_checkpoint_file(Path(checkpoint))
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f"`checkpoint` must be a path or a mapping of tensors, got {type(checkpoint).__name__}.")
     state_dict = checkpoint.get("state_dict", checkpoint)
@@ -62,32 +83,77 @@ def load_official_state_dict(checkpoint: str | os.PathLike | Mapping[str, Any]) 
         raise ValueError(f"`checkpoint['state_dict']` must be a mapping, got {type(state_dict).__name__}.")
 
     for prefix in OFFICIAL_PREFIXES:
-        backbone = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        backbone = {k[len(prefix) :]: v for k, v in state_dict.items() if isinstance(k, str) and k.startswith(prefix)}
         if backbone:
+            for key, value in backbone.items():
+                if not isinstance(value, torch.Tensor):
+                    raise ValueError(
+                        f"`checkpoint` key {prefix + key!r} must hold a tensor, got {type(value).__name__}."
+                    )
             return backbone
     tensors = {k: v for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
     if not tensors:
-        raise ValueError("`checkpoint` holds no tensors under 'diffusion_model.model.' or as bare backbone keys.")
+        raise ValueError(
+            f"`checkpoint` must hold backbone tensors under one of {OFFICIAL_PREFIXES} or as bare backbone keys, got "
+            f"no tensor among its {len(state_dict)} keys."
+        )
     return tensors
 
 
-def _dit3d_config(dfot_config: Mapping[str, Any]) -> dict[str, Any]:
+def official_backbone_config(dfot_config: Any) -> Mapping[str, Any]:
+    """``dfot_config['backbone_config']`` after checking that ``dfot_config`` has the official layout."""
+    if not isinstance(dfot_config, Mapping):
+        raise ValueError(
+            "`dfot_config` must be a mapping with backbone_config, x_shape and max_tokens, got "
+            f"{describe(dfot_config)}."
+        )
+    for field in ("backbone_config", "x_shape", "max_tokens"):
+        if field not in dfot_config:
+            raise ValueError(f"`dfot_config` is missing {field!r}; expected keys backbone_config, x_shape, max_tokens.")
     backbone = dfot_config["backbone_config"]
+    if not isinstance(backbone, Mapping):
+        raise ValueError(f"`dfot_config['backbone_config']` must be a mapping, got {describe(backbone)}.")
+    return backbone
+
+
+def official_x_shape(dfot_config: Mapping[str, Any]) -> tuple[int, int, int]:
+    """``dfot_config['x_shape']`` as three positive ints ``(C, H, W)``."""
+    x_shape = dfot_config["x_shape"]
+    if not isinstance(x_shape, Sequence) or isinstance(x_shape, str) or len(x_shape) != 3:
+        shown = list(x_shape) if isinstance(x_shape, (list, tuple)) else describe(x_shape)
+        raise ValueError(f"`dfot_config['x_shape']` must be [C, H, W], got {shown}.")
+    channels, height, width = (check_positive_int(f"dfot_config['x_shape'][{i}]", v) for i, v in enumerate(x_shape))
+    return channels, height, width
+
+
+def _required(backbone: Mapping[str, Any], *fields: str) -> list[Any]:
+    missing = [field for field in fields if field not in backbone]
+    if missing:
+        raise ValueError(f"`dfot_config['backbone_config']` is missing {missing} (needs {list(fields)}).")
+    return [backbone[field] for field in fields]
+
+
+def _dit3d_config(dfot_config: Mapping[str, Any]) -> dict[str, Any]:
+    backbone = official_backbone_config(dfot_config)
     if backbone.get("variant", "full") != "full":
         raise ValueError(f"Only the `full` DiT3D variant is supported, got variant={backbone.get('variant')!r}.")
     if backbone.get("pos_emb_type", "rope_3d") != "rope_3d":
         raise ValueError(f"Only `rope_3d` positions are supported, got pos_emb_type={backbone.get('pos_emb_type')!r}.")
-    channels, height, width = dfot_config["x_shape"]
-    hidden_size, num_heads = backbone["hidden_size"], backbone["num_heads"]
+    channels, height, width = official_x_shape(dfot_config)
+    values = _required(backbone, "hidden_size", "num_heads", "depth", "patch_size")
+    hidden_size, num_heads, depth, patch_size = (
+        check_positive_int(f"dfot_config['backbone_config'][{name!r}]", value)
+        for name, value in zip(("hidden_size", "num_heads", "depth", "patch_size"), values)
+    )
     if hidden_size % num_heads:
         raise ValueError(f"`hidden_size` ({hidden_size}) must be divisible by `num_heads` ({num_heads}).")
     condition_dim = dfot_config.get("external_cond_dim") or None
     return dict(
         in_channels=channels,
         sample_size=(height, width),
-        max_frames=dfot_config["max_tokens"],
-        patch_size=backbone["patch_size"],
-        num_layers=backbone["depth"],
+        max_frames=check_positive_int("dfot_config['max_tokens']", dfot_config["max_tokens"]),
+        patch_size=patch_size,
+        num_layers=depth,
         num_attention_heads=num_heads,
         attention_head_dim=hidden_size // num_heads,
         mlp_ratio=backbone.get("mlp_ratio", 4.0),
@@ -98,39 +164,73 @@ def _dit3d_config(dfot_config: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
-def _rename_dit3d_key(key: str) -> str | None:
-    """Official DiT3D key -> our key; None for keys that need splitting (fused qkv)."""
-    rules = [
-        (r"^patch_embedder\.proj\.", "patch_embedding."),
-        (r"^noise_level_pos_embedding\.embedding\.", "time_embedding."),
-        (r"^noise_level_pos_embedding\.timesteps\.", "time_proj."),
-        # With dropout the condition MLP sits under `.embedding`; without, it *is* the embedding.
-        (r"^external_cond_embedding\.(embedding\.)?", "condition_embedding."),
-        (r"^dit_base\.blocks\.(\d+)\.attn\.proj\.", r"transformer_blocks.\1.attn.to_out.0."),
-        (r"^dit_base\.blocks\.(\d+)\.mlp\.fc1\.", r"transformer_blocks.\1.ff.net.0.proj."),
-        (r"^dit_base\.blocks\.(\d+)\.mlp\.fc2\.", r"transformer_blocks.\1.ff.net.2."),
-        (r"^dit_base\.blocks\.(\d+)\.norm(\d)\.modulation\.1\.", r"transformer_blocks.\1.norm\2.linear."),
-        (r"^dit_base\.final_layer\.norm_final\.modulation\.1\.", "norm_out.linear."),
-        (r"^dit_base\.final_layer\.linear\.", "proj_out."),
-    ]
-    for pattern, replacement in rules:
-        if re.match(pattern, key):
-            return re.sub(pattern, replacement, key)
-    raise ValueError(f"Unexpected key in the official DiT3D state dict: {key!r}.")
+# Official DiT3D key -> our key (fused qkv projections are split by `convert_dit3d_state_dict`).
+_DIT3D_RENAMES = [
+    (r"^patch_embedder\.proj\.", "patch_embedding."),
+    (r"^noise_level_pos_embedding\.embedding\.", "time_embedding."),
+    (r"^noise_level_pos_embedding\.timesteps\.", "time_proj."),
+    # With dropout the condition MLP sits under `.embedding`; without, it *is* the embedding.
+    (r"^external_cond_embedding\.(embedding\.)?", "condition_embedding."),
+    (r"^dit_base\.blocks\.(\d+)\.attn\.proj\.", r"transformer_blocks.\1.attn.to_out.0."),
+    (r"^dit_base\.blocks\.(\d+)\.mlp\.fc1\.", r"transformer_blocks.\1.ff.net.0.proj."),
+    (r"^dit_base\.blocks\.(\d+)\.mlp\.fc2\.", r"transformer_blocks.\1.ff.net.2."),
+    (r"^dit_base\.blocks\.(\d+)\.norm(\d)\.modulation\.1\.", r"transformer_blocks.\1.norm\2.linear."),
+    (r"^dit_base\.final_layer\.norm_final\.modulation\.1\.", "norm_out.linear."),
+    (r"^dit_base\.final_layer\.linear\.", "proj_out."),
+]
 
 
-def convert_dit3d_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename official DiT3D backbone keys to `DFoTTransformer3DModel` keys, splitting fused qkv projections."""
-    converted = {}
+def convert_dit3d_state_dict(
+    state_dict: Mapping[str, torch.Tensor], origins: dict[str, str] | None = None
+) -> dict[str, torch.Tensor]:
+    """Rename official DiT3D backbone keys to `DFoTTransformer3DModel` keys, splitting fused qkv projections.
+
+    ``origins``, when given, is filled with ``our key -> official key`` (for error messages). Raises a `ValueError`
+    listing every key that is not a DiT3D backbone weight.
+    """
+    converted, unknown = {}, []
+    origins = {} if origins is None else origins
     for key, value in state_dict.items():
         qkv = re.match(r"^dit_base\.blocks\.(\d+)\.attn\.qkv\.(weight|bias)$", key)
         if qkv:
             block, kind = qkv.groups()
             for name, chunk in zip(("to_q", "to_k", "to_v"), value.chunk(3, dim=0)):
                 converted[f"transformer_blocks.{block}.attn.{name}.{kind}"] = chunk.clone()
+                origins[f"transformer_blocks.{block}.attn.{name}.{kind}"] = key
             continue
-        converted[_rename_dit3d_key(key)] = value
+        new = next((re.sub(p, r, key) for p, r in _DIT3D_RENAMES if re.match(p, key)), None)
+        if new is None:
+            unknown.append(key)
+            continue
+        converted[new], origins[new] = value, key
+    if unknown:
+        raise ValueError(
+            f"`checkpoint` has {len(unknown)} key(s) that are not DiT3D backbone weights, e.g. {sorted(unknown)[:8]}; "
+            "expected bare backbone keys (patch_embedder., noise_level_pos_embedding., external_cond_embedding., "
+            f"dit_base.) or the same under one of the prefixes {OFFICIAL_PREFIXES}."
+        )
     return converted
+
+
+def _load_dit3d(model: DFoTTransformer3DModel, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load converted official weights, or raise a `ValueError` listing missing, unexpected and mis-shaped keys."""
+    origins: dict[str, str] = {}
+    converted = convert_dit3d_state_dict(state_dict, origins)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(converted))
+    unexpected = sorted(f"{k} (from {origins[k]!r})" for k in set(converted) - set(expected))
+    mismatched = sorted(
+        f"{k} (from {origins[k]!r}): checkpoint {tuple(converted[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in set(converted) & set(expected)
+        if converted[k].shape != expected[k].shape
+    )
+    if missing or unexpected or mismatched:
+        raise ValueError(
+            f"Converted DiT3D weights of {source} do not match the model configured from `dfot_config`: missing "
+            f"{missing}, unexpected {unexpected}, shape mismatches {mismatched}. Check `dfot_config` against the "
+            "checkpoint."
+        )
+    model.load_state_dict(converted, strict=True)
 
 
 def convert_dfot_checkpoint(
@@ -152,49 +252,83 @@ def convert_dfot_checkpoint(
         `DFoTTransformer3DModel` (backbone `dit3d`, configured with `residual_form="dfot"`) or `DFoTUViT3DModel`
         (backbone `u_vit3d_pose`).
     """
-    for field in ("backbone_config", "x_shape", "max_tokens"):
-        if field not in dfot_config:
-            raise ValueError(f"`dfot_config` is missing {field!r}; expected keys backbone_config, x_shape, max_tokens.")
-    name = dfot_config["backbone_config"].get("name")
+    name = official_backbone_config(dfot_config).get("name")
+    if name not in ("dit3d", "u_vit3d_pose"):
+        raise ValueError(f"`dfot_config['backbone_config']['name']` must be 'dit3d' or 'u_vit3d_pose', got {name!r}.")
+    if torch_dtype is not None and not (isinstance(torch_dtype, torch.dtype) and torch_dtype.is_floating_point):
+        raise ValueError(f"`torch_dtype` must be None or a floating-point torch.dtype, got {describe(torch_dtype)}.")
     state_dict = load_official_state_dict(checkpoint)
+    source = f"the checkpoint {str(checkpoint)!r}" if isinstance(checkpoint, (str, os.PathLike)) else "the state dict"
 
     if name == "dit3d":
-        model = DFoTTransformer3DModel(**_dit3d_config(dfot_config))
-        converted = convert_dit3d_state_dict(state_dict)
-        missing, unexpected = model.load_state_dict(converted, strict=False)
-        if missing or unexpected:
-            raise ValueError(
-                f"Converted DiT3D weights do not match the configured model: missing {sorted(missing)}, "
-                f"unexpected {sorted(unexpected)}. Check `dfot_config` against the checkpoint."
-            )
-    elif name == "u_vit3d_pose":
+        config = _dit3d_config(dfot_config)
+        try:  # the model checks the remaining options (mlp_ratio, external_cond_dim, ...)
+            model = DFoTTransformer3DModel(**config)
+        except ValueError as error:
+            raise type(error)(f"`dfot_config` does not describe a valid DFoTTransformer3DModel: {error}") from error
+        _load_dit3d(model, state_dict, source)
+    else:
         from .conversion_uvit_dfot import uvit3d_pose_from_official
 
-        model = uvit3d_pose_from_official(state_dict, dfot_config)
-    else:
-        raise ValueError(f"`dfot_config['backbone_config']['name']` must be 'dit3d' or 'u_vit3d_pose', got {name!r}.")
+        try:
+            model = uvit3d_pose_from_official(state_dict, dfot_config)
+        except ValueError as error:  # name the file: the U-ViT converter only sees tensors
+            raise type(error)(f"Cannot convert {source}: {error}") from error
 
     if torch_dtype is not None:
         model = model.to(torch_dtype)
     return model.eval()
 
 
+def _save_folder(model: torch.nn.Module, output_dir: Path) -> None:
+    """``save_pretrained`` into a hidden sibling folder, then move the files in: an interrupted or failed save (disk
+    full, read-only folder) leaves no half-written model at ``output_dir``."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"--output_dir must be a folder, got the file {str(output_dir)!r}.")
+    staging = output_dir.parent / f".{output_dir.name}.tmp-{os.getpid()}"
+    try:
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(staging)
+        output_dir.mkdir(exist_ok=True)
+        for file in staging.iterdir():
+            os.replace(file, output_dir / file.name)
+    except OSError as error:
+        raise OSError(f"--output_dir {str(output_dir)!r} could not be written: {error.strerror or error}") from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _convert(args: argparse.Namespace) -> None:
+    from .loading import read_dfot_config
+
+    dfot_config = read_dfot_config(args.config)
+    model = convert_dfot_checkpoint(args.checkpoint, dfot_config, torch_dtype=getattr(torch, args.dtype))
+    _save_folder(model, Path(args.output_dir))
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"Saved {type(model).__name__} ({n_params / 1e6:.1f}M parameters) to {args.output_dir}")
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Convert an official DFoT checkpoint to a diffusers model folder.")
+    """``syn2seq-convert-dfot``: bad input prints one line ``syn2seq-convert-dfot: error: ...`` and exits 2 (the
+    traceback only with ``--debug`` or ``SYN2SEQ_DEBUG=1``)."""
+    parser = argparse.ArgumentParser(
+        prog="syn2seq-convert-dfot", description="Convert an official DFoT checkpoint to a diffusers model folder."
+    )
     parser.add_argument("--checkpoint", required=True, help="Official .ckpt/.pt/.safetensors file.")
     parser.add_argument(
-        "--config", required=True, help="JSON with backbone_config, x_shape, max_tokens, external_cond_dim."
+        "--config", required=True, help="JSON (or YAML) with backbone_config, x_shape, max_tokens, external_cond_dim."
     )
     parser.add_argument("--output_dir", required=True, help="Where to write config.json + safetensors weights.")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    parser.add_argument("--debug", action="store_true", help="Show the full traceback of an error.")
     args = parser.parse_args(argv)
-
-    with open(args.config) as f:
-        dfot_config = json.load(f)
-    model = convert_dfot_checkpoint(args.checkpoint, dfot_config, torch_dtype=getattr(torch, args.dtype))
-    model.save_pretrained(args.output_dir)
-    n_params = sum(p.numel() for p in model.parameters())
-    print(f"Saved {type(model).__name__} ({n_params / 1e6:.1f}M parameters) to {args.output_dir}")
+    try:
+        _convert(args)
+    except (OSError, ValueError) as error:
+        if args.debug or os.environ.get("SYN2SEQ_DEBUG", "") not in ("", "0"):
+            raise
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 
 from ..camera import RAY_MAP_CHANNELS
+from ..validation import check_positive_int
+from .conversion_dfot import official_backbone_config, official_x_shape
 from .transformer_uvit_dfot import DFoTUViT3DModel
 
 __all__ = ["uvit3d_pose_from_official", "uvit3d_config_from_official", "convert_uvit3d_state_dict"]
@@ -64,14 +66,14 @@ def uvit3d_config_from_official(
     """``DFoTUViT3DModel`` init kwargs from a DFoT config dict (``backbone_config``, ``x_shape``, ``max_tokens``,
     ``external_cond_dim``), as stored beside the reference fixtures. ``external_cond_dropout`` is kept only as the
     vector-condition dropout of non-pose models (module docstring)."""
-    try:
-        backbone = dfot_config["backbone_config"]
-        x_shape = list(dfot_config["x_shape"])
-        max_tokens = int(dfot_config["max_tokens"])
-    except KeyError as error:
-        raise ValueError(
-            f"`dfot_config` must contain 'backbone_config', 'x_shape' and 'max_tokens'; missing {error}."
-        ) from None
+    backbone = official_backbone_config(dfot_config)
+    channels, height, width = official_x_shape(dfot_config)
+    max_tokens = check_positive_int("dfot_config['max_tokens']", dfot_config["max_tokens"])
+    fields = ("patch_size", "channels", "block_types", "block_dropouts", "num_updown_blocks", "num_mid_blocks",
+              "num_heads", "emb_channels")
+    missing = [field for field in fields if field not in backbone]
+    if missing:
+        raise ValueError(f"`dfot_config['backbone_config']` is missing {missing} (a U-ViT3D needs {list(fields)}).")
     name = _get(backbone, "name", "u_vit3d_pose")
     if name not in ("u_vit3d_pose", "u_vit3d"):
         raise ValueError(
@@ -80,9 +82,7 @@ def uvit3d_config_from_official(
     pos_emb = _get(backbone, "pos_emb_type", "rope")
     if pos_emb != "rope":
         raise ValueError(f"Only `pos_emb_type='rope'` (RoPE3D) U-ViTs are supported, got {pos_emb!r}.")
-    if any(kind not in ("ResBlock", "TransformerBlock") for kind in backbone["block_types"]):
-        raise ValueError(f"Only ResBlock/TransformerBlock levels are supported, got {list(backbone['block_types'])}.")
-    if float(_get(backbone, "interpolate_factor", 1.0)) != 1.0:
+    if _get(backbone, "interpolate_factor", 1.0) != 1:
         raise ValueError("RoPE `interpolate_factor` != 1 (a fork extension) is not supported.")
 
     condition_dim = None
@@ -103,23 +103,24 @@ def uvit3d_config_from_official(
         camera_ray_type = None
         condition_dim = dfot_config.get("external_cond_dim") or None
 
+    # Values are passed as they are: `DFoTUViT3DModel` checks every one (types and ranges, no silent truncation).
     return dict(
-        in_channels=int(x_shape[0]),
-        out_channels=int(x_shape[0]),
-        sample_size=[int(x_shape[1]), int(x_shape[2])],
+        in_channels=channels,
+        out_channels=channels,
+        sample_size=[height, width],
         max_frames=max_tokens,
-        patch_size=int(backbone["patch_size"]),
-        block_out_channels=[int(c) for c in backbone["channels"]],
-        block_types=list(backbone["block_types"]),
-        block_dropouts=[float(p) for p in backbone["block_dropouts"]],
-        layers_per_block=[int(n) for n in backbone["num_updown_blocks"]],
-        num_mid_blocks=int(backbone["num_mid_blocks"]),
-        num_attention_heads=int(backbone["num_heads"]),
-        emb_channels=int(backbone["emb_channels"]),
+        patch_size=backbone["patch_size"],
+        block_out_channels=backbone["channels"],
+        block_types=backbone["block_types"],
+        block_dropouts=backbone["block_dropouts"],
+        layers_per_block=backbone["num_updown_blocks"],
+        num_mid_blocks=backbone["num_mid_blocks"],
+        num_attention_heads=backbone["num_heads"],
+        emb_channels=backbone["emb_channels"],
         noise_embedding_type="fourier" if _get(backbone, "use_fourier_noise_embedding", False) else "sinusoidal",
         camera_ray_type=camera_ray_type,
         condition_dim=condition_dim,
-        condition_dropout=float(_get(backbone, "external_cond_dropout", 0.0) or 0.0) if condition_dim else 0.0,
+        condition_dropout=(_get(backbone, "external_cond_dropout", 0.0) or 0.0) if condition_dim else 0.0,
     )
 
 
@@ -145,6 +146,11 @@ def convert_uvit3d_state_dict(
         if is_transformer[level] and rest.startswith("fused_attn_mlp_proj."):
             dim = channels[level]
             param = rest.split(".", 1)[1]
+            if tensor.ndim == 0 or tensor.shape[0] <= 3 * dim:
+                raise ValueError(
+                    f"`{original}` must have more than 3 * {dim} rows (q, k, v of width {dim}, then the MLP input), "
+                    f"got shape {tuple(tensor.shape)}."
+                )
             q, k, v, mlp = torch.split(tensor, [dim, dim, dim, tensor.shape[0] - 3 * dim], dim=0)
             for name, part in (("attn.to_q", q), ("attn.to_k", k), ("attn.to_v", v), ("ff.proj_in", mlp)):
                 converted[f"{prefix}{name}.{param}"] = part.clone()
@@ -189,6 +195,25 @@ def convert_uvit3d_state_dict(
     return converted
 
 
+def _check_head_count(state_dict: Mapping[str, torch.Tensor], config: Mapping[str, Any]) -> None:
+    """The head count only shows in the width of the QK norms: check it, a wrong value would load silently."""
+    channels = config["block_out_channels"]
+    for key, tensor in state_dict.items():
+        match = re.match(r"(down_blocks|up_blocks|mid_blocks)\.(\d+)\..*q_norm\.weight$", key)
+        if not match:
+            continue
+        index = int(match.group(2))
+        level = {"mid_blocks": len(channels) - 1, "down_blocks": index}.get(match.group(1), len(channels) - 2 - index)
+        if not 0 <= level < len(channels):
+            continue  # reported as an unexpected key
+        expected = channels[level] // config["num_attention_heads"]
+        if tensor.shape[0] != expected:
+            raise ValueError(
+                f"`{key}` has width {tensor.shape[0]} but num_heads={config['num_attention_heads']} gives "
+                f"head dim {expected}; fix backbone_config['num_heads']."
+            )
+
+
 def uvit3d_pose_from_official(
     state_dict: Mapping[str, torch.Tensor],
     dfot_config: Mapping[str, Any],
@@ -214,29 +239,20 @@ def uvit3d_pose_from_official(
     """
     stripped = {}
     for key, tensor in state_dict.items():
-        for prefix in _CHECKPOINT_PREFIXES:
-            if key.startswith(prefix):
-                key = key[len(prefix) :]
-                break
-        stripped[key] = tensor
-    config = uvit3d_config_from_official(dfot_config, camera_ray_type)
-
-    # The head count only shows in the width of the QK norms: check it, a wrong value would load silently.
-    for key, tensor in stripped.items():
-        if key.endswith("q_norm.weight"):
-            level = len(config["block_out_channels"]) - 1 if key.startswith("mid_blocks") else None
-            if level is None:
-                index = int(key.split(".")[1])
-                level = index if key.startswith("down_blocks") else len(config["block_out_channels"]) - 2 - index
-            expected = config["block_out_channels"][level] // config["num_attention_heads"]
-            if tensor.shape[0] != expected:
-                raise ValueError(
-                    f"`{key}` has width {tensor.shape[0]} but num_heads={config['num_attention_heads']} gives "
-                    f"head dim {expected}; fix backbone_config['num_heads']."
-                )
-
+        if not isinstance(tensor, torch.Tensor):
+            raise ValueError(f"`state_dict` key {key!r} must hold a tensor, got {type(tensor).__name__}.")
+        prefix = next((p for p in _CHECKPOINT_PREFIXES if str(key).startswith(p)), "")
+        stripped[str(key)[len(prefix) :]] = tensor
+    try:  # the model checks every option; say which official settings they came from
+        model = DFoTUViT3DModel(**uvit3d_config_from_official(dfot_config, camera_ray_type))
+    except ValueError as error:
+        raise type(error)(
+            f"`dfot_config` does not describe a valid DFoTUViT3DModel (official channels -> block_out_channels, "
+            f"num_updown_blocks -> layers_per_block, num_heads -> num_attention_heads): {error}"
+        ) from error
+    config = dict(model.config)
+    _check_head_count(stripped, config)
     converted = convert_uvit3d_state_dict(stripped, config)
-    model = DFoTUViT3DModel(**config)
     expected_state = model.state_dict()
     missing = sorted(set(expected_state) - set(converted))
     unexpected = sorted(set(converted) - set(expected_state))

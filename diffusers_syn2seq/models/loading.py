@@ -40,12 +40,19 @@ def read_dfot_config(dfot_config: Mapping[str, Any] | str | os.PathLike) -> dict
             f"{dfot_config!r}" + (" (no such file)." if isinstance(dfot_config, (str, os.PathLike)) else ".")
         )
     path = Path(dfot_config)
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
+    is_yaml = path.suffix in (".yaml", ".yml")
+    try:
+        if is_yaml:
+            import yaml
 
-        config = yaml.safe_load(path.read_text())
-    else:
-        config = json.loads(path.read_text())
+            config = yaml.safe_load(path.read_text())
+        else:
+            config = json.loads(path.read_text())
+    except Exception as error:  # JSONDecodeError (a ValueError), yaml.YAMLError (pyyaml is optional: not imported)
+        if not isinstance(error, ValueError) and type(error).__module__.split(".")[0] != "yaml":
+            raise
+        kind = "YAML" if is_yaml else "JSON"
+        raise ValueError(f"`dfot_config` file {str(path)!r} is not valid {kind}: {error}") from None
     if not isinstance(config, Mapping):
         raise ValueError(f"`dfot_config` file {str(path)!r} must hold a mapping, got {type(config).__name__}.")
     return dict(config)
@@ -80,14 +87,27 @@ def _from_checkpoint(
 
 
 def _from_transformer_folder(folder: Path, kwargs: dict[str, Any]) -> DFoTTransformer3DModel | DFoTUViT3DModel:
-    config = json.loads((folder / "config.json").read_text())
+    config_path = folder / "config.json"
+    try:
+        config = json.loads(config_path.read_text())
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"`path_or_checkpoint`: {str(config_path)!r} is not valid JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"`path_or_checkpoint`: {str(config_path)!r} must hold a JSON object, got {type(config).__name__}."
+        )
     class_name = config.get("_class_name")
     if class_name not in TRANSFORMER_CLASSES:
         raise ValueError(
             f"`path_or_checkpoint`: {str(folder / 'config.json')!r} must have `_class_name` one of "
             f"{sorted(TRANSFORMER_CLASSES)}, got {class_name!r}."
         )
-    return TRANSFORMER_CLASSES[class_name].from_pretrained(folder, **kwargs)
+    cls = TRANSFORMER_CLASSES[class_name]
+    try:
+        return cls.from_pretrained(folder, **kwargs)
+    except (OSError, ValueError, RuntimeError) as error:  # bad weights file, shapes that disagree with the config
+        message = f"`path_or_checkpoint`: could not load {cls.__name__} from {str(folder)!r}: {error}"
+        raise (OSError if isinstance(error, OSError) else ValueError)(message) from error
 
 
 def load_transformer(

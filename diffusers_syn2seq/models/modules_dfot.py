@@ -1,17 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Building blocks shared by the two DFoT backbones (DiT3D and U-ViT3D): 3D rotary embedding, Fourier noise-level
-features, input checks, the keep-mask of the per-frame vector condition, and the retired `camera_dropout` config key.
+features, the keep-mask of the per-frame vector condition, and the retired `camera_dropout` config key.
 
-Both backbones take the same inputs, so they accept and reject the same values with the same messages:
-
-* ``hidden_states``: ``(B, C, F, H, W)`` noisy frames (channel-first video);
-* ``timestep``: a scalar (Python number or 0-d tensor), per sample ``(B,)`` or per frame ``(B, F)``, always broadcast
-  to ``(B, F)``;
-* ``condition``: optional ``(B, F, condition_dim)`` per-frame vector; ``None`` means "no condition", identical to an
-  all-False ``condition_mask``;
-* ``camera_rays``: optional ``(B, C_ray, F, H, W)`` ray map (``diffusers_syn2seq.camera.ray_map``) for pose models;
-  ``None`` means "no pose", identical to an all-False ``camera_rays_mask``;
-* ``condition_mask``, ``camera_rays_mask``: optional ``(B, F)`` booleans, False gives that frame the null embedding.
+The inputs both backbones take, and the checks of their configuration and inputs, are in `checks_dfot.py`.
 """
 
 import math
@@ -22,8 +13,6 @@ import torch
 from diffusers.models.embeddings import get_timestep_embedding
 from diffusers.utils import logging
 from torch import nn
-
-from ..camera import RAY_MAP_CHANNELS
 
 logger = logging.get_logger(__name__)  # pylint: disable=invalid-name
 
@@ -126,121 +115,8 @@ class DFoTFourierEmbedding(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Inputs: one set of rules and messages for both backbones
+# Per-frame vector condition
 # ----------------------------------------------------------------------------------------------------------------
-def _shape(value: Any) -> str:
-    return str(tuple(value.shape)) if isinstance(value, torch.Tensor) else f"a {type(value).__name__}"
-
-
-def _check_frame_mask(name: str, mask: Any, batch_size: int, num_frames: int) -> None:
-    if mask is not None and (not isinstance(mask, torch.Tensor) or tuple(mask.shape) != (batch_size, num_frames)):
-        raise ValueError(
-            f"`{name}` must be a tensor of shape (B, F) = ({batch_size}, {num_frames}) (False drops that frame's "
-            f"embedding), got {_shape(mask)}."
-        )
-
-
-def broadcast_timestep(timestep: Any, batch_size: int, num_frames: int, device: torch.device) -> torch.Tensor:
-    """A scalar, 0-d, ``(B,)`` or ``(B, F)`` noise level -> ``(B, F)`` tensor on ``device`` (a view when it can).
-
-    Raises a ``ValueError`` naming ``timestep``, the accepted shapes and the received one.
-    """
-    if not isinstance(timestep, torch.Tensor):
-        try:
-            timestep = torch.as_tensor(timestep)
-        except (TypeError, ValueError, RuntimeError):
-            raise ValueError(
-                f"`timestep` must be a number or a tensor of noise levels, got {type(timestep).__name__}."
-            ) from None
-    if timestep.dtype == torch.bool or timestep.is_complex():
-        raise ValueError(f"`timestep` must hold real noise levels (integer or float), got dtype {timestep.dtype}.")
-    timestep = timestep.to(device)
-    if timestep.ndim == 0:
-        return timestep.expand(batch_size, num_frames)
-    if tuple(timestep.shape) == (batch_size,):
-        return timestep[:, None].expand(batch_size, num_frames)
-    if tuple(timestep.shape) == (batch_size, num_frames):
-        return timestep
-    raise ValueError(
-        f"`timestep` must be a scalar or have shape (B,) = ({batch_size},) or (B, F) = ({batch_size}, {num_frames}), "
-        f"got {tuple(timestep.shape)}."
-    )
-
-
-def check_dfot_inputs(
-    hidden_states: Any,
-    timestep: Any,
-    condition: Any,
-    camera_rays: Any,
-    condition_mask: Any,
-    camera_rays_mask: Any,
-    *,
-    in_channels: int,
-    max_frames: int,
-    size_multiple: int,
-    condition_dim: int | None,
-    camera_ray_type: str | None,
-) -> torch.Tensor:
-    """Check the inputs of a DFoT backbone (module docstring) and return the timestep broadcast to ``(B, F)``.
-
-    Args:
-        hidden_states, timestep, condition, camera_rays, condition_mask, camera_rays_mask: the forward arguments.
-        in_channels, max_frames, condition_dim, camera_ray_type: the model's configuration.
-        size_multiple: the model's spatial downsampling factor; ``H`` and ``W`` must be multiples of it.
-
-    Returns:
-        ``(B, F)`` noise levels on the device of ``hidden_states``.
-
-    Raises:
-        ValueError: naming the argument, the expected and the received value.
-    """
-    if not isinstance(hidden_states, torch.Tensor) or hidden_states.ndim != 5 or hidden_states.shape[1] != in_channels:
-        raise ValueError(
-            f"`hidden_states` must be a tensor of shape (B, C, F, H, W) with C = in_channels = {in_channels}, "
-            f"got {_shape(hidden_states)}."
-        )
-    batch_size, _, num_frames, height, width = hidden_states.shape
-    if height % size_multiple or width % size_multiple:
-        raise ValueError(
-            f"`hidden_states` height and width must be multiples of {size_multiple} (the model's downsampling "
-            f"factor), got {height}x{width}."
-        )
-    if not 1 <= num_frames <= max_frames:
-        raise ValueError(
-            f"`hidden_states` must have 1 to max_frames={max_frames} frames (the model's window; longer videos are "
-            f"generated with the pipeline's sliding window), got {num_frames}."
-        )
-    timestep = broadcast_timestep(timestep, batch_size, num_frames, hidden_states.device)
-
-    if condition is not None:
-        if not condition_dim:
-            raise ValueError(
-                f"`condition` must be None for a model without a vector condition (condition_dim=None), got "
-                f"{_shape(condition)}."
-            )
-        if not isinstance(condition, torch.Tensor) or tuple(condition.shape) != (batch_size, num_frames, condition_dim):
-            raise ValueError(
-                f"`condition` must be a tensor of shape (B, F, condition_dim) = ({batch_size}, {num_frames}, "
-                f"{condition_dim}), got {_shape(condition)}."
-            )
-    _check_frame_mask("condition_mask", condition_mask, batch_size, num_frames)
-
-    if camera_rays is not None:
-        if camera_ray_type is None:
-            raise ValueError(
-                "`camera_rays` must be None for a model without pose conditioning (camera_ray_type=None), got "
-                f"{_shape(camera_rays)}."
-            )
-        expected = (batch_size, RAY_MAP_CHANNELS[camera_ray_type], num_frames, height, width)
-        if not isinstance(camera_rays, torch.Tensor) or tuple(camera_rays.shape) != expected:
-            raise ValueError(
-                f"`camera_rays` must be a tensor of shape (B, C_ray, F, H, W) = {expected} for "
-                f"camera_ray_type={camera_ray_type!r}, got {_shape(camera_rays)}."
-            )
-    _check_frame_mask("camera_rays_mask", camera_rays_mask, batch_size, num_frames)
-    return timestep
-
-
 def condition_keep_mask(
     condition_mask: torch.Tensor | None,
     dropout: float,
@@ -261,12 +137,6 @@ def condition_keep_mask(
         sample_keep = (torch.rand(batch_size, device=device) >= dropout)[:, None].expand(batch_size, num_frames)
         keep = sample_keep if keep is None else keep & sample_keep
     return keep
-
-
-def check_dropout(name: str, value: float) -> None:
-    """Raise a ``ValueError`` unless ``value`` is a probability in ``[0, 1)``."""
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"`{name}` must be a probability in [0, 1), got {value}.")
 
 
 # ----------------------------------------------------------------------------------------------------------------

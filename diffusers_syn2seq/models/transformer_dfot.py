@@ -3,7 +3,8 @@
 
 A non-causal video DiT whose every frame carries its own noise level. Reading order: attention processor,
 attention module, AdaLN, transformer block, the model, then its size presets (`DIT_PRESETS`). The 3D rotary
-embedding, the Fourier noise features and the input checks are shared with the U-ViT (`modules_dfot.py`).
+embedding and the Fourier noise features are shared with the U-ViT (`modules_dfot.py`), and so are the checks of the
+configuration and of the inputs (`checks_dfot.py`).
 
 Shapes: ``B`` batch, ``F`` frames, ``C`` channels, ``H x W`` frame size, ``P = (H / p) * (W / p)`` patches per
 frame, ``N = F * P`` tokens (frame-major), ``D`` hidden size.
@@ -28,23 +29,18 @@ from diffusers.utils.torch_utils import maybe_allow_in_graph
 
 from .._version import __version__
 from ..camera import RAY_MAP_CHANNELS
+from .checks_dfot import check_dfot_inputs, check_dit_config
 from .modules_dfot import (
     DFoTFourierEmbedding,
     RotaryEmbedding,
     apply_rope3d,
-    check_dfot_inputs,
-    check_dropout,
     condition_keep_mask,
     retire_camera_dropout,
     rope3d,
-    rope3d_axis_dims,
     sinusoidal_noise_features,
 )
 
 logger = logging.get_logger(__name__)  # pylint: disable=invalid-name
-
-NOISE_EMBEDDING_TYPES = ("sinusoidal", "fourier")
-RESIDUAL_FORMS = ("standard", "dfot")
 
 
 class DFoTAttnProcessor:
@@ -208,7 +204,8 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
         attention_head_dim (`int`, defaults to 64): Channels per head; hidden size is `heads * head_dim`.
         mlp_ratio (`float`, defaults to 4.0): MLP hidden size over hidden size.
         noise_embedding_type (`str`, defaults to `"sinusoidal"`): `"sinusoidal"` takes integer DDPM indices
-            (0..999, -1 = clean context, clamped to 0); `"fourier"` takes continuous `0.125 * logSNR`.
+            (0..num_train_timesteps-1, -1 = clean context, embedded as 0); `"fourier"` takes continuous
+            `0.125 * logSNR`.
         noise_embedding_dim (`int`, defaults to 256): Width of the sinusoidal / Fourier features.
         condition_dim (`int`, *optional*): Width of an optional per-frame condition vector (actions, etc.),
             embedded by an MLP and added to the noise-level embedding.
@@ -221,6 +218,13 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
             DFoT code's form (required by converted official checkpoints).
         norm_eps (`float`, defaults to 1e-6): LayerNorm epsilon.
         rope_theta (`float`, defaults to 10000.0): RoPE base.
+        num_train_timesteps (`int`, defaults to 1000): Levels of the discrete schedule a `"sinusoidal"` model is
+            trained with; its `timestep` must be an integer in `[-1, num_train_timesteps - 1]` (unused by `"fourier"`).
+
+    Every option is checked at construction (`checks_dfot.check_dit_config`): counts are positive integers (numpy
+    integers accepted, bools and floats refused), names are among the listed choices; a bad value raises a
+    `ValueError` naming the option, the expectation and the value. A frame size that is not a multiple of `patch_size`
+    is refused by `forward`.
 
     Configs saved before `camera_dropout` was retired still load; the key is ignored (see
     `modules_dfot.retire_camera_dropout`).
@@ -252,21 +256,17 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
         residual_form: str = "standard",
         norm_eps: float = 1e-6,
         rope_theta: float = 10000.0,
+        num_train_timesteps: int = 1000,
     ):
         super().__init__()
-        if noise_embedding_type not in NOISE_EMBEDDING_TYPES:
-            raise ValueError(
-                f"`noise_embedding_type` must be one of {NOISE_EMBEDDING_TYPES}, got {noise_embedding_type!r}."
-            )
-        if residual_form not in RESIDUAL_FORMS:
-            raise ValueError(f"`residual_form` must be one of {RESIDUAL_FORMS}, got {residual_form!r}.")
-        if camera_ray_type is not None and camera_ray_type not in RAY_MAP_CHANNELS:
-            raise ValueError(
-                f"`camera_ray_type` must be None or one of {tuple(RAY_MAP_CHANNELS)}, got {camera_ray_type!r}."
-            )
-        check_dropout("condition_dropout", condition_dropout)
-        rope3d_axis_dims(attention_head_dim)  # fails early for an odd head size
-        out_channels = out_channels or in_channels
+        # Checked values are plain Python numbers (a numpy integer would not survive the JSON config).
+        checked = check_dit_config(self.config)
+        self.register_to_config(**checked)
+        in_channels, patch_size, num_layers = checked["in_channels"], checked["patch_size"], checked["num_layers"]
+        num_attention_heads, attention_head_dim = checked["num_attention_heads"], checked["attention_head_dim"]
+        noise_embedding_dim, condition_dim = checked["noise_embedding_dim"], checked["condition_dim"]
+        mlp_ratio, norm_eps = checked["mlp_ratio"], checked["norm_eps"]
+        out_channels = checked["out_channels"] or in_channels
         inner_dim = num_attention_heads * attention_head_dim
         self.register_to_config(_syn2seq_version=__version__)
 
@@ -384,10 +384,13 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
     ) -> torch.Tensor | Transformer2DModelOutput:
         r"""
         Args:
-            hidden_states (`torch.Tensor`): Noisy video (B, C, F, H, W).
+            hidden_states (`torch.Tensor`): Noisy video (B, C, F, H, W), floating point; another float dtype than the
+                model's (float64 input to a float32 model) is cast to the patch embedding's dtype, which is also the
+                dtype of the output.
             timestep (`torch.Tensor` or number): Noise level, a scalar, per sample (B,) or per frame (B, F): integer
-                DDPM indices for `noise_embedding_type="sinusoidal"` (-1 = clean context), `0.125 * logSNR` for
-                `"fourier"`.
+                DDPM indices in [-1, num_train_timesteps - 1] for `noise_embedding_type="sinusoidal"` (-1 = clean
+                context; values outside, or fractional ones, raise instead of being clamped), any finite
+                `0.125 * logSNR` for `"fourier"`.
             condition (`torch.Tensor`, *optional*): Per-frame condition vectors (B, F, condition_dim); None for a
                 model with `condition_dim` means no condition (the null embedding of every frame).
             camera_rays (`torch.Tensor`, *optional*): Per-pixel camera ray map (B, C_ray, F, H, W) at the input
@@ -401,19 +404,21 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
 
         Returns:
             The model prediction (B, C_out, F, H, W) (v, epsilon or x0 depending on how the model was trained).
+
+        Raises:
+            ValueError: for a bad shape, dtype, device or value (NaN/inf in any input, a timestep outside its range),
+                naming the argument (`checks_dfot.check_dfot_inputs`; the checks cost one host synchronisation).
         """
         cfg = self.config
         timestep = check_dfot_inputs(
-            hidden_states, timestep, condition, camera_rays, condition_mask, camera_rays_mask,
-            in_channels=cfg.in_channels, max_frames=cfg.max_frames, size_multiple=cfg.patch_size,
-            condition_dim=cfg.condition_dim, camera_ray_type=cfg.camera_ray_type,
+            hidden_states, timestep, condition, camera_rays, condition_mask, camera_rays_mask, cfg, cfg.patch_size
         )
         batch_size, _, num_frames, height, width = hidden_states.shape
         p = cfg.patch_size
         grid_h, grid_w = height // p, width // p
 
-        # 1. Patchify every frame: (B, C, F, H, W) -> (B, F, P, D).
-        frames = hidden_states.transpose(1, 2).flatten(0, 1)
+        # 1. Patchify every frame: (B, C, F, H, W) -> (B, F, P, D), in the patch embedding's dtype.
+        frames = hidden_states.transpose(1, 2).flatten(0, 1).to(self.patch_embedding.weight.dtype)
         hidden_states = self.patch_embedding(frames).flatten(2).transpose(1, 2).unflatten(0, (batch_size, num_frames))
         rotary_emb = rope3d(cfg.attention_head_dim, num_frames, grid_h, grid_w, cfg.rope_theta, hidden_states.device)
 

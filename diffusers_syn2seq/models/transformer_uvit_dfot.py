@@ -16,7 +16,8 @@ with full 3D attention across frames at the transformer levels. It reproduces th
   (``x = upsample(x - h_after_down) + h_before_down``), and a ``ConvTranspose2d`` output (zero init).
 
 Layout in this project: videos are channel-first ``(B, C, F, H, W)`` (the official code uses ``(B, T, C, H, W)``).
-The 3D rotary embedding, the Fourier noise features and the input checks are shared with the DiT (``modules_dfot.py``).
+The 3D rotary embedding and the Fourier noise features are shared with the DiT (``modules_dfot.py``), and so are the
+checks of the configuration and of the inputs (``checks_dfot.py``).
 """
 
 from __future__ import annotations
@@ -40,11 +41,10 @@ from torch import nn
 
 from .._version import __version__
 from ..camera import RAY_MAP_CHANNELS
+from .checks_dfot import check_dfot_inputs, check_uvit_config
 from .modules_dfot import (
     RotaryEmbedding,
     apply_rope3d,
-    check_dfot_inputs,
-    check_dropout,
     condition_keep_mask,
     fourier_noise_features,
     register_fourier_buffers,
@@ -262,7 +262,7 @@ class DFoTNoiseLevelEmbedding(nn.Module):
 
     * ``"fourier"`` (continuous models, e.g. RealEstate10K): input is DFoT's noise level ``0.125 * logSNR``;
       ``fourier_noise_features`` with the ``freqs`` and ``phases`` buffers (part of the trained network).
-    * ``"sinusoidal"`` (discrete models): input is the integer DDPM index 0..999 (-1 = clean context, clamped to 0);
+    * ``"sinusoidal"`` (discrete models): input is the integer DDPM index 0..T-1 (-1 = clean context, clamped to 0);
       ``sinusoidal_noise_features``.
     """
 
@@ -340,7 +340,10 @@ class DFoTUViT3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin)
         norm_num_groups: GroupNorm groups of the ResBlocks.
         norm_eps: epsilon of all norms.
         rope_theta: RoPE base.
+        num_train_timesteps: levels of the discrete schedule of a ``"sinusoidal"`` model; its ``timestep`` must be an
+            integer in ``[-1, num_train_timesteps - 1]`` (unused by ``"fourier"``).
 
+    Every option is checked at construction (``checks_dfot.check_uvit_config``, the same rules as the DiT's).
     Configs saved with the retired ``camera_dropout`` still load (see ``modules_dfot.retire_camera_dropout``); the
     vector condition of such a model keeps the dropout it was trained with, as ``condition_dropout``.
     """
@@ -377,41 +380,21 @@ class DFoTUViT3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin)
         norm_num_groups: int = 32,
         norm_eps: float = 1e-6,
         rope_theta: float = 10000.0,
+        num_train_timesteps: int = 1000,
     ):
         super().__init__()
-        self.register_to_config(_syn2seq_version=__version__)
-        channels, block_types = list(block_out_channels), list(block_types)
-        block_dropouts, layers_per_block = list(block_dropouts), list(layers_per_block)
-        num_levels = len(channels)
-        if not (len(block_types) == len(block_dropouts) == num_levels and len(layers_per_block) == num_levels - 1):
-            raise ValueError(
-                "`block_types` and `block_dropouts` need one entry per level and `layers_per_block` one per level but "
-                f"the last; got {num_levels} levels, {len(block_types)} block types, {len(block_dropouts)} dropouts, "
-                f"{len(layers_per_block)} layers_per_block."
-            )
-        unknown = sorted(set(block_types) - {"ResBlock", "TransformerBlock"})
-        if unknown:
-            raise ValueError(f"`block_types` entries must be 'ResBlock' or 'TransformerBlock', got {unknown}.")
-        for level, (kind, ch, p) in enumerate(zip(block_types, channels, block_dropouts)):
-            if kind == "ResBlock" and p != 0.0:
-                raise ValueError(f"ResBlock levels do not support dropout; level {level} has {p}.")
-            if kind == "TransformerBlock" and (ch % num_attention_heads or (ch // num_attention_heads) % 2):
-                raise ValueError(
-                    f"Level {level} width {ch} must split into {num_attention_heads} heads of even size (RoPE)."
-                )
-        if camera_ray_type is not None and camera_ray_type not in RAY_MAP_CHANNELS:
-            raise ValueError(
-                f"`camera_ray_type` must be None or one of {tuple(RAY_MAP_CHANNELS)}, got {camera_ray_type!r}."
-            )
-        check_dropout("condition_dropout", condition_dropout)
+        checked = check_uvit_config(self.config)  # plain Python values, safe in the JSON config
+        self.register_to_config(**checked, _syn2seq_version=__version__)
+        channels, block_types = checked["block_out_channels"], checked["block_types"]
+        block_dropouts, layers_per_block = checked["block_dropouts"], checked["layers_per_block"]
+        in_channels, patch_size, emb_channels = checked["in_channels"], checked["patch_size"], checked["emb_channels"]
+        num_attention_heads, condition_dim = checked["num_attention_heads"], checked["condition_dim"]
+        num_levels, sample_size = len(channels), checked["sample_size"]
         self.height, self.width = (sample_size, sample_size) if isinstance(sample_size, int) else tuple(sample_size)
-        factor = patch_size * 2 ** (num_levels - 1)
-        if self.height % factor or self.width % factor:
-            raise ValueError(
-                f"`sample_size` must be divisible by patch_size * 2**(levels-1) = {factor}, got {sample_size}."
-            )
+        mlp_ratio, norm_eps, norm_num_groups = checked["mlp_ratio"], checked["norm_eps"], checked["norm_num_groups"]
+        noise_embedding_dim, num_mid_blocks = checked["noise_embedding_dim"], checked["num_mid_blocks"]
         self.is_transformer = [kind == "TransformerBlock" for kind in block_types]
-        out_channels = out_channels or in_channels
+        out_channels = checked["out_channels"] or in_channels
 
         # Conditioning.
         self.noise_embedding = DFoTNoiseLevelEmbedding(emb_channels, noise_embedding_dim, noise_embedding_type)
@@ -551,10 +534,11 @@ class DFoTUViT3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin)
         r"""Predict the denoising target (v) of every frame.
 
         Args:
-            hidden_states: ``(B, C, F, H, W)`` noisy frames (pixel space for RealEstate10K, roughly [-1, 1]).
-            timestep: a scalar, ``(B,)`` or ``(B, F)`` per-frame noise levels as DFoT feeds them: ``0.125 * logSNR``
-                for ``noise_embedding_type="fourier"``, the integer index 0..999 for ``"sinusoidal"`` (-1 = clean
-                context, clamped to 0).
+            hidden_states: ``(B, C, F, H, W)`` noisy frames (pixel space for RealEstate10K, roughly [-1, 1]); another
+                float dtype than the model's is cast to the patch embedding's dtype (also the output's).
+            timestep: a scalar, ``(B,)`` or ``(B, F)`` per-frame noise levels as DFoT feeds them: any finite
+                ``0.125 * logSNR`` for ``noise_embedding_type="fourier"``, an integer in
+                ``[-1, num_train_timesteps - 1]`` for ``"sinusoidal"`` (-1 = clean context, embedded as 0).
             condition: optional ``(B, F, condition_dim)`` per-frame vector condition; None means no condition.
             camera_rays: ``(B, C_ray, F, H, W)`` ray map of poses normalised by the window's first frame
                 (``diffusers_syn2seq.camera.ray_map(poses, H, W, kind=config.camera_ray_type)``). ``None`` gives every
@@ -568,13 +552,15 @@ class DFoTUViT3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin)
 
         Returns:
             ``sample`` of shape ``(B, out_channels, F, H, W)``.
+
+        Raises:
+            ValueError: bad shape, dtype, device or value (NaN/inf, timestep range), naming the argument.
         """
         cfg = self.config
         num_levels = len(cfg.block_out_channels)
         timestep = check_dfot_inputs(
-            hidden_states, timestep, condition, camera_rays, condition_mask, camera_rays_mask,
-            in_channels=cfg.in_channels, max_frames=cfg.max_frames, condition_dim=cfg.condition_dim,
-            camera_ray_type=cfg.camera_ray_type, size_multiple=cfg.patch_size * 2 ** (num_levels - 1),
+            hidden_states, timestep, condition, camera_rays, condition_mask, camera_rays_mask, cfg,
+            size_multiple=cfg.patch_size * 2 ** (num_levels - 1),
         )
         batch, _, frames, height, width = hidden_states.shape
 
