@@ -256,7 +256,10 @@ def remove_stale_checkpoint_folders(output_dir: str | os.PathLike) -> list[Path]
     root = Path(output_dir)
     stale = sorted(root.glob(f".{CHECKPOINT_PREFIX}*")) if root.is_dir() else []
     for path in stale:
-        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
     return stale
 
 
@@ -294,7 +297,7 @@ def save_checkpoint_atomically(accelerator, output_dir: str | os.PathLike, step:
     accelerator.wait_for_everyone()
     try:
         accelerator.save_state(str(tmp))
-    except (OSError, RuntimeError) as error:  # torch reports a full disk as a RuntimeError ("unexpected pos")
+    except (OSError, RuntimeError, SafetensorError) as error:  # torch says "unexpected pos" for a full disk
         if accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
         raise _write_failure(final, error) from error

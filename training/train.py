@@ -40,6 +40,7 @@ from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel, cast_training_params, free_memory
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
 from diffusers_syn2seq.cli_support import ToolArgumentParser, add_debug_flag, run_tool
@@ -767,7 +768,7 @@ def save_outputs(args, model, scheduler, vae, lora_config, settings, summary: di
         else:
             Syn2SeqPipeline(transformer=model, scheduler=scheduler, vae=vae, **settings).save_pretrained(staging)
         fix_weight_modes([staging])
-    except (OSError, RuntimeError) as error:
+    except (OSError, RuntimeError, SafetensorError) as error:
         shutil.rmtree(staging, ignore_errors=True)
         raise OSError(getattr(error, "errno", None), f"could not write the trained weights to {str(output_dir)!r} "
                       f"(is the disk full or read-only?): {' '.join(str(error).split())}; the checkpoints are kept",
