@@ -26,6 +26,7 @@ Outputs are checked for writing before the generation starts and written under a
 import argparse
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -111,9 +112,14 @@ def demo(args: argparse.Namespace) -> int:
                out_dir / "side_by_side.png"]
     for path, video in zip(written, (frames, scene[source_view], scene[target_view])):
         write_video(path, video, fps=8.0)
-    side_by_side([(f"{source_view} (input)", scene[source_view]),
-                  (f"{target_view} generated\nPSNR {score:.2f} dB", frames),
-                  (f"{target_view} (true)", scene[target_view])], written[-1])
+    picture = out_dir / f".side_by_side.{os.getpid()}.tmp.png"  # complete before it takes its name
+    try:
+        side_by_side([(f"{source_view} (input)", scene[source_view]),
+                      (f"{target_view} generated\nPSNR {score:.2f} dB", frames),
+                      (f"{target_view} (true)", scene[target_view])], picture)
+        os.replace(picture, written[-1])
+    finally:
+        picture.unlink(missing_ok=True)
     print(f"mean per-frame PSNR of the generated {target_view} frames: {score:.2f} dB "
           f"(trivial baseline, copy the {source_view} frame next to the transition: {baseline:.2f} dB)")
     print("wrote " + ", ".join(str(path) for path in written))

@@ -297,6 +297,29 @@ def test_training_on_a_full_disk_prints_one_line_and_keeps_nothing_half_written(
     assert not list(output.glob(".checkpoint-*")) and not list(output.glob("checkpoint-*"))
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_writing_a_dataset_on_a_full_disk_names_the_file_and_leaves_no_half_written_take(tmp_path):
+    output = tmp_path / "data"
+    result = subprocess.run([sys.executable, str(REPO / "training" / "make_synthetic_dataset.py"), "--output",
+                             str(output), "--num_train", "2", "--num_validation", "0", "--num_test", "0",
+                             "--num_frames", "4", "--resolution", "32", "--transition_frames", "0"],
+                            capture_output=True, text=True, cwd=REPO, preexec_fn=_file_size_limited(1024),
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}, timeout=300)
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr[-3000:]
+    assert errors[0].startswith(f"make_synthetic_dataset.py: error: could not write the video '{output}/clips/")
+    assert errors[0].endswith("exo.mp4': File too large")
+    assert [p.name for p in output.rglob("*")] == ["clips"]  # no clip folder, temporary file or table
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_an_output_folder_that_cannot_be_written_is_refused_before_training(dataset, capsys):
+    train = load_script("training/train.py", "syn2seq_train_security")
+    assert run_tool("train.py", train.main, _train_args(dataset, Path("/proc"))) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("train.py: error: --output_dir: expected a writable folder, got '/proc' (")
+
+
 # ------------------------------------------------------------------------------------------------ dataset containment
 @pytest.fixture()
 def table_root(dataset, tmp_path) -> Path:

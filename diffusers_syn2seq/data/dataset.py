@@ -315,6 +315,9 @@ def write_metadata(root: str | os.PathLike, rows: Sequence[dict[str, Any]]) -> P
     try:
         pq.write_table(table.data.table, str(tmp))  # keeps the `datasets` features in the schema metadata
         os.replace(tmp, path)
+    except (OSError, pa.ArrowException) as error:  # disk full, read-only: name the table, leave the old one
+        raise OSError(getattr(error, "errno", None), f"could not write the metadata table {str(path)!r}: "
+                      f"{' '.join(str(error).split())}", str(path)) from error
     finally:
         if tmp.exists():
             tmp.unlink()
