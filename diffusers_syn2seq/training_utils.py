@@ -392,6 +392,21 @@ def _convert_legacy_ema(pickle_file: Path, target: Path) -> None:
     save_file(tensors, str(target / EMA_WEIGHTS_NAME), metadata=metadata)
 
 
+def _check_random_states(folder: Path) -> None:
+    """accelerate reads `random_states_<i>.pkl` with its restricted loader but skips the file silently when that
+    refuses it; read each here the same way, so a tampered file is an error naming it."""
+    from accelerate.utils import load
+
+    for path in sorted(folder.glob("random_states_*.pkl")):
+        try:
+            states = load(path)
+        except Exception as error:  # UnpicklingError for anything that is not plain state
+            raise ValueError(f"{str(path)!r}: refused by accelerate's restricted loader (weights_only=True), so it is "
+                             f"not a plain random state and is never loaded: {' '.join(str(error).split())}") from None
+        if not isinstance(states, Mapping):
+            raise ValueError(f"{str(path)!r}: expected a dict of random states, got {type(states).__name__}")
+
+
 @contextmanager
 def loadable_checkpoint(folder: str | os.PathLike, use_ema: bool) -> Iterator[Path]:
     """The folder to hand to `accelerator.load_state`: `folder` itself, or, when it holds accelerate's pickled
@@ -400,8 +415,10 @@ def loadable_checkpoint(folder: str | os.PathLike, use_ema: bool) -> Iterator[Pa
 
     Only a checkpoint of an older train.py (no completion marker) may hold one, `custom_checkpoint_0.pkl`, its EMA:
     converted to `ema.safetensors` in the view with the restricted loader when the run uses EMA, ignored otherwise.
-    Any other pickled state raises a `ValueError` naming it."""
+    Any other pickled state, and random states the restricted loader refuses, raise a `ValueError` naming the file.
+    """
     folder = Path(folder)
+    _check_random_states(folder)
     pickles = sorted(p.name for p in folder.iterdir() if re.fullmatch(r"custom_checkpoint_\d+\.pkl", p.name))
     if not pickles:
         yield folder

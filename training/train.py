@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import shlex
 import shutil
 import sys
@@ -684,7 +685,12 @@ def resume_position(args, accelerator, output_dir: Path, steps_per_epoch: int) -
         return 0, 0, 0
     accelerator.print(f"resuming from {checkpoint}")
     with loadable_checkpoint(checkpoint, use_ema=args.use_ema) as folder:  # never hands accelerate a pickle to load
-        accelerator.load_state(str(folder))
+        try:
+            accelerator.load_state(str(folder))
+        except pickle.UnpicklingError as error:  # optimizer.bin, scheduler.bin: refused by the restricted loader
+            raise ValueError(f"--resume_from_checkpoint {str(checkpoint)!r}: a file was refused by torch's restricted "
+                             f"loader (weights_only=True) and is never loaded: {' '.join(str(error).split())}"
+                             ) from None
     global_step = int(checkpoint.name.split("-")[1])
     return (global_step, global_step // steps_per_epoch,
             (global_step % steps_per_epoch) * args.gradient_accumulation_steps)
