@@ -133,9 +133,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def publish_folder(staging: Path, destination: Path, last: str | None = None) -> None:
     """Move every entry of the complete folder `staging` into `destination` (replacing entries of the same name),
-    `last` after all others, then remove `staging`. `last` (e.g. `model_index.json`) is removed from `destination`
-    first, so a reader never sees it next to a mix of old and new entries."""
-    if last is not None and (destination / last).exists():
+    `last` after all others, then remove `staging`. When `staging` has `last` (e.g. `model_index.json`), the old one is
+    removed from `destination` first, so a reader never sees it next to a mix of old and new entries."""
+    if last is not None and (staging / last).exists() and (destination / last).exists():
         (destination / last).unlink()
     entries = sorted(staging.iterdir(), key=lambda p: p.name == last)
     for entry in entries:

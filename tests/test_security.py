@@ -431,3 +431,22 @@ def test_poses_that_are_not_rotations_are_refused(table_root, tmp_path):
     flat[1, 0] = 0.0
     with pytest.raises(ValueError, match=r"pose row 1: expected positive focal lengths fx, fy, got \[0.0, "):
         validate_poses_array(flat, None, "x")
+
+
+def test_publish_folder_replaces_entries_and_keeps_the_rest(tmp_path):
+    from diffusers_syn2seq.safe_io import publish_folder
+
+    out, staging = tmp_path / "out", tmp_path / "out" / ".final.tmp"
+    for folder, text in ((out, "old"), (staging, "new")):
+        (folder / "transformer").mkdir(parents=True)
+        (folder / "transformer" / "config.json").write_text(text)
+        (folder / "model_index.json").write_text(text)
+    (out / "checkpoint-3").mkdir()
+    publish_folder(staging, out, last="model_index.json")
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-3", "model_index.json", "transformer"]
+    assert (out / "model_index.json").read_text() == (out / "transformer" / "config.json").read_text() == "new"
+    lora = out / ".lora.tmp"
+    lora.mkdir()
+    (lora / "pytorch_lora_weights.safetensors").write_text("w")
+    publish_folder(lora, out, last="model_index.json")  # a staging folder without `last` leaves it alone
+    assert (out / "model_index.json").read_text() == "new" and (out / "pytorch_lora_weights.safetensors").is_file()
