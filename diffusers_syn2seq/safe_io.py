@@ -7,7 +7,7 @@ safe names, output checks before heavy work, atomic writes, file modes and lefto
 - `check_safe_name(value, what)`: a single folder-name component (no separators, no leading dot).
 - `check_output_dir` / `check_output_file`: an output can be created and written, checked before hours of work.
 - `atomic_write_text` / `publish_folder`: nothing half-written is ever visible under the final name.
-- `fix_weight_modes`: safetensors >= 0.6 writes through a private temporary file and keeps its mode 0600; weights
+- `fix_weight_modes`: safetensors' `save_file` (0.8 here) creates its files with mode 0600 whatever the umask; weights
   written here get the mode every other output file gets (0644 under the usual umask 022).
 - `remove_stale_temporaries`: temporary files and folders of killed writers (named with their process id) whose
   process is gone.
@@ -108,7 +108,7 @@ def default_file_mode() -> int:
 
 def fix_weight_modes(paths: Iterable[str | os.PathLike]) -> None:
     """Give `*.safetensors` files under `paths` (files or folders) the default file mode when they have the private
-    mode 0600 that safetensors' temporary-file writer leaves (other modes are left alone)."""
+    mode 0600 that safetensors' `save_file` gives them (other modes are left alone)."""
     mode = default_file_mode()
     for path in map(Path, paths):
         files = path.rglob("*.safetensors") if path.is_dir() else [path]
