@@ -16,10 +16,18 @@ Each model folder's Syn2Seq settings (`mode`, `num_transition_frames`, `reversal
 configuration (`model_index.json`, or the `syn2seq_settings.json` of older folders); `--mode` and
 `--num_transition_frames` override them. Flags are spelled with underscores, like `training/train.py` and diffusers'
 scripts; the dashed spellings are accepted too.
+
+Bad input (a flag out of range, a missing or unreadable file, an output that cannot be written) prints one line
+`syn2seq <command>: error: <message>` and exits with status 2; `--debug` (or SYN2SEQ_DEBUG=1) shows the traceback.
+Outputs are checked for writing before the generation starts and written under a temporary name, then renamed.
+`convert_dfot_command` is the `syn2seq-convert-dfot` console command.
 """
 
 import argparse
 import json
+import math
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -28,6 +36,7 @@ import numpy as np
 import torch
 
 from .bundled import trained_reverse_prob, trained_scene_style
+from .cli_support import BAD_INPUT_ERRORS, ToolArgumentParser, add_debug_flag, debug_requested, run_tool
 from .data.poses_file import load_poses_file
 from .data.sequence import MODES
 from .evaluation import (
@@ -44,6 +53,7 @@ from .evaluation import (
     source_target_views,
 )
 from .metrics import paired_difference, psnr, summarize
+from .safe_io import atomic_write_text, check_output_dir, check_output_file, fix_weight_modes, publish_folder
 
 # What the baselines of `evaluate` are not scored on, and why (printed, and recorded in the JSON).
 BASELINE_NOT_APPLICABLE = ("mean_of_n_psnr", "exo_dependence")
@@ -66,10 +76,14 @@ def _to_uint8(frames: torch.Tensor) -> np.ndarray:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from .data import SCENE_STYLES, render_synthetic_clip, seeds_for_split, write_video
+    from .data import SCENE_STYLES, SPLIT_SEED_RANGES, render_synthetic_clip, write_video
 
     start = time.perf_counter()
     out_dir = Path(args.output_dir)
+    first, last = SPLIT_SEED_RANGES["test"]
+    if not 0 <= args.scene < last - first:
+        raise ValueError(f"--scene: expected the index of a held-out test scene in [0, {last - first - 1}], got "
+                         f"{args.scene}")
     pipe, folder = load_pipeline(args.model, args.device, args.dtype)
     mode, num_transition = _settings(pipe, args)
     max_frames = pipe.transformer.config.max_frames
@@ -77,6 +91,7 @@ def demo(args: argparse.Namespace) -> int:
     if 2 * num_frames + num_transition > max_frames:
         raise ValueError(f"--num_frames: {num_frames} source + {num_transition} transition + {num_frames} target "
                          f"frames exceed the model's max_frames {max_frames}")
+    check_output_dir(out_dir, "--output_dir")  # before the generation
     if args.direction == "ego2exo" and trained_reverse_prob(folder) == 0.0:
         print(f"warning: {folder} was trained on Exo2Ego only (reverse_prob 0); its Ego2Exo output is out of "
               "distribution.")
@@ -86,7 +101,7 @@ def demo(args: argparse.Namespace) -> int:
     style = args.style or trained_scene_style(folder) or "textured"
     if style not in SCENE_STYLES:
         raise ValueError(f"--style: expected one of {list(SCENE_STYLES)}, got {style!r}")
-    seed = seeds_for_split("test", 1)[0] + args.scene
+    seed = first + args.scene
     scene = render_synthetic_clip(seed, num_frames=num_frames, resolution=size, num_transition_frames=num_transition,
                                   style=style)
     print(f"rendered held-out SynthEgoExo test scene {args.scene} (seed {seed}, {style}): {num_frames} {source_view} + "
@@ -98,14 +113,18 @@ def demo(args: argparse.Namespace) -> int:
     score = float(psnr(generated, truth).mean())
     baseline = float(psnr(copy_source_prediction(scene, args.direction, len(truth)), truth).mean())
     frames = _to_uint8(generated)
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / f"{target_view}.mp4", out_dir / f"{source_view}.mp4", out_dir / f"{target_view}_true.mp4",
                out_dir / "side_by_side.png"]
     for path, video in zip(written, (frames, scene[source_view], scene[target_view])):
         write_video(path, video, fps=8.0)
-    side_by_side([(f"{source_view} (input)", scene[source_view]),
-                  (f"{target_view} generated\nPSNR {score:.2f} dB", frames),
-                  (f"{target_view} (true)", scene[target_view])], written[-1])
+    picture = out_dir / f".side_by_side.{os.getpid()}.tmp.png"  # complete before it takes its name
+    try:
+        side_by_side([(f"{source_view} (input)", scene[source_view]),
+                      (f"{target_view} generated\nPSNR {score:.2f} dB", frames),
+                      (f"{target_view} (true)", scene[target_view])], picture)
+        os.replace(picture, written[-1])
+    finally:
+        picture.unlink(missing_ok=True)
     print(f"mean per-frame PSNR of the generated {target_view} frames: {score:.2f} dB "
           f"(trivial baseline, copy the {source_view} frame next to the transition: {baseline:.2f} dB)")
     print("wrote " + ", ".join(str(path) for path in written))
@@ -125,6 +144,7 @@ def generate(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise ValueError(f"--exo: could not read video {str(exo_path)!r}: {error}") from None
     exo_poses, ego_poses = load_poses_file(args.poses, num_exo_frames=len(exo))
+    check_output_file(out_path, "--out")
     pipe, folder = load_pipeline(args.model, args.device, args.dtype)
     mode, num_transition = _settings(pipe, args)
     size = pixel_frame_size(pipe)
@@ -139,8 +159,7 @@ def generate(args: argparse.Namespace) -> int:
                   direction="exo2ego", num_inference_steps=args.steps,
                   generator=torch.Generator().manual_seed(args.seed), output_type="np", **kwargs)
     frames = (np.clip(result.frames[0], 0, 1) * 255).round().astype(np.uint8)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    write_video(out_path, frames, fps=args.fps)
+    write_video(out_path, frames, fps=args.fps)  # temporary name, then rename
     print(f"wrote {len(frames)} ego frames ({size}x{size}) to {out_path} in {time.perf_counter() - start:.1f} s "
           f"(model {folder}, mode {mode}, {num_transition} transition frames, {args.steps} steps)")
     return 0
@@ -165,14 +184,27 @@ def _scores_line(summary: dict, num_samples: int) -> str:
     return ", ".join(parts)
 
 
-def _check_evaluate_args(args: argparse.Namespace, num_scenes: int) -> bool:
-    """Flag checks of `evaluate`; returns whether the exo-dependence is computed (it needs two scenes)."""
+def _check_evaluate_args(args: argparse.Namespace) -> None:
+    """Flag checks of `evaluate` that need no data (before anything is loaded)."""
     if args.num_samples < 1:
         raise ValueError(f"--num_samples: expected an integer >= 1 (1 disables mean-of-N), got {args.num_samples}")
     if args.layout_block is not None and args.layout_block < 1:
         raise ValueError(f"--layout_block: expected a block side >= 1 pixel, got {args.layout_block}")
+    if args.num_scenes is not None and args.num_scenes < 1:
+        raise ValueError(f"--num_scenes: expected an integer >= 1 (default: every take of the split), got "
+                         f"{args.num_scenes}")
+    if args.output:
+        check_output_file(args.output, "--output")
+
+
+def _check_scenes(args: argparse.Namespace, scenes: list[dict], target_view: str) -> bool:
+    """`--num_frames` against the clips; returns whether the exo-dependence is computed (it needs two scenes)."""
+    shortest = min(len(scene[target_view]) for scene in scenes)
+    if args.num_frames is not None and args.num_frames > shortest:
+        raise ValueError(f"--num_frames: expected at most the {target_view} clip length of every scene ({shortest} "
+                         f"frames in {args.data}), got {args.num_frames}")
     exo = bool(args.model) and not args.no_exo_dependence
-    if exo and num_scenes < 2:
+    if exo and len(scenes) < 2:
         print("exo-dependence skipped: it needs at least 2 scenes (another scene's source clip)")
         return False
     return exo
@@ -194,9 +226,10 @@ def evaluate(args: argparse.Namespace) -> int:
     if not args.model and not args.baselines:
         raise ValueError("nothing to evaluate: pass --model FOLDER (repeatable) and/or --baselines")
     start = time.perf_counter()
+    _check_evaluate_args(args)
     scenes = load_eval_scenes(args.data, args.split, args.num_scenes)
-    exo = _check_evaluate_args(args, len(scenes))
     _, target_view = source_target_views(args.direction)
+    exo = _check_scenes(args, scenes, target_view)
     print(f"{len(scenes)} {args.split} scenes of {args.data}, {args.direction}")
     report: dict = {"data": str(args.data), "split": args.split, "direction": args.direction, "steps": args.steps,
                     "seed": args.seed, "ci_method": args.ci, "num_samples": args.num_samples,
@@ -229,10 +262,7 @@ def evaluate(args: argparse.Namespace) -> int:
             report["row_minus_baseline"] = _differences(report["summary"], report["baselines"], args.ci)
     report["seconds"] = time.perf_counter() - start
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(str(args.output) + ".tmp")
-        tmp.write_text(json.dumps(report, indent=1))
-        tmp.replace(args.output)
+        atomic_write_text(args.output, json.dumps(report, indent=1))
         print(f"wrote {args.output}")
     return 0
 
@@ -244,7 +274,7 @@ def _flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="syn2seq", description="Syn2Seq-Forcing exo<->ego video generation.")
+    parser = ToolArgumentParser(prog="syn2seq", description="Syn2Seq-Forcing exo<->ego video generation.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser, many_models: bool = False) -> None:
@@ -262,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         _flag(p, "mode", choices=list(MODES), default=None,
               help="Syn2Seq mode (default: the model's pipeline configuration)")
         _flag(p, "quiet", action="store_true", help="no progress bars")
+        add_debug_flag(p)
 
     demo_parser = commands.add_parser(
         "demo", help="Render a held-out synthetic scene and generate its ego video with the bundled model.",
@@ -324,15 +355,80 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_common_args(args: argparse.Namespace) -> None:
+    """Checks of the flags every command shares; errors name the flag, the expected and the received value."""
+    if getattr(args, "num_frames", None) is not None and args.num_frames < 1:
+        raise ValueError(f"--num_frames: expected a positive frame count, got {args.num_frames}")
+    if args.steps < 1:
+        raise ValueError(f"--steps: expected an integer >= 1, got {args.steps}")
+    if not 0 <= args.seed < 2**63:
+        raise ValueError(f"--seed: expected an integer in [0, 2**63), got {args.seed}")
+    if args.num_transition_frames is not None and args.num_transition_frames < 0:
+        raise ValueError(f"--num_transition_frames: expected an integer >= 0, got {args.num_transition_frames}")
+    if getattr(args, "fps", None) is not None and not (math.isfinite(args.fps) and args.fps > 0):
+        raise ValueError(f"--fps: expected a finite number > 0, got {args.fps}")
+    try:
+        device = torch.device(args.device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"--device: expected a torch device such as cpu, cuda or cuda:1, got {args.device!r}"
+                         ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device: expected a device this machine has, got {args.device!r} (no CUDA device)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if getattr(args, "num_frames", None) is not None and args.num_frames < 1:
-            raise ValueError(f"--num_frames: expected a positive frame count, got {args.num_frames}")
+        check_common_args(args)
         return {"demo": demo, "generate": generate, "evaluate": evaluate}[args.command](args)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"syn2seq {args.command}: error: {error}", file=sys.stderr)
+    except BAD_INPUT_ERRORS as error:
+        if debug_requested(argv):
+            raise
+        print(f"syn2seq {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
+
+
+def _convert_dfot(argv: list[str] | None) -> int:
+    from .models.conversion_dfot import convert_dfot_checkpoint
+
+    parser = ToolArgumentParser(prog="syn2seq-convert-dfot",
+                                description="Convert an official DFoT checkpoint to a diffusers model folder.")
+    parser.add_argument("--checkpoint", required=True, help="Official .ckpt/.pt/.safetensors file (pickled files "
+                        "are read with torch.load(weights_only=True): tensors and plain containers only).")
+    parser.add_argument("--config", required=True, help="JSON with backbone_config, x_shape, max_tokens, "
+                        "external_cond_dim.")
+    parser.add_argument("--output_dir", required=True, help="Where to write config.json + safetensors weights.")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    add_debug_flag(parser)
+    args = parser.parse_args(argv)
+    if not Path(args.checkpoint).is_file():
+        raise FileNotFoundError(f"--checkpoint: expected an official DFoT checkpoint file, got {args.checkpoint!r} "
+                                "(does not exist)")
+    try:
+        dfot_config = json.loads(Path(args.config).read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--config: expected a JSON file of backbone settings, got {args.config!r}: {error}") from None
+    if not isinstance(dfot_config, dict):
+        raise ValueError(f"--config: expected a JSON object in {args.config!r}, got a {type(dfot_config).__name__}")
+    output_dir = check_output_dir(args.output_dir, "--output_dir")
+    model = convert_dfot_checkpoint(args.checkpoint, dfot_config, torch_dtype=getattr(torch, args.dtype))
+    staging = output_dir / f".convert-{time.time_ns()}.tmp"  # complete before it is moved into place
+    try:
+        model.save_pretrained(staging)
+        fix_weight_modes([staging])
+        publish_folder(staging, output_dir, last="config.json")
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"Saved {type(model).__name__} ({n_params / 1e6:.1f}M parameters) to {args.output_dir}")
+    return 0
+
+
+def convert_dfot_command(argv: list[str] | None = None) -> int:
+    """`syn2seq-convert-dfot`: `models.conversion_dfot.convert_dfot_checkpoint` from the command line, with the
+    project's one-line errors, the output written in a hidden folder first and weights of mode 0644."""
+    return run_tool("syn2seq-convert-dfot", _convert_dfot, argv)
 
 
 if __name__ == "__main__":

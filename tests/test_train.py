@@ -379,7 +379,7 @@ def test_time_budget_stops_training_and_saves(dataset, tmp_path):
                           "--train_batch_size", "2", "--max_train_steps", "50", "--max_train_minutes", "1e-6"])
     assert summary["stopped_by_time_budget"] and summary["global_step"] == 1  # the first step already took longer
     assert len(_lines(output / "logs" / "train_log.jsonl")) == 1 and (output / "model_index.json").is_file()
-    with pytest.raises(ValueError, match="--max_train_minutes: expected a positive number of minutes, got 0.0"):
+    with pytest.raises(ValueError, match="--max_train_minutes: expected a finite number > 0, got 0.0"):
         train.main(["--dataset_dir", str(dataset), "--max_train_minutes", "0"])
 
 

@@ -16,33 +16,37 @@ updated with `transition_video`, `transition_poses` (the interpolated camera pat
 the first ego pose) and `transition_source`; the table is rewritten atomically every
 `--checkpoint_every` takes and at the end. A rerun skips takes already done (same source and frame
 count), so an interrupted run resumes where it stopped. `--skip_bad` skips takes whose videos cannot
-be decoded and lists them at the end instead of stopping.
+be decoded and lists them at the end instead of stopping. A rerun also removes the temporary files a killed run
+left. Bad input prints one line `cache_transitions.py: error: ...` and exits with status 2 (`--debug`: traceback).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from diffusers_syn2seq.cli_support import ToolArgumentParser, add_debug_flag, run_tool
 from diffusers_syn2seq.data.dataset import (
     METADATA_FILENAME,
     Syn2SeqClipDataset,
     collect_clip_rows,
+    remove_writer_leftovers,
     write_metadata,
 )
 from diffusers_syn2seq.data.sequence import DEFAULT_NUM_TRANSITION_FRAMES
 from diffusers_syn2seq.data.transitions import TransitionSource, make_transition_source, transition_path_poses
 from diffusers_syn2seq.data.video_io import write_video
+from diffusers_syn2seq.safe_io import atomic_write_text
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ToolArgumentParser(prog="cache_transitions.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="Syn2Seq dataset folder")
     parser.add_argument("--source", required=True, choices=["crossfade", "crossfade_latent", "render", "flf"])
     parser.add_argument("--num_frames", "--num-frames", type=int, default=DEFAULT_NUM_TRANSITION_FRAMES,
@@ -61,9 +65,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="flf: classifier-free guidance")
     parser.add_argument("--seed", type=int, default=0, help="flf: generator seed")
     parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
-    if args.num_frames < 1:
-        parser.error(f"--num_frames must be >= 1, got {args.num_frames}")
+    for name in ("num_frames", "checkpoint_every", "num_inference_steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if not math.isfinite(args.guidance_scale):
+        parser.error(f"--guidance_scale: expected a finite number, got {args.guidance_scale}")
     if args.source == "crossfade_latent" and not args.vae:
         parser.error("--source crossfade_latent needs --vae")
     if args.source == "flf" and not args.pipeline:
@@ -98,9 +106,7 @@ def build_source(args: argparse.Namespace) -> TransitionSource:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data))
 
 
 def cache_transitions(
@@ -115,7 +121,8 @@ def cache_transitions(
     """Cache `source` transitions for every take listed in `data`'s table.
 
     Returns (computed, already cached, bad-take messages)."""
-    dataset = Syn2SeqClipDataset(data, load_transition=False)
+    dataset = Syn2SeqClipDataset(data, load_transition=False)  # validates the table: take ids and paths inside
+    remove_writer_leftovers(data)
     listed = set(dataset.table["take_id"])
     computed, kept, bad = 0, 0, []
 
@@ -175,4 +182,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool("cache_transitions.py", main))

@@ -11,30 +11,36 @@ Each take is the scene of one seed (train / validation / test seeds come from di
 `diffusers_syn2seq.data.SPLIT_SEED_RANGES`), with its true rendered transition cached as
 `transition_render.mp4` when `--transition_frames > 0`. Clip folders are renamed into place only when
 complete and the table is rewritten atomically every `--checkpoint_every` takes and at the end, so an
-interrupted run never lists a half-written clip; `--resume` keeps complete clip folders from an earlier run.
+interrupted run never lists a half-written clip; `--resume` keeps complete clip folders from an earlier run and
+removes the temporary files and folders a killed run left. A dataset of zero takes is refused.
 
 `--style flat` renders flat-shaded scenes (one colour per surface; the same geometry and cameras per seed as
 the default `--style textured`, see `diffusers_syn2seq.data.synthetic`), easier to learn at 32x32. The style
 is recorded in the table's `style` column (and each take's `meta.json`); `--resume` re-renders takes of
 another style.
+
+Bad input prints one line `make_synthetic_dataset.py: error: ...` and exits with status 2 (`--debug`: traceback).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from diffusers_syn2seq.data.dataset import CLIPS_DIRNAME, write_clip, write_metadata
+from diffusers_syn2seq.cli_support import ToolArgumentParser, add_debug_flag, run_tool
+from diffusers_syn2seq.data.dataset import CLIPS_DIRNAME, remove_writer_leftovers, write_clip, write_metadata
 from diffusers_syn2seq.data.sequence import DEFAULT_NUM_TRANSITION_FRAMES
 from diffusers_syn2seq.data.synthetic import SCENE_STYLES, render_synthetic_clip, seeds_for_split
+from diffusers_syn2seq.safe_io import check_output_dir
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ToolArgumentParser(prog="make_synthetic_dataset.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, required=True, help="dataset folder to create or update")
     parser.add_argument("--num_train", "--num-train", type=int, default=100)
     parser.add_argument("--num_validation", "--num-validation", type=int, default=10)
@@ -53,6 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="keep complete clip folders written by an earlier run")
     parser.add_argument("--checkpoint_every", "--checkpoint-every", type=int, default=50,
                         help="rewrite the table every N takes")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     for name in ("num_train", "num_validation", "num_test", "seed_offset", "transition_frames"):
         if getattr(args, name) < 0:
@@ -60,6 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("num_frames", "resolution", "checkpoint_every"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not (math.isfinite(args.fps) and args.fps > 0):
+        parser.error(f"--fps: expected a finite number > 0, got {args.fps}")
+    if args.num_train + args.num_validation + args.num_test == 0:
+        parser.error("--num-train, --num-validation, --num-test: expected at least one take in all, got 0 (a dataset "
+                     "of zero takes cannot be trained or evaluated on)")
     return args
 
 
@@ -75,6 +87,10 @@ def _matches(meta: dict, args: argparse.Namespace) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    check_output_dir(args.output, "--output")
+    if args.resume:
+        for path in remove_writer_leftovers(args.output):
+            print(f"removed {path} (left by a killed run)")
     jobs = [
         (split, seed)
         for split, num in (("train", args.num_train), ("validation", args.num_validation), ("test", args.num_test))
@@ -86,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         take_id = f"synth-{seed:07d}"
         meta_path = args.output / CLIPS_DIRNAME / take_id / "meta.json"
         if args.resume and meta_path.is_file():
-            meta = json.loads(meta_path.read_text())
+            try:
+                meta = json.loads(meta_path.read_text())
+            except ValueError:  # damaged by hand or disk trouble: render the take again
+                meta = {}
             if _matches(meta, args):
                 rows.append(meta)
                 reused += 1
@@ -124,4 +143,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool("make_synthetic_dataset.py", main))

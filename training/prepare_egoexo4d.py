@@ -32,6 +32,12 @@ frames (30 fps / stride) from `--start_frame`; the exo and ego frames of a clip 
 frame-aligned indices. Bad takes (missing files, corrupt videos, missing pose rows, NaN poses) raise a
 `ValueError` naming the file and row, or with `--skip_bad` are skipped and listed at the end.
 
+Safety: takes.json is read as untrusted input. Every file it leads to (`root_dir`, the videos' `relative_path`, the
+calibration, annotation, trajectory and timesync files) is resolved, symlinks included, and refused unless it stays
+under `--root`; take names, take uids and camera names must be plain names. Bad input prints one line
+`prepare_egoexo4d.py: error: ...` and exits with status 2 (`--debug`: traceback); a run that writes no clip at all
+is an error.
+
 Example::
 
     python training/prepare_egoexo4d.py --root /data/egoexo4d --output data/egoexo64 \
@@ -51,8 +57,10 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from diffusers_syn2seq.cli_support import ToolArgumentParser, add_debug_flag, run_tool
 from diffusers_syn2seq.data.dataset import validate_poses_array, write_clip, write_metadata
 from diffusers_syn2seq.data.video_io import read_frames, video_info
+from diffusers_syn2seq.safe_io import check_output_dir, check_safe_name, resolve_inside
 
 SPLIT_NAMES = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
 
@@ -206,15 +214,26 @@ def ego_poses_from_mps(
 
 
 # ------------------------------------------------------------------------------------------ takes
+def _take_file(root: Path, take: dict[str, Any], relative: str, what: str) -> Path:
+    """`root / take["root_dir"] / relative`, refused unless it stays under `root` (symlinks resolved)."""
+    root_dir = take.get("root_dir")
+    if not isinstance(root_dir, str):
+        raise ValueError(f"takes.json take {take.get('take_name')!r}: expected a root_dir string, got {root_dir!r}")
+    return resolve_inside(root, f"{root_dir}/{relative}", f"takes.json take {take.get('take_name')!r} {what}")
+
+
 def _find_annotation(root: Path, take_uid: str) -> tuple[Path, str | None]:
+    check_safe_name(take_uid, "takes.json take_uid")
     for split in ("train", "val", "test"):
         path = root / "annotations" / "ego_pose" / split / "camera_pose" / f"{take_uid}.json"
         if path.is_file():
-            return path, SPLIT_NAMES[split]
+            return resolve_inside(root, str(path.relative_to(root)), f"ego pose annotation of take {take_uid!r}"), \
+                SPLIT_NAMES[split]
     return root / "annotations" / "ego_pose" / "train" / "camera_pose" / f"{take_uid}.json", None
 
 
 def _video_path(root: Path, take: dict[str, Any], camera: str, stream: str) -> Path:
+    check_safe_name(camera, "camera name")
     videos = take.get("frame_aligned_videos") or {}
     try:
         relative = videos[camera][stream]["relative_path"]
@@ -222,12 +241,12 @@ def _video_path(root: Path, take: dict[str, Any], camera: str, stream: str) -> P
         relative = (
             f"frame_aligned_videos/{camera}.mp4" if stream == "0" else f"frame_aligned_videos/{camera}_214-1.mp4"
         )
-    return root / take["root_dir"] / relative
+    return _take_file(root, take, relative, f"{camera} video")
 
 
 def _aria_timestamps_us(root: Path, take: dict[str, Any], camera: str, frames: np.ndarray) -> np.ndarray:
-    capture = re.sub(r"_\d+$", "", take["take_name"])
-    path = root / "captures" / capture / "timesync.csv"
+    capture = check_safe_name(re.sub(r"_\d+$", "", take["take_name"]), "takes.json take_name (capture)")
+    path = resolve_inside(root, f"captures/{capture}/timesync.csv", f"timesync file of capture {capture!r}")
     if not path.is_file():
         raise ValueError(f"timesync file {str(path)!r} does not exist (needed by --ego_poses mps)")
     with open(path, newline="") as f:
@@ -247,14 +266,14 @@ def prepare_take(
     root: Path, output: Path, take: dict[str, Any], args: argparse.Namespace, splits: dict[str, str]
 ) -> list[dict]:
     """Write the clips of one take; returns their metadata rows. Raises ValueError naming file and row."""
-    name, uid = take["take_name"], take["take_uid"]
+    name, uid = check_safe_name(take.get("take_name"), "takes.json take_name"), take.get("take_uid")
     exo_cam = args.exo_camera or take.get("best_exo")
     if not exo_cam:
         raise ValueError(f"takes.json take {name!r} has no best_exo; pass --exo_camera")
     ego_cam = args.ego_camera
     exo_video = _video_path(root, take, exo_cam, "0")
     ego_video = _video_path(root, take, ego_cam, "rgb")
-    calib = root / take["root_dir"] / "trajectory" / "gopro_calibs.csv"
+    calib = _take_file(root, take, "trajectory/gopro_calibs.csv", "exo calibration")
     exo_intr, exo_w2c, calib_hw = read_exo_calibration(calib, exo_cam)
     exo_info, ego_info = video_info(exo_video), video_info(ego_video)
     if abs(exo_info.width / exo_info.height - calib_hw[1] / calib_hw[0]) > 0.01:
@@ -275,7 +294,7 @@ def prepare_take(
             f"{args.start_frame + (args.num_frames - 1) * args.stride}"
         )
     if args.ego_poses == "mps":
-        t_device_rgb = np.asarray(json.loads(Path(args.device_to_rgb).read_text()), dtype=np.float64).reshape(4, 4)
+        t_device_rgb = read_device_to_rgb(args.device_to_rgb)
         ego_intr = np.asarray(args.ego_intrinsics, dtype=np.float64)
     split = splits.get(uid)
     rows = []
@@ -287,7 +306,7 @@ def prepare_take(
             ego_poses = read_ego_pose_annotation(annotation, frames, args.ego_intrinsics_size)
         else:
             stamps = _aria_timestamps_us(root, take, ego_cam, frames)
-            traj = root / take["root_dir"] / "trajectory" / "closed_loop_trajectory.csv"
+            traj = _take_file(root, take, "trajectory/closed_loop_trajectory.csv", "MPS trajectory")
             ego_poses = ego_poses_from_mps(traj, stamps, t_device_rgb, ego_intr)
         exo = read_frames(exo_video, frames, size=exo_resized)[:, y0 : y0 + size[0], x0 : x0 + size[1]]
         ego = read_frames(ego_video, frames, size=size)
@@ -313,8 +332,20 @@ def prepare_take(
     return rows
 
 
+def read_device_to_rgb(path: str) -> np.ndarray:
+    """The 4x4 `T_device_rgb` of `--device_to_rgb` (JSON), with errors naming the flag and the file."""
+    try:
+        matrix = np.asarray(json.loads(Path(path).read_text()), dtype=np.float64)
+    except (OSError, ValueError, TypeError) as error:
+        raise ValueError(f"--device_to_rgb: expected a JSON 4x4 matrix file, got {path!r}: {error}") from None
+    if matrix.size != 16 or not np.isfinite(matrix).all():
+        raise ValueError(f"--device_to_rgb: expected 16 finite numbers (a 4x4 matrix) in {path!r}, got shape "
+                         f"{matrix.shape}")
+    return matrix.reshape(4, 4)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ToolArgumentParser(prog="prepare_egoexo4d.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, required=True, help="local Ego-Exo4D download (holds takes.json)")
     parser.add_argument("--output", type=Path, required=True, help="Syn2Seq dataset folder to write")
     parser.add_argument("--num_frames", "--num-frames", type=int, default=16, help="frames per clip (exo and ego each)")
@@ -355,23 +386,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lossless", action="store_true")
     parser.add_argument("--skip_bad", "--skip-bad", action="store_true",
                         help="skip takes with bad input and report them")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if args.ego_poses == "mps" and not args.device_to_rgb:
         parser.error("--ego_poses mps needs --device_to_rgb (the device-to-RGB-camera calibration)")
-    for name in ("num_frames", "stride", "clips_per_take", "resolution"):
+    for name in ("num_frames", "stride", "clips_per_take", "resolution", "ego_intrinsics_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.start_frame < 0:
+        parser.error(f"--start_frame must be >= 0, got {args.start_frame}")
+    if not (np.isfinite(args.ego_intrinsics).all() and min(args.ego_intrinsics[:2]) > 0):
+        parser.error(f"--ego_intrinsics: expected finite fx fy px py with fx, fy > 0, got {args.ego_intrinsics}")
     return args
+
+
+def read_takes(root: Path) -> list[dict[str, Any]]:
+    """The take list of `root/takes.json`; errors name the file."""
+    path = root / "takes.json"
+    if not path.is_file():
+        raise ValueError(f"{str(path)!r} does not exist: --root must be an Ego-Exo4D download")
+    try:
+        takes = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{str(path)!r} is not readable JSON: {error}") from None
+    if not isinstance(takes, list) or not all(isinstance(t, dict) for t in takes):
+        raise ValueError(f"{str(path)!r}: expected a JSON list of take objects, got {type(takes).__name__}")
+    return takes
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    takes_path = args.root / "takes.json"
-    if not takes_path.is_file():
-        raise ValueError(f"{str(takes_path)!r} does not exist: --root must be an Ego-Exo4D download")
-    takes = json.loads(takes_path.read_text())
+    takes = read_takes(args.root)
+    check_output_dir(args.output, "--output")
     if args.take:
-        takes = [t for t in takes if t["take_name"] in set(args.take)]
+        takes = [t for t in takes if t.get("take_name") in set(args.take)]
+        if not takes:
+            raise ValueError(f"--take: expected names of takes in {str(args.root / 'takes.json')!r}, got {args.take} "
+                             "(none found)")
     splits: dict[str, str] = {}
     split_file = args.root / "annotations" / "splits.json"
     if split_file.is_file():
@@ -385,12 +436,15 @@ def main(argv: list[str] | None = None) -> int:
             if not args.skip_bad:
                 raise
             bad.append(f"{take.get('take_name')}: {error}")
-    write_metadata(args.output, rows)
-    print(f"wrote {len(rows)} clips from {len(takes) - len(bad)} takes to {args.output}; {len(bad)} takes skipped")
     for message in bad:
         print(f"  skipped {message}")
+    if not rows:
+        raise ValueError(f"no clip written ({len(bad)} of {len(takes)} takes skipped as bad, listed above); a "
+                         "dataset of zero takes is not written")
+    write_metadata(args.output, rows)
+    print(f"wrote {len(rows)} clips from {len(takes) - len(bad)} takes to {args.output}; {len(bad)} takes skipped")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool("prepare_egoexo4d.py", main))

@@ -8,6 +8,8 @@
         --dataset_dir data/cooking --rank 32 --output_dir runs/cooking-lora
 
 Flags may also come from a YAML file (`--config`, keys = flag names without dashes; the command line wins).
+Bad input (a flag out of range, a missing file, a full disk) prints one line `train.py: error: ...` and exits with
+status 2; `--debug` (or SYN2SEQ_DEBUG=1) shows the traceback.
 Reading order: arguments -> checks (before anything heavy) -> models -> data -> optimiser -> resume -> training loop
 (diffusion-forcing loss, checkpoints, validation) -> final pipeline / LoRA weights, model card, Hub upload.
 """
@@ -19,7 +21,9 @@ import json
 import logging
 import math
 import os
+import pickle
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -37,9 +41,11 @@ from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel, cast_training_params, free_memory
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
 from diffusers_syn2seq.bundled import dataset_scene_style
+from diffusers_syn2seq.cli_support import ToolArgumentParser, add_debug_flag, run_tool
 from diffusers_syn2seq.data import (
     DEFAULT_NUM_TRANSITION_FRAMES,
     MODES,
@@ -64,12 +70,17 @@ from diffusers_syn2seq.objective import (
     diffusion_forcing_loss,
 )
 from diffusers_syn2seq.pipelines import Syn2SeqPipeline
+from diffusers_syn2seq.safe_io import atomic_write_text, check_output_dir, fix_weight_modes, publish_folder
 from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
 from diffusers_syn2seq.training_utils import (
     DEFAULT_LORA_TARGETS,
+    check_total_limit,
+    load_ema_state,
+    loadable_checkpoint,
     model_inputs,
     resolve_checkpoint,
     save_checkpoint_atomically,
+    save_ema_state,
     step_seed,
 )
 
@@ -97,8 +108,9 @@ def _warn_renamed(old: str, new: str, where: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Syn2Seq-Forcing DFoT training (full or LoRA).")
+    p = ToolArgumentParser(prog="train.py", description="Syn2Seq-Forcing DFoT training (full or LoRA).")
     p.add_argument("--config", type=str, default=None, help="YAML file of flag values (keys without dashes).")
+    add_debug_flag(p)
     g = p.add_argument_group("model")
     g.add_argument("--pretrained_model_name_or_path", type=str, default=None,
                    help="Syn2Seq pipeline folder, transformer folder (config.json) or official DFoT checkpoint file "
@@ -177,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Default: accelerate config. On CPUs without native bf16, 'no' is much faster.")
     g = p.add_argument_group("checkpoints")
     g.add_argument("--checkpointing_steps", type=int, default=500)
-    g.add_argument("--checkpoints_total_limit", type=int, default=None)
+    g.add_argument("--checkpoints_total_limit", type=int, default=None,
+                   help="Keep at most this many checkpoints (>= 1; default: all).")
     g.add_argument("--resume_from_checkpoint", type=str, default=None, help="'latest', a checkpoint name or path.")
     g = p.add_argument_group("validation and logging")
     g.add_argument("--validation_steps", type=int, default=None, help="Validate every N steps (and at the end).")
@@ -210,7 +223,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         path = Path(pre.config)
         if not path.is_file():
             parser.error(f"--config: expected a YAML file, got {pre.config!r} (does not exist)")
-        values = yaml.safe_load(path.read_text()) or {}
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            parser.error(f"--config: expected a YAML file of flag values, got {pre.config!r}, which does not parse: "
+                         f"{' '.join(str(error).split())}")
+        if not isinstance(values, dict):
+            parser.error(f"--config: expected a YAML mapping of flag names to values, got a "
+                         f"{type(values).__name__} in {pre.config!r}")
         for old, new in RENAMED_FLAGS.items():
             if old in values:
                 if new in values:
@@ -226,8 +246,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     for option in sorted(vars(args).pop("_renamed_flags_used", ())):
         _warn_renamed(option, f"--{RENAMED_FLAGS[option.lstrip('-')]}", "flag ")
+    check_flag_types(parser, args)
     args.command = _command_line(argv)
     return args
+
+
+def check_flag_types(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Values from a `--config` file skip argparse's conversion and choices: check their types and choices here."""
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if action.dest in ("help", "config") or value is None or value is argparse.SUPPRESS:
+            continue
+        counted = isinstance(action.nargs, int) and action.nargs > 0  # e.g. --matched_fractions CLEAN NOISY
+        values = value if counted and isinstance(value, (list, tuple)) else [value]
+        if counted and len(values) != action.nargs:
+            raise ValueError(f"--{action.dest}: expected {action.nargs} values, got {value!r}")
+        for item in values:
+            if action.type is int and (isinstance(item, bool) or not isinstance(item, int)):
+                raise TypeError(f"--{action.dest}: expected an integer, got {item!r}")
+            if action.type is float and (isinstance(item, bool) or not isinstance(item, (int, float))):
+                raise TypeError(f"--{action.dest}: expected a number, got {item!r}")
+            if action.type is str and not isinstance(item, str):
+                raise TypeError(f"--{action.dest}: expected a string, got {item!r}")
+            if isinstance(action, argparse._StoreTrueAction) and not isinstance(item, bool):
+                raise TypeError(f"--{action.dest}: expected true or false, got {item!r}")
+            if action.choices is not None and item not in action.choices:
+                raise ValueError(f"--{action.dest}: expected one of {list(action.choices)}, got {item!r}")
+        if action.type is float:
+            setattr(args, action.dest, [float(v) for v in value] if values is value else float(value))
 
 
 def _command_line(argv: list[str] | None) -> str:
@@ -237,8 +283,67 @@ def _command_line(argv: list[str] | None) -> str:
     return f"{launcher} training/train.py {shlex.join(argv)}".strip()
 
 
+# The range of every numeric flag, checked before anything heavy. Integers: flag -> (minimum, maximum or None,
+# whether the flag may be left unset). Numbers: flag -> (low, high, low included, high included).
+INT_FLAG_RANGES: dict[str, tuple[int, int | None, bool]] = {
+    "patch_size": (1, None, False), "max_frames": (1, None, False), "num_clip_frames": (1, None, True),
+    "window_frames": (1, None, True), "dataloader_num_workers": (0, None, False),
+    "num_context_frames": (0, None, False), "rank": (1, None, False), "lora_alpha": (1, None, True),
+    "seed": (0, 2**32 - 1, False), "train_batch_size": (1, None, False), "max_train_steps": (1, None, False),
+    "gradient_accumulation_steps": (1, None, False), "lr_warmup_steps": (0, None, False),
+    "checkpointing_steps": (1, None, False), "checkpoints_total_limit": (1, None, True),
+    "validation_steps": (1, None, True), "num_validation_videos": (1, None, False),
+    "validation_inference_steps": (1, None, False), "validation_num_frames": (1, None, True),
+    "validation_num_samples": (1, None, False),
+}
+FLOAT_FLAG_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "reverse_prob": (0.0, 1.0, True, True), "camera_dropout": (0.0, 1.0, True, True),
+    "learning_rate": (0.0, math.inf, False, False), "adam_beta1": (0.0, 1.0, True, False),
+    "adam_beta2": (0.0, 1.0, True, False), "adam_weight_decay": (0.0, math.inf, True, False),
+    "adam_epsilon": (0.0, math.inf, False, False), "max_grad_norm": (0.0, math.inf, False, False),
+    "ema_decay": (0.0, 1.0, False, False), "max_train_minutes": (0.0, math.inf, False, False),
+}
+
+
+def _interval(low: float, high: float, low_in: bool, high_in: bool) -> str:
+    if high == math.inf:
+        return f"a finite number {'>=' if low_in else '>'} {low:g}"
+    return f"a number in {'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+
+
+def check_flag_ranges(args: argparse.Namespace) -> None:
+    """Every numeric flag in its range (`INT_FLAG_RANGES`, `FLOAT_FLAG_RANGES`): NaN and infinities are refused;
+    errors name the flag, the expected range and the received value."""
+    for name, (low, high, optional) in INT_FLAG_RANGES.items():
+        value = getattr(args, name)
+        if value is None and optional:
+            continue
+        if value is None or value < low or (high is not None and value > high):
+            expected = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+            raise ValueError(f"--{name}: expected {expected}{' or nothing' if optional else ''}, got {value}.")
+    for name, (low, high, low_in, high_in) in FLOAT_FLAG_RANGES.items():
+        value = getattr(args, name)
+        if value is None and name == "max_train_minutes":
+            continue
+        inside = math.isfinite(value) and (value >= low if low_in else value > low) and (
+            value <= high if high_in else value < high)
+        if not inside:
+            raise ValueError(f"--{name}: expected {_interval(low, high, low_in, high_in)}, got {value}.")
+    clean, noisy = args.matched_fractions
+    if not (math.isfinite(clean) and math.isfinite(noisy) and clean >= 0 and noisy >= 0 and clean + noisy <= 1):
+        raise ValueError(f"--matched_fractions: expected two fractions >= 0 summing to at most 1, got {clean} {noisy}.")
+    minimum = 0 if args.mode == "jump" else 1  # every other mode builds a transition of this many frames
+    if args.num_transition_frames < minimum:
+        raise ValueError(f"--num_transition_frames: expected an integer >= {minimum} with --mode {args.mode}, got "
+                         f"{args.num_transition_frames}.")
+    if not [t for t in args.lora_layers.split(",") if t.strip()]:
+        raise ValueError(f"--lora_layers: expected comma-separated module names, got {args.lora_layers!r}.")
+
+
 def check_args(args: argparse.Namespace) -> None:
-    """Argument checks that need no data or model; errors name the flag, the expectation and the value."""
+    """Argument checks that need no data or model; errors name the flag, the expectation and the value. The output
+    folder is created and checked for writing last (after every cheaper check)."""
+    check_flag_ranges(args)
     if args.dataset_dir is None:
         raise ValueError("--dataset_dir: expected a Syn2Seq dataset folder, got nothing.")
     if not Path(args.dataset_dir).is_dir():
@@ -253,24 +358,16 @@ def check_args(args: argparse.Namespace) -> None:
             and args.dfot_config is None:
         raise ValueError("--dfot_config: expected the backbone settings (JSON/YAML) of the official DFoT checkpoint "
                          f"{args.pretrained_model_name_or_path!r}, got none.")
-    for name in ("train_batch_size", "max_train_steps", "gradient_accumulation_steps", "checkpointing_steps",
-                 "rank", "patch_size", "max_frames", "validation_inference_steps", "validation_num_samples"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name}: expected an integer >= 1, got {getattr(args, name)}.")
-    for name in ("reverse_prob", "camera_dropout"):
-        if not 0.0 <= getattr(args, name) <= 1.0:
-            raise ValueError(f"--{name}: expected a probability in [0, 1], got {getattr(args, name)}.")
-    clean, noisy = args.matched_fractions
-    if not (clean >= 0 and noisy >= 0 and clean + noisy <= 1):
-        raise ValueError(f"--matched_fractions: expected two fractions >= 0 summing to at most 1, got {clean} {noisy}.")
+    for flag in ("config", "model_config", "dfot_config"):
+        value = getattr(args, flag)
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"--{flag}: expected an existing file, got {value!r}.")
     if args.cache_latents and args.vae_name_or_path is None and not _pipeline_has_vae(args):
         raise ValueError("--cache_latents: expected a VAE (--vae_name_or_path or a pipeline with a vae), got none.")
     if args.push_to_hub and not args.hub_model_id:
         raise ValueError("--push_to_hub: expected --hub_model_id 'user/name', got none.")
-    if args.max_train_minutes is not None and not args.max_train_minutes > 0:
-        raise ValueError(f"--max_train_minutes: expected a positive number of minutes, got {args.max_train_minutes}.")
-    if args.learning_rate <= 0:
-        raise ValueError(f"--learning_rate: expected > 0, got {args.learning_rate}.")
+    check_total_limit(args.checkpoints_total_limit)
+    check_output_dir(args.output_dir, "--output_dir")
 
 
 def _pipeline_has_vae(args) -> bool:
@@ -303,7 +400,7 @@ def load_models(args, data_resolution: tuple[int, int]):
         height, width = data_resolution
         config = dict(DIT_PRESETS[args.model_preset])
         if args.model_config:
-            config.update(json.loads(Path(args.model_config).read_text()))
+            config.update(_read_model_config(args.model_config))
         config.setdefault("in_channels", vae.config.latent_channels if vae is not None else 3)
         config.setdefault("sample_size", (height // vae_factor, width // vae_factor) if height != width
                           else height // vae_factor)
@@ -317,6 +414,18 @@ def load_models(args, data_resolution: tuple[int, int]):
         schedule = "cosine_simple_diffusion" if transformer.config.noise_embedding_type == "fourier" else "cosine"
         scheduler = DiffusionForcingScheduler(noise_schedule=schedule)
     return transformer, scheduler, vae, vae_factor
+
+
+def _read_model_config(path: str) -> dict[str, Any]:
+    try:
+        config = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--model_config: expected a JSON file of DFoTTransformer3DModel arguments, got {path!r}: "
+                         f"{error}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"--model_config: expected a JSON object of arguments in {path!r}, got a "
+                         f"{type(config).__name__}")
+    return config
 
 
 # ====================================================================================================================
@@ -492,7 +601,9 @@ def prepare_transformer(args, accelerator, transformer, vae):
 
 
 def register_checkpoint_hooks(args, accelerator, lora_config, ema) -> None:
-    """Checkpoints hold the transformer folder (full runs) or the LoRA file (LoRA runs), and the EMA weights."""
+    """Checkpoints hold the transformer folder (full runs) or the LoRA file (LoRA runs), and the EMA weights as
+    `ema.safetensors` (`training_utils.save_ema_state`): saved and loaded here, in accelerate's hooks, rather than with
+    `register_for_checkpointing`, which would write a pickle and unpickle it with `weights_only=False` on resume."""
 
     def save_model_hook(models, weights, folder):
         if accelerator.is_main_process:
@@ -505,26 +616,28 @@ def register_checkpoint_hooks(args, accelerator, lora_config, ema) -> None:
                 else:
                     model.save_pretrained(Path(folder) / "transformer")
                 weights.pop()
+            if ema is not None:
+                save_ema_state(ema, folder)
 
     def load_model_hook(models, folder):
         while models:
             model = accelerator.unwrap_model(models.pop())
             if args.train_mode == "lora":
-                state = Syn2SeqLoraLoaderMixin.lora_state_dict(folder)
+                state = Syn2SeqLoraLoaderMixin.lora_state_dict(folder, use_safetensors=True)
                 state = {k.removeprefix("transformer."): v for k, v in state.items()}
                 result = set_peft_model_state_dict(model, state, adapter_name="default")
                 if getattr(result, "unexpected_keys", None):
                     raise ValueError(f"checkpoint {folder}: unexpected LoRA keys {result.unexpected_keys[:5]}")
                 cast_training_params(model, dtype=torch.float32)
             else:
-                loaded = type(model).from_pretrained(Path(folder) / "transformer")
+                loaded = type(model).from_pretrained(Path(folder) / "transformer", use_safetensors=True)
                 model.load_state_dict(loaded.state_dict())
                 del loaded
+        if ema is not None:
+            load_ema_state(ema, folder)
 
     accelerator.register_save_state_pre_hook(save_model_hook)
     accelerator.register_load_state_pre_hook(load_model_hook)
-    if ema is not None:
-        accelerator.register_for_checkpointing(ema)
 
 
 def make_training_data(args, accelerator, vae, window: int):
@@ -572,7 +685,13 @@ def resume_position(args, accelerator, output_dir: Path, steps_per_epoch: int) -
             accelerator.print(f"no checkpoint in {output_dir}: starting a new run")
         return 0, 0, 0
     accelerator.print(f"resuming from {checkpoint}")
-    accelerator.load_state(str(checkpoint))
+    with loadable_checkpoint(checkpoint, use_ema=args.use_ema) as folder:  # never hands accelerate a pickle to load
+        try:
+            accelerator.load_state(str(folder))
+        except pickle.UnpicklingError as error:  # optimizer.bin, scheduler.bin: refused by the restricted loader
+            raise ValueError(f"--resume_from_checkpoint {str(checkpoint)!r}: a file was refused by torch's restricted "
+                             f"loader (weights_only=True) and is never loaded: {' '.join(str(error).split())}"
+                             ) from None
     global_step = int(checkpoint.name.split("-")[1])
     return (global_step, global_step // steps_per_epoch,
             (global_step % steps_per_epoch) * args.gradient_accumulation_steps)
@@ -645,12 +764,24 @@ def save_outputs(args, model, scheduler, vae, lora_config, settings, summary: di
     """The trained pipeline (full runs, with its Syn2Seq settings) or LoRA file, the summary, the model card and the
     Hub upload (or its dry run)."""
     output_dir = Path(args.output_dir)
-    if args.train_mode == "lora":
-        Syn2SeqPipeline.save_lora_weights(output_dir, transformer_lora_layers=get_peft_model_state_dict(model),
-                                          transformer_lora_adapter_metadata=lora_config.to_dict())
-    else:
-        Syn2SeqPipeline(transformer=model, scheduler=scheduler, vae=vae, **settings).save_pretrained(output_dir)
-    (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
+    # Written into a hidden folder first and moved into place when complete (model_index.json last), so a failed
+    # write (disk full) never leaves a half-written pipeline next to the checkpoints.
+    staging = output_dir / f".final-{os.getpid()}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        if args.train_mode == "lora":
+            Syn2SeqPipeline.save_lora_weights(staging, transformer_lora_layers=get_peft_model_state_dict(model),
+                                              transformer_lora_adapter_metadata=lora_config.to_dict())
+        else:
+            Syn2SeqPipeline(transformer=model, scheduler=scheduler, vae=vae, **settings).save_pretrained(staging)
+        fix_weight_modes([staging])
+    except (OSError, RuntimeError, SafetensorError) as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OSError(getattr(error, "errno", None), f"could not write the trained weights to {str(output_dir)!r} "
+                      f"(is the disk full or read-only?): {' '.join(str(error).split())}; the checkpoints are kept",
+                      str(output_dir)) from error
+    publish_folder(staging, output_dir, last="model_index.json")
+    atomic_write_text(output_dir / "training_summary.json", json.dumps(summary, indent=2))
     save_model_card(output_dir, card)
     if args.push_to_hub:
         manifest = push_folder_to_hub(output_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private,
@@ -806,4 +937,4 @@ def _card_info(args, model, scheduler, vae, num_params, num_trainable, window, n
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_tool("train.py", main))

@@ -48,7 +48,13 @@ validates it. Videos are decoded with PyAV (:mod:`.video_io`).
 
 Atomicity: a clip folder is written under a temporary name and renamed when complete; the table is
 written to a temporary file and renamed over the old one. An interrupted writer therefore never lists
-a half-written clip, and a rerun can keep the complete clip folders (see `collect_clip_rows`).
+a half-written clip, and a rerun can keep the complete clip folders (see `collect_clip_rows`);
+`remove_writer_leftovers` deletes what a killed writer left (`clips/.tmp-*`, `.metadata.parquet.<pid>.tmp`).
+
+Containment: a table is untrusted input. Every file path in it (`exo_video`, `ego_video`, `transition_video`) is
+resolved, symlinks included, and refused unless it stays under the dataset root; `take_id` must be a plain folder
+name (letters, digits, `_ - . +`, no leading dot). Pose rows must hold a rotation (orthonormal within 1e-3,
+determinant +1) and positive focal lengths.
 """
 
 from __future__ import annotations
@@ -65,14 +71,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..safe_io import check_safe_name, remove_stale_temporaries, resolve_inside
 from .video_io import read_video, write_video
 
 __all__ = [
     "METADATA_FEATURES",
     "METADATA_FILENAME",
     "Syn2SeqClipDataset",
+    "check_pose_rotations",
     "collect_clip_rows",
     "load_metadata",
+    "remove_writer_leftovers",
+    "resolve_dataset_file",
     "validate_poses_array",
     "write_clip",
     "write_metadata",
@@ -106,6 +116,8 @@ METADATA_FEATURES = datasets.Features(
 SPLITS = ("train", "validation", "test")
 # Columns added after the format's first version: older tables without them read as all null.
 _LATER_STRING_COLUMNS = ("style",)
+FILE_COLUMNS = ("exo_video", "ego_video", "transition_video")
+ROTATION_TOLERANCE = 1e-3  # max |R R^T - I| of a stored pose (float64 poses from JSON or CSV are far closer)
 
 
 def validate_poses_array(poses: Any, num_frames: int | None, where: str) -> np.ndarray:
@@ -125,7 +137,32 @@ def validate_poses_array(poses: Any, num_frames: int | None, where: str) -> np.n
     bad = ~np.isfinite(arr).all(axis=1)
     if bad.any():
         raise ValueError(f"{where}: pose row {int(np.argmax(bad))} contains NaN or inf ({int(bad.sum())} bad rows)")
+    check_pose_rotations(arr, where)
     return arr
+
+
+def check_pose_rotations(poses: np.ndarray, where: str) -> None:
+    """Each pose's `R` (of `[R | T]`) is a rotation and its focal lengths are positive."""
+    if not len(poses):
+        return
+    rotation = poses[:, 4:].reshape(-1, 3, 4)[:, :, :3]
+    error = np.abs(rotation @ rotation.transpose(0, 2, 1) - np.eye(3)).max(axis=(1, 2))
+    bad = (error > ROTATION_TOLERANCE) | (np.linalg.det(rotation) <= 0)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ValueError(f"{where}: pose row {row} does not hold a rotation: expected R R^T = I within "
+                         f"{ROTATION_TOLERANCE} and det R = +1, got max |R R^T - I| = {error[row]:.3g} and det R = "
+                         f"{np.linalg.det(rotation[row]):.3g} ({int(bad.sum())} bad rows)")
+    focal = poses[:, :2]
+    if (focal <= 0).any():
+        row = int(np.argmax((focal <= 0).any(axis=1)))
+        raise ValueError(f"{where}: pose row {row}: expected positive focal lengths fx, fy, got {focal[row].tolist()}")
+
+
+def resolve_dataset_file(root: str | os.PathLike, relative: Any, where: str) -> Path:
+    """A file path of a table row (`exo_video`, ...) joined to the dataset `root` and resolved; a `ValueError`
+    naming `where` unless it stays under the root (`..`, absolute paths and symlinks out are refused)."""
+    return resolve_inside(root, relative, where)
 
 
 def _row_name(path: Path, index: int, take_id: Any) -> str:
@@ -165,8 +202,7 @@ def write_clip(
     The folder is built under a temporary name and renamed into place, replacing an older version.
     """
     root = Path(root)
-    if not take_id or "/" in take_id or take_id.startswith("."):
-        raise ValueError(f"take_id must be a non-empty folder name without '/' or leading '.', got {take_id!r}")
+    check_safe_name(take_id, "take_id")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     exo, ego = np.asarray(exo), np.asarray(ego)
@@ -250,6 +286,18 @@ def collect_clip_rows(root: str | os.PathLike) -> list[dict[str, Any]]:
     return rows
 
 
+def remove_writer_leftovers(root: str | os.PathLike) -> list[Path]:
+    """Remove what killed writers of the dataset at `root` left: temporary clip folders (`clips/.tmp-<take>-<pid>`,
+    `clips/.old-<take>-<pid>`), temporary tables (`.metadata.parquet.<pid>.tmp`) and temporary files inside clip
+    folders, of processes no longer running. Returns what was removed."""
+    root = Path(root)
+    clips = root / CLIPS_DIRNAME
+    folders = [root, clips]
+    if clips.is_dir():
+        folders += [p for p in sorted(clips.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+    return remove_stale_temporaries(folders)
+
+
 def write_metadata(root: str | os.PathLike, rows: Sequence[dict[str, Any]]) -> Path:
     """Write the table atomically (temporary file, then rename) and return its path."""
     root = Path(root)
@@ -267,6 +315,9 @@ def write_metadata(root: str | os.PathLike, rows: Sequence[dict[str, Any]]) -> P
     try:
         pq.write_table(table.data.table, str(tmp))  # keeps the `datasets` features in the schema metadata
         os.replace(tmp, path)
+    except (OSError, pa.ArrowException) as error:  # disk full, read-only: name the table, leave the old one
+        raise OSError(getattr(error, "errno", None), f"could not write the metadata table {str(path)!r}: "
+                      f"{' '.join(str(error).split())}", str(path)) from error
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -308,17 +359,19 @@ def load_metadata(root: str | os.PathLike, split: str | None = None, validate: b
 
 def _validate_row(root: Path, path: Path, index: int, row: dict[str, Any]) -> None:
     name = _row_name(path, index, row["take_id"])
+    check_safe_name(row["take_id"], f"{path} row {index} column take_id")
     n = row["num_frames"]
     if n is None or n < 1:
         raise ValueError(f"{name}: num_frames must be >= 1, got {n}")
     for column in ("exo", "ego"):
         validate_poses_array(row[f"{column}_poses"], n, f"{name} column {column}_poses")
-        file = root / row[f"{column}_video"]
+        file = resolve_dataset_file(root, row[f"{column}_video"], f"{name} column {column}_video")
         if not file.is_file():
             raise ValueError(f"{name}: {column}_video file {str(file)!r} does not exist")
     if row["transition_video"] is not None:
         if row["transition_poses"] is None:
             raise ValueError(f"{name}: transition_video is set but transition_poses is null")
+        resolve_dataset_file(root, row["transition_video"], f"{name} column transition_video")
         validate_poses_array(row["transition_poses"], None, f"{name} column transition_poses")
 
 
@@ -375,9 +428,9 @@ class Syn2SeqClipDataset:
         return len(self.table)
 
     def _decode(self, row: dict[str, Any], index: int, column: str, poses: np.ndarray) -> np.ndarray:
-        file = self.root / row[f"{column}_video"]
-        frames = read_video(file)
         name = _row_name(self._table_path, index, row["take_id"])
+        file = resolve_dataset_file(self.root, row[f"{column}_video"], f"{name} column {column}_video")
+        frames = read_video(file)
         if len(frames) != len(poses):
             raise ValueError(
                 f"{name}: {column} video {str(file)!r} has {len(frames)} frames but the table has {len(poses)} "

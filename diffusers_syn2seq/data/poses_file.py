@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .dataset import check_pose_rotations
+
 __all__ = ["load_poses_file"]
 
 
@@ -31,6 +33,7 @@ def _pose_array(value, path: Path, key: str) -> np.ndarray:
         raise ValueError(f"poses file {str(path)!r}: {key} must have shape (N, 16), got {tuple(array.shape)}")
     if not np.isfinite(array).all():
         raise ValueError(f"poses file {str(path)!r}: {key} contains NaN or infinite values")
+    check_pose_rotations(array, f"poses file {str(path)!r}: {key}")
     return array
 
 

@@ -175,7 +175,8 @@ def read_frames(path: PathLike, indices: np.ndarray | list[int], size: tuple[int
 def write_video(
     path: PathLike, frames: np.ndarray, fps: float, lossless: bool = False, crf: int = 18, chroma: str = "444"
 ) -> None:
-    """Encode `frames` to an MP4 file at `path`, atomically (temporary name, then rename).
+    """Encode `frames` to an MP4 file at `path`, atomically (temporary name, then rename; on a full disk or a
+    read-only folder an `OSError` naming `path`, and no file left).
 
     Args:
         path: destination; parent folders are created. Written as MP4 whatever the suffix.
@@ -218,6 +219,9 @@ def write_video(
             for packet in stream.encode():
                 container.mux(packet)
         os.replace(tmp, path)
+    except OSError as error:  # disk full, read-only: name the file asked for, not the temporary one
+        raise OSError(error.errno, f"could not write the video {str(path)!r}: {error.strerror or error}",
+                      str(path)) from error
     finally:
         if tmp.exists():
             tmp.unlink()
