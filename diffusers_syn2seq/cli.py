@@ -109,7 +109,8 @@ def demo(args: argparse.Namespace) -> int:
     print(f"model {folder} ({mode}, {num_transition} transition frames, {args.steps} steps, {args.direction})")
 
     pipe.set_progress_bar_config(desc="denoising", disable=args.quiet)
-    generated, truth = generate_scene(pipe, scene, mode, args.direction, num_transition, args.steps, args.seed)
+    generated, truth = generate_scene(pipe, scene, mode, args.direction, num_transition, args.steps, args.seed,
+                                      sampling=_sampling(args))
     score = float(psnr(generated, truth).mean())
     baseline = float(psnr(copy_source_prediction(scene, args.direction, len(truth)), truth).mean())
     frames = _to_uint8(generated)
@@ -157,7 +158,7 @@ def generate(args: argparse.Namespace) -> int:
         kwargs = dict(source_poses=torch.from_numpy(exo_poses), target_poses=torch.from_numpy(ego_poses))
     result = pipe(exo, num_frames=len(ego_poses), mode=mode, num_transition_frames=num_transition,
                   direction="exo2ego", num_inference_steps=args.steps,
-                  generator=torch.Generator().manual_seed(args.seed), output_type="np", **kwargs)
+                  generator=torch.Generator().manual_seed(args.seed), output_type="np", **kwargs, **_sampling(args))
     frames = (np.clip(result.frames[0], 0, 1) * 255).round().astype(np.uint8)
     write_video(out_path, frames, fps=args.fps)  # temporary name, then rename
     print(f"wrote {len(frames)} ego frames ({size}x{size}) to {out_path} in {time.perf_counter() - start:.1f} s "
@@ -182,6 +183,17 @@ def _scores_line(summary: dict, num_samples: int) -> str:
     if "exo_dependence" in summary:
         parts.append(f"exo-dependence {_interval(summary['exo_dependence'], 2, ' dB', '+')}")
     return ", ".join(parts)
+
+
+def _sampling(args: argparse.Namespace) -> dict:
+    """The pipeline's sampling arguments set by the command line (history guidance), checked."""
+    if not (math.isfinite(args.guidance_scale) and args.guidance_scale >= 1):
+        raise ValueError(f"--guidance_scale: expected a finite number >= 1, got {args.guidance_scale}")
+    if args.history_guidance is None:
+        if args.guidance_scale != 1:
+            raise ValueError(f"--guidance_scale: {args.guidance_scale} needs --history_guidance vanilla|fractional")
+        return {}
+    return {"history_guidance": args.history_guidance, "guidance_scale": args.guidance_scale}
 
 
 def _check_evaluate_args(args: argparse.Namespace) -> None:
@@ -233,13 +245,14 @@ def evaluate(args: argparse.Namespace) -> int:
     print(f"{len(scenes)} {args.split} scenes of {args.data}, {args.direction}")
     report: dict = {"data": str(args.data), "split": args.split, "direction": args.direction, "steps": args.steps,
                     "seed": args.seed, "ci_method": args.ci, "num_samples": args.num_samples,
-                    "layout_block": args.layout_block, "exo_dependence": exo, "models": [], "per_seed": []}
+                    "layout_block": args.layout_block, "exo_dependence": exo, "sampling": _sampling(args),
+                    "models": [], "per_seed": []}
     for model in args.model or []:
         pipe, folder = load_pipeline(model, args.device, args.dtype)
         mode, num_transition = _settings(pipe, args)
         result = evaluate_pipeline(pipe, scenes, mode, args.direction, num_transition, args.steps, args.seed,
                                    args.num_frames, progress=not args.quiet, num_samples=args.num_samples,
-                                   layout_block=args.layout_block, exo_dependence=exo)
+                                   layout_block=args.layout_block, exo_dependence=exo, sampling=_sampling(args))
         result.update(model=str(folder), mode=mode, num_transition_frames=0 if mode == "jump" else num_transition)
         report["models"].append(str(folder))
         report["per_seed"].append(result)
@@ -291,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
               help="generated transition frames (default: the model's pipeline configuration; 0 for jump)")
         _flag(p, "mode", choices=list(MODES), default=None,
               help="Syn2Seq mode (default: the model's pipeline configuration)")
+        _flag(p, "history_guidance", choices=["vanilla", "fractional"], default=None,
+              help="history guidance of the source frames (default: none)")
+        _flag(p, "guidance_scale", type=float, default=1.0, help="history guidance scale (>= 1; 1 disables)")
         _flag(p, "quiet", action="store_true", help="no progress bars")
         add_debug_flag(p)
 
@@ -380,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_common_args(args)
+        _sampling(args)  # before any work
         return {"demo": demo, "generate": generate, "evaluate": evaluate}[args.command](args)
     except BAD_INPUT_ERRORS as error:
         if debug_requested(argv):

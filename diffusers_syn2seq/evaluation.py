@@ -105,14 +105,15 @@ def source_target_views(direction: str) -> tuple[str, str]:
 
 def generate_scene(pipe, scene: dict, mode: str | None = None, direction: str = "exo2ego",
                    num_transition_frames: int | None = None, steps: int = 25, seed: int = 0,
-                   num_frames: int | None = None, generator: torch.Generator | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+                   num_frames: int | None = None, generator: torch.Generator | None = None,
+                   sampling: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Generate one take's target clip from its source clip (and poses, for posed models) the way the benchmark does.
 
     `mode` and `num_transition_frames` default to the pipeline's configuration (the settings the model was trained
     with); `jump` generates no transition whatever `num_transition_frames` says. Returns `(generated, truth)`, float
     `(F, 3, H, W)` tensors in [0, 1] at the model's resolution, `F` = `num_frames` (default: the whole target clip).
-    The noise comes from `generator` when given (it advances), else from a new generator seeded `seed`.
+    The noise comes from `generator` when given (it advances), else from a new generator seeded `seed`. `sampling`:
+    further `Syn2SeqPipeline.__call__` arguments (e.g. `history_guidance="vanilla", guidance_scale=2.0`).
     """
     mode = pipe.config.mode if mode is None else mode
     if mode not in MODES:
@@ -128,7 +129,7 @@ def generate_scene(pipe, scene: dict, mode: str | None = None, direction: str = 
                num_transition_frames=0 if mode == "jump" else num_transition_frames, direction=direction,
                num_inference_steps=steps, output_type="pt",
                generator=generator if generator is not None else torch.Generator().manual_seed(seed),
-               **kwargs).frames[0]
+               **kwargs, **(sampling or {})).frames[0]
     truth = frames_to_unit_tensor(resize_frames(scene[target_view][:n], size))
     return out.float().cpu().clamp(0, 1), truth
 
@@ -163,7 +164,8 @@ def donor_index(i: int, num_scenes: int) -> int:
 def evaluate_scene(pipe, scene: dict, scores: dict[str, list], mode: str | None = None, direction: str = "exo2ego",
                    num_transition_frames: int | None = None, steps: int = 25, seed: int = 0,
                    num_frames: int | None = None, num_samples: int = 1, layout_block: int | None = None,
-                   donor_scene: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                   donor_scene: dict | None = None, sampling: dict | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generate one scene and append its scores to `scores` (`record_scores`; see the module docstring): the single
     sample (seed `seed`), `num_samples` > 1 samples for the mean-of-N PSNR, and with `donor_scene` the generation from
     its source clip for the exo-dependence. Returns `(generated, truth)` of the single sample."""
@@ -171,15 +173,15 @@ def evaluate_scene(pipe, scene: dict, scores: dict[str, list], mode: str | None 
         raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
     generator = torch.Generator().manual_seed(seed)
     generated, truth = generate_scene(pipe, scene, mode, direction, num_transition_frames, steps, seed, num_frames,
-                                      generator=generator)
+                                      generator=generator, sampling=sampling)
     samples = [generated]
     for _ in range(int(num_samples) - 1):  # the same generator draws on: sample 0 is the single sample
         samples.append(generate_scene(pipe, scene, mode, direction, num_transition_frames, steps, seed, num_frames,
-                                      generator=generator)[0])
+                                      generator=generator, sampling=sampling)[0])
     swapped = None
     if donor_scene is not None:
         swapped, _ = generate_scene(pipe, with_source_of(scene, donor_scene, direction), mode, direction,
-                                    num_transition_frames, steps, seed, num_frames)
+                                    num_transition_frames, steps, seed, num_frames, sampling=sampling)
     record_scores(scores, scene["take_id"], generated, truth, layout_block,
                   torch.stack(samples) if num_samples > 1 else None, swapped)
     return generated, truth
@@ -188,12 +190,14 @@ def evaluate_scene(pipe, scene: dict, scores: dict[str, list], mode: str | None 
 def evaluate_pipeline(pipe, scenes: list[dict], mode: str | None = None, direction: str = "exo2ego",
                       num_transition_frames: int | None = None, steps: int = 25, seed: int = 0,
                       num_frames: int | None = None, progress: bool = True, num_samples: int = 1,
-                      layout_block: int | None = None, exo_dependence: bool = False) -> dict:
+                      layout_block: int | None = None, exo_dependence: bool = False,
+                      sampling: dict | None = None) -> dict:
     """Generate the target clip of every scene (`generate_scene`; `mode` and `num_transition_frames` default to the
     pipeline's configuration) and score it (`evaluate_scene`): per-scene mean PSNR / SSIM / layout PSNR and per-frame
     PSNR; with `num_samples` > 1 the mean-of-N PSNR, with `exo_dependence` (needs >= 2 scenes) the exo-dependence
     against the source clip of scene `(i + 1) mod n`. Scene `i` samples with seed `seed + i`. Costs `num_samples`
-    generations per scene, plus one with `exo_dependence`."""
+    generations per scene, plus one with `exo_dependence`. `sampling`: further pipeline arguments (`generate_scene`).
+    """
     from tqdm.auto import tqdm
 
     if mode is not None and mode not in MODES:
@@ -207,7 +211,7 @@ def evaluate_pipeline(pipe, scenes: list[dict], mode: str | None = None, directi
     donors = [donor_index(i, len(scenes)) for i in range(len(scenes))] if exo_dependence else None
     for i, scene in enumerate(tqdm(scenes, desc=f"evaluating {direction}", disable=not progress)):
         evaluate_scene(pipe, scene, result, mode, direction, num_transition_frames, steps, seed + i, num_frames,
-                       num_samples, layout_block, scenes[donors[i]] if donors else None)
+                       num_samples, layout_block, scenes[donors[i]] if donors else None, sampling)
     result["num_samples"] = int(num_samples)
     result["layout_block"] = layout_block
     if donors:

@@ -366,3 +366,23 @@ def test_picture_labels_keep_their_spaces():
 
     font = label_font()
     assert font.getlength("ego generated") - font.getlength("egogenerated") >= 3  # a visible space, in pixels
+
+
+def test_history_guidance_flags(tiny_inputs, eval_dataset, tmp_path, capsys):
+    root, _ = tiny_inputs
+    model = tmp_path / "model"
+    _random_pipeline(camera_ray_type="plucker").save_pretrained(model)
+    plain = _evaluate_json(tmp_path, "plain", "--model", model, "--data", eval_dataset, "--num_samples", 1,
+                           "--no_exo_dependence")
+    guided = _evaluate_json(tmp_path, "guided", "--model", model, "--data", eval_dataset, "--num_samples", 1,
+                            "--no_exo_dependence", "--history_guidance", "vanilla", "--guidance_scale", 3)
+    assert (plain["sampling"], guided["sampling"]) == ({}, {"history_guidance": "vanilla", "guidance_scale": 3.0})
+    assert guided["per_seed"][0]["psnr"] != plain["per_seed"][0]["psnr"]  # the guidance reaches the pipeline
+    for extra, message in ((["--guidance_scale", "2"], "--guidance_scale: 2.0 needs --history_guidance"),
+                           (["--history_guidance", "vanilla", "--guidance_scale", "0.5"],
+                            "--guidance_scale: expected a finite number >= 1, got 0.5"),
+                           (["--history_guidance", "vanilla", "--guidance_scale", "nan"],
+                            "--guidance_scale: expected a finite number >= 1, got nan")):
+        assert _generate(root, root / "poses.json", tmp_path / "x.mp4", *extra) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.mp4").exists()
