@@ -39,6 +39,7 @@ from .bundled import trained_reverse_prob, trained_scene_style
 from .cli_support import BAD_INPUT_ERRORS, ToolArgumentParser, add_debug_flag, debug_requested, run_tool
 from .data.poses_file import load_poses_file
 from .data.sequence import MODES
+from .data.synthetic_render import SCENE_STYLES
 from .evaluation import (
     copy_source_prediction,
     evaluate_baselines,
@@ -76,7 +77,7 @@ def _to_uint8(frames: torch.Tensor) -> np.ndarray:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from .data import SCENE_STYLES, SPLIT_SEED_RANGES, render_synthetic_clip, write_video
+    from .data import SPLIT_SEED_RANGES, render_synthetic_clip, write_video
 
     start = time.perf_counter()
     out_dir = Path(args.output_dir)
@@ -99,8 +100,6 @@ def demo(args: argparse.Namespace) -> int:
     size = pixel_frame_size(pipe)
     # the scene style the model was trained on (a textured scene is out of distribution for a flat-trained model)
     style = args.style or trained_scene_style(folder) or "textured"
-    if style not in SCENE_STYLES:
-        raise ValueError(f"--style: expected one of {list(SCENE_STYLES)}, got {style!r}")
     seed = first + args.scene
     scene = render_synthetic_clip(seed, num_frames=num_frames, resolution=size, num_transition_frames=num_transition,
                                   style=style)
@@ -319,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(demo_parser, "output_dir", default="outputs/demo", help="where the MP4s and the PNG are written")
     _flag(demo_parser, "scene", type=int, default=0, help="index of the held-out test scene")
     _flag(demo_parser, "direction", default="exo2ego", choices=["exo2ego", "ego2exo"])
-    _flag(demo_parser, "style", default=None,
+    _flag(demo_parser, "style", default=None, choices=list(SCENE_STYLES),
           help="SynthEgoExo scene style (default: the one the model was trained on, from its training_summary.json)")
     _flag(demo_parser, "num_frames", type=int, default=None,
           help="source and target frames (default: as many as fit the model's window with the transition)")

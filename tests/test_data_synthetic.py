@@ -205,6 +205,7 @@ def test_figure_script_writes_a_png(tmp_path):
 PINNED_FRAMES_SHA256 = {
     "textured": "65ac26a2479ccaa065d9ee99d991b8c8617cea1b2ac2937ae3d5a9bde7971eed",
     "flat": "683fd8d549150fc8139332ffcbb74863c952383897aef502209d514121101828",
+    "flat_uniform": "ca3a592286f277ad8639e3c96d9b18369c876adb56e697c160514a8c60f60990",
 }
 
 
@@ -249,6 +250,33 @@ def test_flat_and_textured_share_geometry_and_differ_only_in_colour(seed):
     assert (flat_rgb[~same] != tex_rgb[~same]).any(axis=-1).mean() > 0.2
 
 
+@pytest.mark.parametrize("seed", [0, 7])
+def test_flat_uniform_is_flat_with_every_wall_in_the_first_walls_colour(seed):
+    from diffusers_syn2seq.data.synthetic_render import ID_WALL_XNEG, ID_WALL_YPOS
+
+    flat, uniform = SynthEgoExo(seed, style="flat"), SynthEgoExo(seed, style="flat_uniform")
+    times = flat.frame_times(4)
+    poses = np.concatenate([flat.exo_poses(4, 32), flat.ego_poses(times, 32)])
+    both_times = np.concatenate([times, times])
+    (flat_rgb, flat_buf), (uni_rgb, uni_buf) = (s.render(poses, both_times, 32, return_buffers=True)
+                                                for s in (flat, uniform))
+    for key in ("object_id", "points", "depth"):  # same geometry
+        np.testing.assert_array_equal(flat_buf[key], uni_buf[key])
+    ids = flat_buf["object_id"]
+    other_walls = (ids > ID_WALL_XNEG) & (ids <= ID_WALL_YPOS)
+    assert other_walls.any()
+    # everything but walls 1-3 is drawn exactly as in the flat style (wall 0 keeps its own colour)
+    np.testing.assert_array_equal(flat_rgb[~other_walls], uni_rgb[~other_walls])
+    assert (flat_rgb[other_walls] != uni_rgb[other_walls]).any(axis=-1).mean() > 0.5
+    # walls 1-3 get wall 0's albedo: same shading, so where wall 0 is lit like them, the same hue
+    wall0 = uniform.wall_colours[0][0]
+    for wall in range(ID_WALL_XNEG, ID_WALL_YPOS + 1):
+        pixels = uni_rgb[ids == wall].astype(np.float64)
+        if len(pixels):  # shading scales the albedo: the colour direction is wall 0's
+            direction = pixels.mean(0) / np.linalg.norm(pixels.mean(0))
+            assert np.allclose(direction, wall0 / np.linalg.norm(wall0), atol=0.03), (wall, direction)
+
+
 def _within_surface_roughness(frames: np.ndarray, object_id: np.ndarray) -> float:
     """Mean absolute difference (grey levels) of horizontally adjacent pixels showing the same object."""
     same = object_id[:, :, 1:] == object_id[:, :, :-1]
@@ -267,11 +295,13 @@ def test_flat_style_has_much_less_high_frequency_energy_at_32px():
             poses = np.concatenate([scene.exo_poses(4, 32), scene.ego_poses(times, 32)])
             frames, buffers = scene.render(poses, np.concatenate([times, times]), 32, return_buffers=True)
             roughness[style] = _within_surface_roughness(frames, buffers["object_id"])
-        assert roughness["flat"] < 2.0 and roughness["flat"] < 0.2 * roughness["textured"], (seed, roughness)
+        for flat_style in ("flat", "flat_uniform"):
+            assert roughness[flat_style] < 2.0 and roughness[flat_style] < 0.2 * roughness["textured"], (seed,
+                                                                                                         roughness)
 
 
 def test_bad_style_raises_a_clear_error():
-    message = r"`style` must be one of \('textured', 'flat'\), got 'smooth'"
+    message = r"`style` must be one of \('textured', 'flat', 'flat_uniform'\), got 'smooth'"
     with pytest.raises(ValueError, match=message):
         SynthEgoExo(0, style="smooth")
     with pytest.raises(ValueError, match=message):

@@ -28,7 +28,7 @@ exo_poses           list of 16-float64 lists    (num_frames, 16) exo camera pose
 ego_poses           list of 16-float64 lists    (num_frames, 16) ego camera poses
 exo_camera          string                      name of the exo camera (e.g. "cam01")
 seed                int64                       scene seed (synthetic), -1 otherwise
-style               string or null              SynthEgoExo scene style ("textured", "flat"); null otherwise
+style               string or null              SynthEgoExo scene style (`SCENE_STYLES`); null otherwise
 transition_video    string or null              relative path of the cached transition MP4
 transition_poses    list or null                (N, 16) poses of the transition frames
 transition_source   string or null              "render", "crossfade", "flf", ...

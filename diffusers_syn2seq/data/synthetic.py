@@ -12,10 +12,11 @@ head sphere) walking a smooth closed path. Two cameras look at it:
   outside), the body is visible when looking down.
 
 The scene **style** (`SCENE_STYLES`) sets only how surfaces are coloured: `"textured"` (the default, the
-procedural textures above) or `"flat"` (each room surface and object in one base colour, same lighting,
-shading and floor shadows; no posters). At low resolutions (32x32) the textures alias into patterns a small
-model cannot place; the flat style keeps only what the geometry shows. Everything else (room, objects,
-actor path, cameras, poses, object ids, depth) is the same for a seed in both styles.
+procedural textures above), `"flat"` (each room surface and object in one base colour, same lighting,
+shading and floor shadows; no posters) or `"flat_uniform"` (flat, and all four walls in one colour, so every
+room colour the ego camera sees is visible from the exo camera). At low resolutions (32x32) the textures
+alias into patterns a small model cannot place; the flat styles keep only what the geometry shows. Everything
+else (room, objects, actor path, cameras, poses, object ids, depth) is the same for a seed in every style.
 
 Conventions (the 16-number pose of `shared/design/dfot.md`):
 
@@ -159,8 +160,9 @@ class SynthEgoExo:
     Args:
         seed: scene seed; `split_of_seed(seed)` gives its split.
         fps: frames per second of the clips (scene time of frame `i` is `i / fps` seconds).
-        style: surface style, one of `SCENE_STYLES`: `"textured"` (procedural textures, the default) or
-            `"flat"` (one base colour per surface); the geometry, motion and cameras do not depend on it.
+        style: surface style, one of `SCENE_STYLES`: `"textured"` (procedural textures, the default),
+            `"flat"` (one base colour per surface) or `"flat_uniform"` (flat, one colour for all four walls); the
+            geometry, motion and cameras do not depend on it.
 
     Main methods: `exo_poses`, `ego_poses` (cameras), `render` (any poses, any times), `clip` (the
     exo / transition / ego triplet). See the module docstring for units and conventions.
@@ -504,8 +506,8 @@ def render_synthetic_clip(
         num_transition_frames: frames of the fly-through from the last exo camera to the first ego
             camera, at path parameters `(i + 1) / (num_transition_frames + 1)`.
         fps: frame rate of the clips (scene time step `1 / fps` seconds).
-        style: surface style, `"textured"` (default) or `"flat"` (see `SynthEgoExo`); the same seed gives the
-            same geometry, poses and times in both.
+        style: surface style, `"textured"` (default), `"flat"` or `"flat_uniform"` (see `SynthEgoExo`); the
+            same seed gives the same geometry, poses and times in every style.
 
     Returns:
         dict with `exo`, `transition`, `ego`: uint8 RGB (T, H, W, 3) in [0, 255]; `exo_poses`,

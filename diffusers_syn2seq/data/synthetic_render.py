@@ -9,8 +9,10 @@ Scene styles (`SCENE_STYLES`, the scene's `style`) change only the albedo of the
 geometry, the lighting or the buffers: `"textured"` draws the procedural textures (checkerboard floor,
 striped or checkered walls with a poster, banded spheres, tiled boxes, beach-ball balls); `"flat"` gives
 each of these surfaces its base colour (the first of its two texture colours; the floor's lighter tile
-colour) and drops the posters. The actor (shirt / trousers, skin / hair) and the ceiling are drawn the same
-in both styles.
+colour) and drops the posters; `"flat_uniform"` is `"flat"` with all four walls in the first wall's base
+colour, so every room colour the ego camera can see is also visible from the exo camera (the ego view is
+then determined by the exo clip up to occluded objects: the easiest setting, for small models). The actor
+(shirt / trousers, skin / hair) and the ceiling are drawn the same in every style.
 
 Intersections run in float32 on a structure of arrays (one contiguous (T, N) array per coordinate, T frames
 of N pixels): that is what makes numpy ray casting fast enough (see `synthetic.measure_render_speed`). The
@@ -46,7 +48,7 @@ _EPS = 1e-6
 ID_FLOOR, ID_CEILING, ID_WALL_XNEG, ID_WALL_XPOS, ID_WALL_YNEG, ID_WALL_YPOS = range(6)
 NUM_ROOM_IDS = 6
 # Surface styles of a scene (see the module docstring); the first is the default.
-SCENE_STYLES = ("textured", "flat")
+SCENE_STYLES = ("textured", "flat", "flat_uniform")
 
 
 def camera_rays(poses: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -311,7 +313,7 @@ def _shade_room(scene: SynthEgoExo, obj: np.ndarray, pts: np.ndarray, normal: np
             idx = np.floor(s / scale) % 2
         else:
             idx = (np.floor(z / scale) + np.floor(s / scale)) % 2
-        colour = scene.wall_colours[wall][_pattern(scene, idx)]
+        colour = scene.wall_colours[0 if scene.style == "flat_uniform" else wall][_pattern(scene, idx)]
         half = scene.room_half[along_axis]
         pc = scene.poster_centre[wall]
         poster = (np.abs(s - pc[0] * half) < scene.poster_half[wall, 0]) & (
