@@ -112,13 +112,13 @@ def test_call_properties():
     observed = {}
 
     def record(pipe, i, t, callback_kwargs):
-        observed[i] = (pipe.guidance_scale, pipe.attention_kwargs, pipe.current_timestep.tolist(), pipe.interrupt)
+        observed[i] = (pipe.guidance_scale, pipe.attention_kwargs, pipe.current_timestep, t.tolist(), pipe.interrupt)
         return callback_kwargs
 
     pipe(random_video(3), num_frames=2, generator=gen(0), callback_on_step_end=record,
          attention_kwargs={"scale": 1.0}, **GUIDED)
-    assert observed[0] == (1.5, {"scale": 1.0}, [999, 999], False)
-    assert observed[2][2] == [332, 332] and pipe.current_timestep is None
+    assert observed[0] == (1.5, {"scale": 1.0}, 999, [999, 999], False)
+    assert observed[2][2:4] == (332, [332, 332]) and pipe.current_timestep is None
 
 
 # ------------------------------------------------------------------------------------------------ caching
@@ -158,7 +158,7 @@ def test_uvit_is_a_cache_mixin_and_caches_through_the_pipeline():
     # Pyramid attention broadcast: attention outputs are reused every other iteration.
     pipe.transformer.enable_cache(PyramidAttentionBroadcastConfig(
         spatial_attention_block_skip_range=2, spatial_attention_timestep_skip_range=(-2, 1000),
-        spatial_attention_block_identifiers=["attn"], current_timestep_callback=lambda: int(pipe.current_timestep[0])))
+        spatial_attention_block_identifiers=["attn"], current_timestep_callback=lambda: pipe.current_timestep))
     try:
         cached = pipe(video, generator=gen(0), **kwargs).frames
     finally:
@@ -189,6 +189,8 @@ def test_save_load_optional_components(tmp_path):
     assert pipe.vae_scale_factor == 1
     out = pipe(source_latents=source, generator=gen(0), **kwargs).frames
     torch.testing.assert_close(out, reference, atol=1e-5, rtol=0)
+    batch = pipe(source_latents=[source[0], source[0]], generator=[gen(0), gen(0)], **kwargs).frames
+    torch.testing.assert_close(batch, out.expand(2, -1, -1, -1, -1), atol=1e-5, rtol=0)  # a list is a batch
     pipe.save_pretrained(tmp_path)
     loaded = Syn2SeqPipeline.from_pretrained(tmp_path)
     loaded.set_progress_bar_config(disable=True)

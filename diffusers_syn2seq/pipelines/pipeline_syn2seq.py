@@ -161,8 +161,10 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         return self._attention_kwargs
 
     @property
-    def current_timestep(self) -> torch.Tensor | None:
-        """Levels `(G,)` of the generated frames at the running iteration; None outside the loop."""
+    def current_timestep(self) -> int | None:
+        """Highest noise level (0..T-1) among the generated frames at the running iteration (the shared level of a
+        full-sequence window), a scalar as diffusers' cache hooks expect; None outside the loop. The per-frame
+        levels are the callback's `t`."""
         return self._current_timestep
 
     @property
@@ -235,6 +237,10 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                              f"{'both' if source_video is not None else 'neither'}.")
         channels = self.transformer.config.in_channels
         if source_latents is not None:
+            if isinstance(source_latents, (list, tuple)) and source_latents \
+                    and all(isinstance(x, torch.Tensor) and x.ndim == 4 for x in source_latents) \
+                    and len({x.shape for x in source_latents}) == 1:
+                source_latents = torch.stack(list(source_latents))  # a list of (C, F, h, w) latents is a batch
             if not isinstance(source_latents, torch.Tensor) or source_latents.ndim not in (4, 5) \
                     or source_latents.shape[-4] != channels or source_latents.shape[-3] < 2:
                 got = tuple(source_latents.shape) if isinstance(source_latents, torch.Tensor) else \
@@ -339,7 +345,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                     self._reset_cache()
             nb = inputs["branches"].num_branches
             current, following = level_matrix[row], level_matrix[row + 1]
-            self._current_timestep = current
+            self._current_timestep = int(current.max())
             # 1. Inputs of every branch: history at the branch's level (re-noised with fresh noise), same x_t.
             history_in = clean_history.unsqueeze(0).expand(nb, *clean_history.shape)
             if inputs["renoise"]:
@@ -479,9 +485,9 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             height, width: pixel size the source is resized to and the target is generated at (default: the model
                 resolution, `sample_size * vae_scale_factor`; other sizes must be multiples of the VAE factor times
                 the transformer's downsampling and are outside what the model was trained on).
-            source_latents: the source clip already in model space, `(C, F, h, w)` / `(B, C, F, h, w)` in natural
-                order, instead of `source_video` (how a latent pipeline without its `vae` samples; use
-                `output_type="latent"` then).
+            source_latents: the source clip already in model space, `(C, F, h, w)` / `(B, C, F, h, w)` (or a list
+                of `(C, F, h, w)`) in natural order, instead of `source_video` (how a latent pipeline without its
+                `vae` samples; use `output_type="latent"` then).
 
         Examples:
         """
