@@ -174,8 +174,10 @@ def convert_dfot_checkpoint(
     else:
         raise ValueError(f"`dfot_config['backbone_config']['name']` must be 'dit3d' or 'u_vit3d_pose', got {name!r}.")
 
-    if torch_dtype is not None:
-        model = model.to(torch_dtype)
+    if torch_dtype is not None:  # like from_pretrained(dtype=...): norms and embeddings stay float32, no warning
+        from .loading import _cast_keeping_fp32_modules  # loading imports this module
+
+        model = _cast_keeping_fp32_modules(model, torch_dtype)
     return model.eval()
 
 
