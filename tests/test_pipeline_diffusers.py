@@ -227,6 +227,8 @@ BAD_CALLS = [
     ({"context_frames": 2.7}, "`context_frames` must be an integer >= 0, got 2.7 (float)"),
     ({"num_inference_steps": np.float64(3)}, "`num_inference_steps` must be an integer in [1, 1000], got "),
     ({"num_transition_frames": -1}, "`num_transition_frames` must be an integer >= 0, got -1"),
+    ({"num_frames": 10**11},  # 71526 GiB of noise: no machine allocates that
+     "`num_frames` (100000000000) + `num_transition_frames` (0) generated frames need 71525.6 GiB"),
     ({"height": True}, "`height` must be an integer >= 1, got True (bool)"),
     ({"uncertainty_scale": "1"}, "`uncertainty_scale` must be a finite number >= 0.0, got '1' (str)"),
     ({"fractional_level": float("nan")}, "`fractional_level` must be a finite number in [0.0, 1.0], got nan"),

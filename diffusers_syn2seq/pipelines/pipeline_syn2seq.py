@@ -11,6 +11,7 @@ autoregressive or pyramid). The Syn2Seq settings a model was trained with (`mode
 """
 
 import contextlib
+import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -42,7 +43,7 @@ from .history_guidance import (
     history_guidance_branches,
 )
 from .pipeline_output import Syn2SeqPipelineOutput
-from .video_input import PoseInput, VideoInput, batch_poses, videos_to_tensor
+from .video_input import PoseInput, VideoInput, batch_poses, num_pose_frames, videos_to_tensor
 
 logger = logging.get_logger(__name__)
 
@@ -519,7 +520,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                              "pose-conditioned transformer.")
         num_frames = args["num_frames"]
         if num_frames is None:
-            num_frames = _num_pose_frames(target_poses) or num_source
+            num_frames = num_pose_frames(target_poses) or num_source
         num_generate = num_transition + num_frames
         lengths = {"exo": num_source, "ego": num_frames} if direction == "exo2ego" else \
             {"exo": num_frames, "ego": num_source}
@@ -530,7 +531,15 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         source = layout.source_in_sequence_order(source, dim=2)
         noise_shape = (batch, channels, num_generate, height, width)
         if latents is None:
-            latents = randn_tensor(noise_shape, generator=generator, device=device, dtype=torch.float32)
+            try:
+                latents = randn_tensor(noise_shape, generator=generator, device=device, dtype=torch.float32)
+            except (RuntimeError, MemoryError) as error:  # e.g. num_frames=10**9: name the argument, not the allocator
+                if "alloc" not in str(error) and not isinstance(error, (MemoryError, torch.OutOfMemoryError)):
+                    raise
+                raise ValueError(
+                    f"`num_frames` ({num_frames}) + `num_transition_frames` ({num_transition}) generated frames need "
+                    f"{4 * math.prod(noise_shape) / 2**30:.1f} GiB for their noise {noise_shape} alone, more than "
+                    f"{device} could allocate; generate fewer frames.") from error
         elif not isinstance(latents, torch.Tensor) or tuple(latents.shape) != noise_shape:
             got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
             raise ValueError(f"`latents` must be a tensor of shape {noise_shape} (B, C, transition + target frames, "
@@ -589,15 +598,6 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         if not return_dict:
             return (frames, transition_frames) if return_transition else (frames,)
         return Syn2SeqPipelineOutput(frames=frames, transition_frames=transition_frames)
-
-
-def _num_pose_frames(poses) -> int | None:
-    """Frames in `(F, 16)` / `(B, F, 16)` poses or a list of `(F, 16)`; None when not given or not readable."""
-    if isinstance(poses, (list, tuple)) and poses and hasattr(poses[0], "shape") and len(poses[0].shape) >= 2:
-        return int(poses[0].shape[-2])
-    if hasattr(poses, "shape") and len(poses.shape) >= 2:
-        return int(poses.shape[-2])
-    return None
 
 
 def _register_with_diffusers() -> None:

@@ -103,6 +103,15 @@ def video_to_tensor(source_video: VideoInput) -> torch.Tensor:
     return video * 2.0 - 1.0
 
 
+def num_pose_frames(poses) -> int | None:
+    """Frames in `(F, 16)` / `(B, F, 16)` poses or a list of `(F, 16)`; None when not given or not readable."""
+    if isinstance(poses, (list, tuple)) and poses and hasattr(poses[0], "shape") and len(poses[0].shape) >= 2:
+        return int(poses[0].shape[-2])
+    if hasattr(poses, "shape") and len(poses.shape) >= 2:
+        return int(poses.shape[-2])
+    return None
+
+
 def _describe(value) -> str:
     if isinstance(value, torch.Tensor):
         return f"a tensor of dtype {value.dtype} and shape {tuple(value.shape)}"
