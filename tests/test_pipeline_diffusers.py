@@ -283,3 +283,16 @@ def test_missing_components_raise_a_clear_error():
     pipe.scheduler = None
     with pytest.raises(ValueError, match=r"`pipe.scheduler` must be a DiffusionForcingScheduler, got NoneType"):
         pipe(random_video(3), num_frames=2)
+
+
+@pytest.mark.parametrize("video, message", [
+    (torch.rand(0, 3, 3, SIZE, SIZE), "must hold at least one video, got a batch of shape (0, 3, 3, 8, 8)"),
+    (np.zeros((0, 3, SIZE, SIZE, 3), np.uint8), "`source_video` must hold at least one video, got a batch of shape"),
+    ([torch.rand(3, 3, SIZE, SIZE), PIL.Image.new("RGB", (SIZE, SIZE))], "a list of PIL images (one video) or a list"),
+    (None, "pass exactly one of `source_video` (pixels) and `source_latents` (model space), got neither"),
+])
+def test_bad_source_videos_raise_a_clear_error(video, message):
+    pipe = make_pipeline(tiny_transformer(max_frames=6))
+    with pytest.raises(ValueError) as error:
+        pipe(video, num_frames=2, num_inference_steps=2)
+    assert message in str(error.value)

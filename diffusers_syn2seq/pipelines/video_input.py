@@ -87,6 +87,8 @@ def video_to_tensor(source_video: VideoInput) -> torch.Tensor:
         )
     if video.ndim == 4:
         video = video[None]
+    if video.shape[0] == 0:
+        raise ValueError(f"`source_video` must hold at least one video, got a batch of shape {tuple(video.shape)}.")
     if video.shape[1] < 2:
         raise ValueError(f"`source_video` must have at least 2 frames, got {video.shape[1]}.")
     if video.dtype == torch.uint8:
