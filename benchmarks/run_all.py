@@ -2,7 +2,7 @@
 """Run every benchmark and write one combined table into BENCHMARKS.md (issue 7, performance summary).
 
     python benchmarks/run_all.py               # the configurations of BENCHMARKS.md's sections (~15-20 min on 2 cores)
-    python benchmarks/run_all.py --quick       # shrunk configurations (~70 s), to check the machinery
+    python benchmarks/run_all.py --quick       # shrunk configurations (~70 s), printed: BENCHMARKS.md is not touched
     python benchmarks/run_all.py --device cuda # GPU (the U-ViT benchmark picks the first GPU itself)
     python benchmarks/run_all.py --no_write    # print the block instead of editing BENCHMARKS.md
 
@@ -10,7 +10,9 @@ Each benchmark (`bench_transformer.py`, `bench_sampling.py`, `bench_uvit.py`, `b
 subprocess; its markdown table is parsed and summarised in one table (benchmark, setting, time, throughput), next to
 the machine's matmul peak measured here (best of `torch.mm` and `F.linear` on 1024x1024 operands, fp32 and bf16).
 The block between `<!-- run_all:start -->` and `<!-- run_all:end -->` of BENCHMARKS.md is replaced (the markers are
-added at the top if missing); the other sections are left as they are. The children's full tables follow the summary.
+added at the top if missing); the other sections are left as they are. `--quick` numbers are not the committed
+table's: they are printed, and written only to an explicit `--output FILE`. The children's full tables follow the
+summary.
 """
 
 from __future__ import annotations
@@ -142,6 +144,16 @@ def write_block(path: Path, block: str) -> None:
     tmp.replace(path)
 
 
+def output_path(output: Path | None, quick: bool, no_write: bool) -> Path | None:
+    """Where the block goes: an explicit `--output`; else BENCHMARKS.md for full runs; None (print) for `--quick`
+    runs, whose shrunk numbers must never replace the committed table, and with `--no_write`."""
+    if no_write:
+        return None
+    if output is not None:
+        return output
+    return None if quick else REPO / "BENCHMARKS.md"
+
+
 def run_child(script: str, args: list[str], device: str, timeout: float) -> dict:
     argv = [sys.executable, str(REPO / "benchmarks" / script), *args]
     if device != "cpu" and script in ("bench_transformer.py", "bench_sampling.py"):
@@ -158,10 +170,12 @@ def run_child(script: str, args: list[str], device: str, timeout: float) -> dict
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="shrunk configurations (checks the machinery, ~70 s)")
+    p.add_argument("--quick", action="store_true",
+                   help="shrunk configurations (checks the machinery, ~70 s); printed, not written to BENCHMARKS.md")
     p.add_argument("--device", default="cpu")
     p.add_argument("--only", nargs="+", help="subset of scripts, e.g. bench_training.py")
-    p.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
+    p.add_argument("--output", type=Path, default=None,
+                   help="file whose marked block is replaced (default: BENCHMARKS.md; with --quick: none, printed)")
     p.add_argument("--no_write", "--no-write", action="store_true", help="print the block instead of editing the file")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per benchmark")
     args = p.parse_args(argv)
@@ -190,11 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/run_all.py" + (" --quick" if args.quick else "") + (
         f" --device {args.device}" if args.device != "cpu" else "")
     block = render_block(children, peak, machine, command)
-    if args.no_write:
+    output = output_path(args.output, args.quick, args.no_write)
+    if output is None:
         print(block)
+        if args.quick and not args.no_write:
+            print("(--quick: BENCHMARKS.md left as it is; pass --output FILE to write these numbers somewhere)")
     else:
-        write_block(args.output, block)
-        print(f"wrote the summary into {args.output}")
+        write_block(output, block)
+        print(f"wrote the summary into {output}")
     return 0 if all(c["returncode"] == 0 for c in children) else 1
 
 

@@ -540,7 +540,7 @@ def main(argv: list[str] | None = None) -> dict:
                 evals.append((f"evaluate {out.stem}", argv, work / "logs" / f"eval_{out.stem}.log"))
     for direction in ("exo2ego", "ego2exo"):
         out = work / "eval" / f"baselines-{direction}.json"
-        argv = ["-m", "diffusers_syn2seq.cli", "evaluate", "--baselines", "--data", str(render), "--split", "test",
+        argv = ["-m", "diffusers_syn2seq.cli", "evaluate", "--baselines_only", "--data", str(render), "--split", "test",
                 "--num_scenes", str(cfg["num_test"]), "--direction", direction, "--ci", cfg["ci"], "--quiet",
                 "--output", str(out)]
         all_commands.append(" ".join(["python", *argv]))

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers.utils import logging as diffusers_logging
 
 from .bundled import trained_reverse_prob, trained_scene_style
 from .cli_support import BAD_INPUT_ERRORS, ToolArgumentParser, add_debug_flag, debug_requested, run_tool
@@ -55,6 +56,7 @@ from .evaluation import (
 )
 from .metrics import paired_difference, psnr, summarize
 from .safe_io import atomic_write_text, check_output_dir, check_output_file, fix_weight_modes, publish_folder
+from .threads import configure_threads
 
 # What the baselines of `evaluate` are not scored on, and why (printed, and recorded in the JSON).
 BASELINE_NOT_APPLICABLE = ("mean_of_n_psnr", "exo_dependence")
@@ -214,7 +216,7 @@ def _check_scenes(args: argparse.Namespace, scenes: list[dict], target_view: str
     if args.num_frames is not None and args.num_frames > shortest:
         raise ValueError(f"--num_frames: expected at most the {target_view} clip length of every scene ({shortest} "
                          f"frames in {args.data}), got {args.num_frames}")
-    exo = bool(args.model) and not args.no_exo_dependence
+    exo = bool(_models(args)) and not args.no_exo_dependence
     if exo and len(scenes) < 2:
         print("exo-dependence skipped: it needs at least 2 scenes (another scene's source clip)")
         return False
@@ -233,9 +235,13 @@ def _differences(row: dict, baselines: dict, method: str) -> dict:
     return differences
 
 
+def _models(args: argparse.Namespace) -> list:
+    """The `--model` folders of `evaluate`; none given: the bundled model (None), unless `--baselines_only`."""
+    return [] if args.baselines_only else (args.model or [None])
+
+
 def evaluate(args: argparse.Namespace) -> int:
-    if not args.model and not args.baselines:
-        raise ValueError("nothing to evaluate: pass --model FOLDER (repeatable) and/or --baselines")
+    args.baselines = args.baselines or args.baselines_only
     start = time.perf_counter()
     _check_evaluate_args(args)
     scenes = load_eval_scenes(args.data, args.split, args.num_scenes)
@@ -246,7 +252,7 @@ def evaluate(args: argparse.Namespace) -> int:
                     "seed": args.seed, "ci_method": args.ci, "num_samples": args.num_samples,
                     "layout_block": args.layout_block, "exo_dependence": exo, "sampling": _sampling(args),
                     "models": [], "per_seed": []}
-    for model in args.model or []:
+    for model in _models(args):
         pipe, folder = load_pipeline(model, args.device, args.dtype)
         mode, num_transition = _settings(pipe, args)
         result = evaluate_pipeline(pipe, scenes, mode, args.direction, num_transition, args.steps, args.seed,
@@ -291,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser, many_models: bool = False) -> None:
         if many_models:
-            _flag(p, "model", action="append", help="pipeline folder (repeatable: the training seeds of one row)")
+            _flag(p, "model", action="append",
+                  help="pipeline folder, repeatable: the training seeds of one row (default: the bundled model)")
         else:
             _flag(p, "model", default=None, help="Syn2Seq pipeline folder (default: the bundled model)")
         _flag(p, "device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
@@ -307,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
               help="history guidance of the source frames (default: none)")
         _flag(p, "guidance_scale", type=float, default=1.0, help="history guidance scale (>= 1; 1 disables)")
         _flag(p, "quiet", action="store_true", help="no progress bars")
+        _flag(p, "threads", type=int, default=None,
+              help="torch CPU threads (default: the physical cores not kept busy by other processes, at least 1; "
+                   "OMP_NUM_THREADS, when set, is respected)")
         add_debug_flag(p)
 
     demo_parser = commands.add_parser(
@@ -317,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "ego | true ego, with PSNR).")
     _flag(demo_parser, "output_dir", default="outputs/demo", help="where the MP4s and the PNG are written")
     _flag(demo_parser, "scene", type=int, default=0, help="index of the held-out test scene")
-    _flag(demo_parser, "direction", default="exo2ego", choices=["exo2ego", "ego2exo"])
+    _flag(demo_parser, "direction", default="exo2ego", choices=["exo2ego", "ego2exo"],
+          help="exo2ego: generate the ego clip from the exo clip; ego2exo: the reverse (default: exo2ego)")
     _flag(demo_parser, "style", default=None, choices=list(SCENE_STYLES),
           help="SynthEgoExo scene style (default: the one the model was trained on, from its training_summary.json)")
     _flag(demo_parser, "num_frames", type=int, default=None,
@@ -340,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = commands.add_parser(
         "evaluate", help="Score trained models (and trivial baselines) on held-out takes of a Syn2Seq dataset.",
         description="Generate the target clip of each held-out take and score it against the ground truth, mean and "
-                    "95%% interval over scenes: PSNR and SSIM per frame of one sample (scene i: seed + i); layout "
+                    "95% interval over scenes: PSNR and SSIM per frame of one sample (scene i: seed + i); layout "
                     "PSNR, the PSNR after averaging generated and true frames over non-overlapping blocks "
                     "(--layout_block), so geometry counts and texture phase does not; mean-of-N PSNR, the PSNR of the "
                     "pixel-wise mean of --num_samples samples (a posterior-mean estimate; the first sample is the "
@@ -348,14 +359,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "(i+1) mod n's source clip and source poses (own target poses, same seed): 0 for a model that "
                     "ignores its input. A scene costs --num_samples generations, plus one for the exo-dependence. "
                     "Several --model folders are the training seeds of one row (each scene's score is averaged over "
-                    "them). --baselines adds 'mean training target frame' and 'copy the source frame next to the "
-                    "transition' (PSNR, SSIM, layout PSNR; mean-of-N and exo-dependence do not apply to them).")
+                    "them); without --model the bundled model is scored. --baselines adds 'mean training target frame' "
+                    "and 'copy the source frame next to the transition' (PSNR, SSIM, layout PSNR; mean-of-N and "
+                    "exo-dependence do not apply to them); --baselines_only scores only those.")
     _flag(ev, "data", required=True, help="Syn2Seq dataset folder")
-    _flag(ev, "split", default="test")
+    _flag(ev, "split", default="test", help="dataset split whose takes are scored (train, validation, test; "
+          "default: test)")
     _flag(ev, "num_scenes", type=int, default=None, help="first N takes of the split (default: all)")
     _flag(ev, "num_frames", type=int, default=None, help="target frames scored (default: the whole clip)")
-    _flag(ev, "direction", default="exo2ego", choices=["exo2ego", "ego2exo"])
+    _flag(ev, "direction", default="exo2ego", choices=["exo2ego", "ego2exo"],
+          help="exo2ego: generate the ego clip from the exo clip and score it; ego2exo: the reverse (default: exo2ego)")
     _flag(ev, "baselines", action="store_true", help="also score the trivial baselines")
+    _flag(ev, "baselines_only", action="store_true", help="score only the trivial baselines (no model)")
     _flag(ev, "baseline_split", default="train", help="split of the mean-frame baseline")
     _flag(ev, "num_samples", type=int, default=4,
           help="samples per scene for the mean-of-N PSNR (default 4; 1 disables it; a scene costs N "
@@ -394,6 +409,9 @@ def check_common_args(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        configure_threads(args.threads)
+        if args.quiet:  # also the "Loading pipeline components" bar of diffusers
+            diffusers_logging.disable_progress_bar()
         check_common_args(args)
         _sampling(args)  # before any work
         return {"demo": demo, "generate": generate, "evaluate": evaluate}[args.command](args)

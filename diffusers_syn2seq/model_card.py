@@ -9,6 +9,7 @@ The YAML header carries `library_name: diffusers`, the licence, `base_model` and
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,68 @@ from typing import Any
 from diffusers.utils.hub_utils import populate_model_card
 from huggingface_hub import ModelCard, ModelCardData
 
-__all__ = ["DEFAULT_TEMPLATE_PATH", "BASE_TAGS", "metrics_table", "model_card_tags", "save_model_card"]
+__all__ = ["DEFAULT_TEMPLATE_PATH", "BASE_TAGS", "metrics_table", "model_card_tags", "save_model_card",
+           "training_command"]
 
 DEFAULT_TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "model_cards" / "template.md"
 BASE_TAGS = ["diffusers", "diffusers-syn2seq", "exo2ego", "video-generation", "diffusion-forcing"]
+
+
+def _launcher_command_line() -> list[str] | None:
+    """The `accelerate launch ...` command line that started this process (an ancestor's, on Linux), or None."""
+    pid = os.getppid()
+    for _ in range(4):  # accelerate -> (torchrun agent ->) this process
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return None
+        names = [Path(a).name for a in argv[:3]]
+        if "launch" in argv and ("accelerate" in names or any(a.endswith("accelerate") for a in argv[:3])):
+            return argv[argv.index("launch"):]
+        ppid = [line.split()[1] for line in status.splitlines() if line.startswith("PPid:")]
+        if not ppid or ppid[0] in ("0", "1"):
+            return None
+        pid = int(ppid[0])
+    return None
+
+
+def _accelerate_flags_from_environment() -> list[str]:
+    """The accelerate launch flags recoverable from the environment it sets (when its command line is not)."""
+    flags = []
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true"):
+        flags.append("--cpu")
+    if os.environ.get("ACCELERATE_MIXED_PRECISION"):
+        flags += ["--mixed_precision", os.environ["ACCELERATE_MIXED_PRECISION"]]
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        flags += ["--num_processes", os.environ["WORLD_SIZE"]]
+    return flags
+
+
+def training_command(script: str, argv: Sequence[str]) -> str:
+    """The command that started a training run, for its model card: `accelerate launch <its own flags> script ...`
+    under accelerate (read from the launcher's command line, else rebuilt from the environment accelerate sets),
+    `python script ...` otherwise."""
+    if "ACCELERATE_MIXED_PRECISION" not in os.environ and "LOCAL_RANK" not in os.environ:
+        return f"python {script} {shlex.join(argv)}".strip()
+    launcher = _launcher_command_line()
+    if launcher is not None:
+        # keep accelerate's own flags, and name the script the way the card's reader runs it
+        cut = next((i for i, a in enumerate(launcher) if a.endswith(".py")), len(launcher))
+        return shlex.join(["accelerate", *launcher[:cut], script, *argv])
+    return shlex.join(["accelerate", "launch", *_accelerate_flags_from_environment(), script, *argv])
+
+
+def base_model_names(base_model: str | os.PathLike | None) -> tuple[str | None, str | None]:
+    """`(shown, loadable)` names of a run's base model: a Hub id as it is; a local folder by its name only (an
+    absolute path says nothing to the card's reader and leaks the trainer's file system), loaded from
+    `path/to/<name>`."""
+    if not base_model:
+        return None, None
+    if os.path.isdir(str(base_model)):
+        name = Path(str(base_model)).resolve().name
+        return f"local folder `{name}`", f"path/to/{name}"
+    return str(base_model), str(base_model)
 
 
 def model_card_tags(training_mode: str) -> list[str]:
@@ -72,6 +131,9 @@ def save_model_card(
     values.setdefault("model_description", "Exo-to-ego (and ego-to-exo) video generation by sequence completion.")
     values["metrics_table"] = metrics_table(run.get("metrics"))
     base_model = run.get("base_model")
+    values["base_model"], values["base_model_id"] = base_model_names(base_model)
+    if not run.get("repo_id"):  # not uploaded: the usage example loads the output folder
+        values["repo_id"] = f"path/to/{Path(output_dir).resolve().name}"
     card_data = ModelCardData(
         license=run.get("license", "apache-2.0"),
         library_name="diffusers",
@@ -85,8 +147,8 @@ def save_model_card(
         "max_train_steps", "batch_size", "learning_rate", "adam_betas", "weight_decay", "lr_scheduler",
         "lr_warmup_steps", "mixed_precision", "ema", "command", "num_transition_frames",
     ):
-        if values.get(key) is None:
-            values[key] = base_model if key == "base_model" else "n/a"
+        if values.get(key) is None and key != "base_model":
+            values[key] = "n/a"
     values.setdefault("samples", [])
     values["license"] = run.get("license", "apache-2.0")
     card = ModelCard.from_template(card_data, template_path=str(template), **values)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Check the DFoT models against the official reference tensors (`shared/fixtures/dfot_reference`).
+"""Check the DFoT models against the official reference tensors (`tests/fixtures/dfot_reference`).
 
     python scripts/check_dfot_parity.py [--fixtures PATH]
 
@@ -20,24 +20,30 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
+IN_REPO_FIXTURES = REPO / "tests" / "fixtures" / "dfot_reference"
+
+
 def find_reference_fixtures() -> Path | None:
-    """The DFoT reference tensors, if this checkout sits next to the project's `shared/` folder."""
-    candidates = []
+    """The DFoT reference tensors: `$SYN2SEQ_SHARED_DIR/fixtures/dfot_reference` when that variable is set, else the
+    copy shipped in the repository (`tests/fixtures/dfot_reference`)."""
     if os.environ.get("SYN2SEQ_SHARED_DIR"):
-        candidates.append(Path(os.environ["SYN2SEQ_SHARED_DIR"]))
-    candidates += [Path.cwd().parent / "shared", REPO.parent / "shared"]
-    for shared in candidates:
-        folder = shared / "fixtures" / "dfot_reference"
-        if folder.is_dir():
-            return folder
-    return None
+        folder = Path(os.environ["SYN2SEQ_SHARED_DIR"]) / "fixtures" / "dfot_reference"
+        return folder if folder.is_dir() else None
+    return IN_REPO_FIXTURES if IN_REPO_FIXTURES.is_dir() else None
 
 
 def load_fixture(folder: Path, name: str) -> tuple[dict[str, torch.Tensor], dict, dict[str, torch.Tensor]]:
-    """`(tensors, backbone config, state dict)` of one official fixture (`name.safetensors` + `name.json`)."""
+    """`(tensors, backbone config, state dict)` of one official fixture (`name.safetensors` + `name.json`).
+
+    The repository's copy of `uvit3d_pose` leaves out its input ray encoding, which is the `ray_encoding` of
+    `camera_rays` (the same tensor, 2.9 MB); it is put back here, so both copies load the same tensors.
+    """
     from safetensors.torch import load_file
 
     tensors = load_file(str(folder / f"{name}.safetensors"))
+    if name == "uvit3d_pose" and "input.external_cond" not in tensors:
+        rays = load_file(str(folder / "camera_rays.safetensors"))["ray_encoding"]  # (B, T, H, W, 180)
+        tensors["input.external_cond"] = rays.permute(0, 1, 4, 2, 3).contiguous()  # (B, T, 180, H, W)
     config = json.loads((folder / f"{name}.json").read_text())
     state_dict = {k[len("state_dict.") :]: v for k, v in tensors.items() if k.startswith("state_dict.")}
     return tensors, config, state_dict
@@ -74,14 +80,14 @@ def check_reference_parity(folder: Path) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fixtures", type=Path, default=None,
-                        help="folder of the reference tensors (default: ../shared/fixtures/dfot_reference or "
-                             "$SYN2SEQ_SHARED_DIR/fixtures/dfot_reference)")
+                        help="folder of the reference tensors (default: $SYN2SEQ_SHARED_DIR/fixtures/dfot_reference "
+                             "when set, else tests/fixtures/dfot_reference)")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted max abs difference")
     args = parser.parse_args(argv)
     folder = args.fixtures or find_reference_fixtures()
     if folder is None or not folder.is_dir():
-        print("check_dfot_parity: error: DFoT reference fixtures not found (pass --fixtures or set "
-              "SYN2SEQ_SHARED_DIR)", file=sys.stderr)
+        print(f"check_dfot_parity: error: DFoT reference fixtures not found at {folder or IN_REPO_FIXTURES} (pass "
+              "--fixtures PATH)", file=sys.stderr)
         return 1
     results = check_reference_parity(folder)
     for name, diff in results.items():

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Shared test set-up: offline hub, deterministic torch, and the location of `../shared` fixtures."""
+"""Shared test set-up: offline hub, deterministic torch, and the location of the DFoT reference fixtures."""
 
 import os
 from pathlib import Path
@@ -13,18 +13,18 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DIR = Path(os.environ.get("SYN2SEQ_SHARED_DIR", REPO_ROOT.parent / "shared"))
-DFOT_FIXTURES = SHARED_DIR / "fixtures" / "dfot_reference"
+# The copy shipped with the repository; SYN2SEQ_SHARED_DIR points the tests at another one (the project's `shared/`).
+IN_REPO_FIXTURES = REPO_ROOT / "tests" / "fixtures" / "dfot_reference"
+DFOT_FIXTURES = (Path(os.environ["SYN2SEQ_SHARED_DIR"]) / "fixtures" / "dfot_reference"
+                 if os.environ.get("SYN2SEQ_SHARED_DIR") else IN_REPO_FIXTURES)
 
 
 @pytest.fixture(scope="session")
 def dfot_fixtures_dir() -> Path:
     """Folder of the official DFoT reference tensors; the parity tests must run in CI, so it is required."""
     if not DFOT_FIXTURES.is_dir():
-        raise FileNotFoundError(
-            f"DFoT reference fixtures not found at {DFOT_FIXTURES}; clone the project next to `shared/` "
-            "or set SYN2SEQ_SHARED_DIR."
-        )
+        raise FileNotFoundError(f"DFoT reference fixtures not found at {DFOT_FIXTURES} (tests/fixtures/dfot_reference "
+                                "is part of the repository; SYN2SEQ_SHARED_DIR overrides it).")
     return DFOT_FIXTURES
 
 

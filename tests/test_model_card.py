@@ -42,3 +42,39 @@ def test_card_errors_and_empty_metrics(tmp_path):
     with pytest.raises(FileNotFoundError, match="template"):
         save_model_card(tmp_path, RUN, template_path=tmp_path / "missing.md")
     assert metrics_table(None) == "No validation metrics were recorded."
+
+
+def test_local_base_model_is_named_not_pathed_and_usage_matches_the_run(tmp_path):
+    base = tmp_path / "deep" / "private" / "syn2seq-base"
+    base.mkdir(parents=True)
+    out = tmp_path / "lora-run"
+    save_model_card(out, {**RUN, "base_model": str(base), "repo_id": None, "num_transition_frames": 4,
+                          "syn2seq_mode": "video+pose"})
+    text = (out / "README.md").read_text()
+    assert str(tmp_path) not in text  # no absolute path of the trainer's machine
+    assert "| Base model | local folder `syn2seq-base` |" in text
+    assert 'Syn2SeqPipeline.from_pretrained("path/to/syn2seq-base")' in text
+    assert 'pipe.load_lora_weights("path/to/lora-run")' in text
+    assert 'mode="video+pose",\n             num_transition_frames=4' in text
+    full = tmp_path / "full-run"
+    save_model_card(full, {**RUN, "training_mode": "full", "repo_id": "someone/full", "num_transition_frames": 4})
+    text = (full / "README.md").read_text()
+    assert 'Syn2SeqPipeline.from_pretrained("someone/full")' in text
+    assert "num_transition_frames=" not in text  # the pipeline's configuration carries the trained settings
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, "python training/train.py --x '1 2'"),
+    ({"ACCELERATE_MIXED_PRECISION": "no", "ACCELERATE_USE_CPU": "true", "WORLD_SIZE": "2", "LOCAL_RANK": "0"},
+     "accelerate launch --cpu --mixed_precision no --num_processes 2 training/train.py --x '1 2'"),
+])
+def test_training_command_keeps_the_launcher_flags(monkeypatch, env, expected):
+    """Outside a real `accelerate launch` (no launcher among the ancestors), the flags come from the environment."""
+    from diffusers_syn2seq import model_card
+
+    for name in ("ACCELERATE_MIXED_PRECISION", "ACCELERATE_USE_CPU", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(model_card, "_launcher_command_line", lambda: None)
+    assert model_card.training_command("training/train.py", ["--x", "1 2"]) == expected

@@ -23,11 +23,12 @@ from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
 SIZE = 8  # frame side of the tiny pixel-space models
 
 
-def tiny_transformer(max_frames: int = 8, camera_ray_type=None, in_channels: int = 3, seed: int = 0, **kwargs):
+def tiny_transformer(max_frames: int = 8, camera_ray_type=None, in_channels: int = 3, seed: int = 0,
+                     num_layers: int = 1, **kwargs):
     """1-layer DFoT with random (non-zero) weights, so every input actually changes the output."""
     torch.manual_seed(seed)
     model = DFoTTransformer3DModel(
-        in_channels=in_channels, sample_size=SIZE, max_frames=max_frames, patch_size=2, num_layers=1,
+        in_channels=in_channels, sample_size=SIZE, max_frames=max_frames, patch_size=2, num_layers=num_layers,
         num_attention_heads=2, attention_head_dim=16, noise_embedding_dim=32, camera_ray_type=camera_ray_type,
         **kwargs,
     )
@@ -328,8 +329,9 @@ def test_latent_pipeline_with_a_per_frame_vae():
     torch.testing.assert_close(latents[:, :, 0], expected, atol=1e-5, rtol=1e-5)  # with the scaling factor
     out = pipe(video, num_frames=2, num_inference_steps=2, generator=gen(0), output_type="np")
     assert out.frames.shape == (1, 2, 2 * SIZE, 2 * SIZE, 3)
-    with pytest.raises(ValueError, match="source_video.*16x16"):
-        pipe(torch.rand(3, 3, SIZE, SIZE), num_frames=2)
+    # Frames of another size are resized to the model resolution (16x16 pixels here).
+    small = pipe(torch.rand(3, 3, SIZE, SIZE), num_frames=2, num_inference_steps=1, output_type="np")
+    assert small.frames.shape == (1, 2, 2 * SIZE, 2 * SIZE, 3)
 
 
 def test_bf16_transformer_runs_and_stays_close_to_fp32():
@@ -443,7 +445,7 @@ def small_pipe():
         (torch.rand(0, 3, SIZE, SIZE), {}, r"`source_video` must have at least 2 frames, got 0"),
         (torch.rand(1, 3, SIZE, SIZE), {}, r"`source_video` must have at least 2 frames, got 1"),
         ([], {}, r"`source_video` must hold at least 2 frames, got an empty list"),
-        (torch.rand(3, 3, 10, SIZE), {}, r"`source_video` frames must be 8x8.*got 10x8"),
+        (None, {"height": 7}, r"`height` and `width` must be multiples of 2 .*got 7x8"),
         (torch.rand(3, 4, SIZE, SIZE), {}, r"`source_video` as a tensor must have shape"),
         (torch.rand(3, 3, SIZE, SIZE) * 2, {}, r"float `source_video` values must be finite and in \[0, 1\]"),
         (None, {"num_frames": 5, "num_transition_frames": 1, "sliding_window": False},
@@ -457,10 +459,11 @@ def small_pipe():
         (None, {"direction": "sideways"}, r"`direction` must be one of .*got 'sideways'"),
         (None, {"output_type": "gif"}, r"`output_type` must be one of .*got 'gif'"),
         (None, {"context_frames": 6, "num_frames": 8}, r"`context_frames` must be in \[1, 5\].*got 6"),
-        (None, {"latents": torch.zeros(1, 3, 9, SIZE, SIZE)}, r"`latents` must have shape \(1, 3, 3, 8, 8\)"),
+        (None, {"latents": torch.zeros(1, 3, 9, SIZE, SIZE)}, r"`latents` must be a tensor of shape \(1, 3, 3, 8, 8\)"),
         (None, {"source_poses": torch.zeros(3, 16)}, r"`source_poses` / `target_poses` were given but"),
         (None, {"num_inference_steps": 0}, r"`num_inference_steps` must be an integer in \[1, 1000\], got 0"),
-        (None, {"generator": [gen(0), gen(1)]}, r"`generator` list must have one generator per video \(1\), got 2"),
+        (None, {"generator": [gen(0), gen(1)]},
+         r"`generator` as a list must hold one torch.Generator per video \(1\), got 2"),
     ],
 )
 def test_bad_input_raises_a_clear_value_error(small_pipe, video, kwargs, match):
@@ -569,7 +572,8 @@ def test_bad_poses_raise(pose_pipe):
     nan[0, 7] = float("nan")
     cases = [
         ({"source_poses": None, "target_poses": tgt}, r"`source_poses` and `target_poses` are required"),
-        ({"source_poses": src[:2], "target_poses": tgt}, r"`source_poses` must have shape \(3, 16\).*got \(1, 2, 16\)"),
+        ({"source_poses": src[:2], "target_poses": tgt},
+         r"`source_poses` must be .* of shape \(3, 16\).*got shape \(1, 2, 16\)"),
         ({"source_poses": src, "target_poses": tgt[:, :12]}, r"`target_poses`"),
         ({"source_poses": nan, "target_poses": tgt}, r"`source_poses`"),
         ({"source_poses": src, "target_poses": skewed}, r"`target_poses`"),

@@ -82,3 +82,18 @@ def test_quick_run_writes_a_table(tmp_path):
     for name, *_ in run_all.BENCHMARKS:
         assert f"| {name} |" in block
     assert "Measured matmul peak" in block and "## Training step (issue 6)" in text
+
+
+def test_quick_runs_never_replace_the_committed_table(tmp_path, monkeypatch, capsys):
+    assert run_all.output_path(None, quick=True, no_write=False) is None
+    assert run_all.output_path(None, quick=False, no_write=False) == REPO / "BENCHMARKS.md"
+    assert run_all.output_path(tmp_path / "x.md", quick=True, no_write=False) == tmp_path / "x.md"
+    assert run_all.output_path(tmp_path / "x.md", quick=False, no_write=True) is None
+    # main() end to end with the benchmark subprocesses replaced by canned output (they take minutes)
+    monkeypatch.setattr(run_all, "measure_matmul_peak", lambda device, size: {"fp32": 0.1, "bf16": 0.02})
+    monkeypatch.setattr(run_all, "run_child", lambda script, args, device, timeout: {
+        "script": script, "args": args, "output": TRAINING_OUT, "returncode": 0, "seconds": 1.0})
+    before = (REPO / "BENCHMARKS.md").read_bytes()
+    assert run_all.main(["--quick", "--only", "bench_training.py"]) == 0
+    assert (REPO / "BENCHMARKS.md").read_bytes() == before
+    assert "BENCHMARKS.md left as it is" in capsys.readouterr().out

@@ -170,7 +170,11 @@ def test_model_card_and_hub_dry_run(full_runs):
     data = card.data.to_dict()
     assert data["library_name"] == "diffusers" and data["license"] == "apache-2.0"
     assert {"diffusers", "diffusers-syn2seq", "exo2ego"} <= set(data["tags"]) and "lora" not in data["tags"]
-    assert "video+pose" in card.text and "accelerate launch training/train.py" in card.text
+    assert "video+pose" in card.text
+    # the exact command keeps accelerate's own flags, and the precision that ran is reported
+    assert ("accelerate launch --cpu --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no "
+            "training/train.py --dataset_dir") in card.text
+    assert "| Mixed precision | no |" in card.text
     assert "validation/step-6/sample-0.png" in card.text and "psnr" in card.text
     manifest = json.loads((a / "hub_dry_run" / "upload_manifest.json").read_text())
     assert manifest["repo_id"] == "someone/syn2seq-test" and manifest["dry_run"]

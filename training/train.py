@@ -22,7 +22,6 @@ import logging
 import math
 import os
 import pickle
-import shlex
 import shutil
 import sys
 import time
@@ -44,7 +43,7 @@ from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
-from diffusers_syn2seq.bundled import dataset_scene_style
+from diffusers_syn2seq.bundled import dataset_scene_style, trained_reverse_prob
 from diffusers_syn2seq.cli_support import ToolArgumentParser, add_debug_flag, run_tool
 from diffusers_syn2seq.data import (
     DEFAULT_NUM_TRANSITION_FRAMES,
@@ -61,8 +60,9 @@ from diffusers_syn2seq.evaluation import evaluate_scene, frames_to_unit_tensor, 
 from diffusers_syn2seq.hub import push_folder_to_hub
 from diffusers_syn2seq.latents import encode_take_latents
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
-from diffusers_syn2seq.model_card import save_model_card
+from diffusers_syn2seq.model_card import save_model_card, training_command
 from diffusers_syn2seq.models import DIT_PRESETS, DFoTTransformer3DModel, load_transformer
+from diffusers_syn2seq.models.loading import _cast_keeping_fp32_modules
 from diffusers_syn2seq.objective import (
     LOSS_WEIGHTINGS,
     MATCHED_FRACTIONS,
@@ -135,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--num_clip_frames", type=int, default=None, help="Use the first N frames of exo and ego clips.")
     g.add_argument("--mode", type=str, default="video+pose", choices=list(MODES), help="Syn2Seq sequence mode.")
     g.add_argument("--window_frames", type=int, default=None, help="Training window (default: model max_frames).")
-    g.add_argument("--reverse_prob", type=float, default=0.5, help="Probability of the Ego2Exo reversal.")
+    g.add_argument("--reverse_prob", type=float, default=None,
+                   help="Probability of the Ego2Exo reversal (default: the base pipeline's, from its "
+                        "training_summary.json, when training from a pipeline folder that records it, else 0.5).")
     g.add_argument("--reversal", type=str, default="full", choices=["full", "segments"])
     g.add_argument("--transition_source", type=str, default="cached", choices=["cached", "crossfade"],
                    help="'cached': transitions stored in the dataset (crossfade fallback for takes without one).")
@@ -210,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--hub_token", type=str, default=None)
     g.add_argument("--hub_private", action="store_true")
     g.add_argument("--hub_dry_run", action="store_true",
-                   help="With --push_to_hub: write what would be uploaded to OUTPUT/hub_dry_run, no network.")
+                   help="With --push_to_hub (an error without it): write what would be uploaded to "
+                        "OUTPUT/hub_dry_run instead of uploading, no network.")
     g.add_argument("--license", type=str, default="apache-2.0")
     return p
 
@@ -248,6 +251,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         _warn_renamed(option, f"--{RENAMED_FLAGS[option.lstrip('-')]}", "flag ")
     check_flag_types(parser, args)
     args.command = _command_line(argv)
+    if args.reverse_prob is None:  # a LoRA on an Exo2Ego-only base stays Exo2Ego unless asked otherwise
+        base = args.pretrained_model_name_or_path
+        args.reverse_prob = (trained_reverse_prob(base) if base and Path(base).is_dir() else None)
+        args.reverse_prob = 0.5 if args.reverse_prob is None else args.reverse_prob
     return args
 
 
@@ -277,10 +284,7 @@ def check_flag_types(parser: argparse.ArgumentParser, args: argparse.Namespace) 
 
 
 def _command_line(argv: list[str] | None) -> str:
-    argv = sys.argv[1:] if argv is None else argv
-    launcher = "accelerate launch" if "ACCELERATE_MIXED_PRECISION" in os.environ or "LOCAL_RANK" in os.environ \
-        else "python"
-    return f"{launcher} training/train.py {shlex.join(argv)}".strip()
+    return training_command("training/train.py", sys.argv[1:] if argv is None else argv)
 
 
 # The range of every numeric flag, checked before anything heavy. Integers: flag -> (minimum, maximum or None,
@@ -368,6 +372,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError("--push_to_hub: expected --hub_model_id 'user/name', got none.")
     check_total_limit(args.checkpoints_total_limit)
     check_output_dir(args.output_dir, "--output_dir")
+    if args.hub_dry_run and not args.push_to_hub:
+        raise ValueError("--hub_dry_run: expected together with --push_to_hub (it replaces the upload by a local copy "
+                         "of what would be uploaded), got it alone.")
 
 
 def _pipeline_has_vae(args) -> bool:
@@ -517,7 +524,9 @@ def log_validation(args, accelerator, transformer, scheduler, vae, takes, step: 
     out_dir.mkdir(parents=True, exist_ok=True)
     scores = new_scores()
     images = []
-    for i in range(min(args.num_validation_videos, len(takes))):
+    num_takes = min(args.num_validation_videos, len(takes))
+    for i in tqdm(range(num_takes), desc=f"validation at step {step} ({num_takes} takes)",
+                  disable=not accelerator.is_local_main_process, leave=False):
         take = takes[i]
         num_transition = args.num_transition_frames
         if take.get("transition") is not None and args.transition_source == "cached":
@@ -581,7 +590,8 @@ def prepare_transformer(args, accelerator, transformer, vae):
     lora_config = None
     if args.train_mode == "lora":
         transformer.requires_grad_(False)
-        transformer.to(dtype=weight_dtype)
+        if weight_dtype != torch.float32:  # frozen base in half precision; norms and embeddings stay float32
+            _cast_keeping_fp32_modules(transformer, weight_dtype)
         targets = [t.strip() for t in args.lora_layers.split(",") if t.strip()]
         lora_config = LoraConfig(r=args.rank, lora_alpha=args.lora_alpha or args.rank, init_lora_weights=True,
                                  target_modules=targets)
@@ -901,6 +911,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                        **settings, reverse_prob=args.reverse_prob, scene_style=dataset_scene_style(train_table))
         card = _card_info(args, model, scheduler, vae, num_params, sum(p.numel() for p in params), window,
                           accelerator.num_processes, train_table, val_metrics, samples, settings)
+        card["mixed_precision"] = accelerator.mixed_precision  # what ran (train.py's flag or accelerate's)
         save_outputs(args, model, scheduler, vae, lora_config, settings, summary, card)
     accelerator.wait_for_everyone()
     accelerator.end_training()

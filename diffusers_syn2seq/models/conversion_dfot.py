@@ -275,8 +275,10 @@ def convert_dfot_checkpoint(
         except ValueError as error:  # name the file: the U-ViT converter only sees tensors
             raise type(error)(f"Cannot convert {source}: {error}") from error
 
-    if torch_dtype is not None:
-        model = model.to(torch_dtype)
+    if torch_dtype is not None:  # like from_pretrained(dtype=...): norms and embeddings stay float32, no warning
+        from .loading import _cast_keeping_fp32_modules  # loading imports this module
+
+        model = _cast_keeping_fp32_modules(model, torch_dtype)
     return model.eval()
 
 

@@ -32,6 +32,7 @@ from diffusers.hooks._helpers import TransformerBlockMetadata, TransformerBlockR
 from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.attention import AttentionMixin, AttentionModuleMixin
 from diffusers.models.attention_dispatch import dispatch_attention_fn
+from diffusers.models.cache_utils import CacheMixin
 from diffusers.models.embeddings import TimestepEmbedding
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin
@@ -308,7 +309,7 @@ UVIT_REALESTATE10K_CONFIG: dict[str, Any] = dict(
 )
 
 
-class DFoTUViT3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin):
+class DFoTUViT3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin, AttentionMixin):
     r"""Pose-conditioned U-ViT3D denoiser of DFoT (RealEstate10K), predicting v for every frame.
 
     Args:

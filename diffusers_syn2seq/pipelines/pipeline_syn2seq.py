@@ -10,12 +10,15 @@ autoregressive or pyramid). The Syn2Seq settings a model was trained with (`mode
 `reversal`) are pipeline configuration, saved in `model_index.json`.
 """
 
+import contextlib
+import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import diffusers
 import torch
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.models import AutoencoderKL
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import logging, replace_example_docstring
@@ -23,48 +26,40 @@ from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 from huggingface_hub import snapshot_download
 
+from ..arguments import check_finite_tensor, check_generator, check_integer, check_number
 from ..bundled import legacy_settings
-from ..data.sequence import (
-    DEFAULT_NUM_TRANSITION_FRAMES,
-    DIRECTIONS,
-    MODES,
-    REVERSALS,
-    SequenceLayout,
-    check_choice,
-)
+from ..data.sequence import DEFAULT_NUM_TRANSITION_FRAMES, SequenceLayout
 from ..data.windows import plan_windows, window_camera_rays
 from ..latents import decode_frames, encode_frames
 from ..loaders.lora_pipeline import Syn2SeqLoraLoaderMixin
-from ..schedulers.scheduling_diffusion_forcing import SCHEDULES, DiffusionForcingScheduler
+from ..schedulers.scheduling_diffusion_forcing import DiffusionForcingScheduler
+from .call_arguments import check_call_arguments, check_callback, check_transition_poses
 from .history_guidance import (
     GENERATE,
     GENERATED_HISTORY,
     GROUND_TRUTH_HISTORY,
-    HISTORY_GUIDANCE,
-    GuidanceBranches,
     compose_guidance,
     fraction_to_level,
     history_guidance_branches,
 )
 from .pipeline_output import Syn2SeqPipelineOutput
-from .video_input import VideoInput, video_to_tensor
+from .video_input import PoseInput, VideoInput, batch_poses, num_pose_frames, videos_to_tensor
 
 logger = logging.get_logger(__name__)
-
-OUTPUT_TYPES = ("np", "pt", "pil", "latent")
 
 EXAMPLE_DOC_STRING = """
     Examples:
         ```py
         >>> import torch
-        >>> from diffusers.utils import export_to_video
-        >>> from diffusers_syn2seq import Syn2SeqPipeline
+        >>> from diffusers_syn2seq import Syn2SeqPipeline, bundled_model_path
+        >>> from diffusers_syn2seq.data import render_synthetic_clip, write_video
 
-        >>> pipe = Syn2SeqPipeline.from_pretrained("path/or/repo-id")
-        >>> exo = "exo_clip.mp4"  # (T, H, W, 3) frames at the model resolution
-        >>> out = pipe(exo, num_frames=8, history_guidance="fractional",
-        ...            guidance_scale=1.5, generator=torch.Generator().manual_seed(0))
-        >>> export_to_video(out.frames[0], "ego.mp4", fps=8)
+        >>> pipe = Syn2SeqPipeline.from_pretrained(bundled_model_path())  # or a folder / Hub repo id
+        >>> clip = render_synthetic_clip(seed=2_000_000, num_frames=4, resolution=32)
+        >>> out = pipe(clip["exo"], source_poses=torch.from_numpy(clip["exo_poses"]),
+        ...            target_poses=torch.from_numpy(clip["ego_poses"]), num_inference_steps=25,
+        ...            generator=torch.Generator().manual_seed(0))
+        >>> write_video("ego.mp4", (out.frames[0] * 255).round().astype("uint8"), fps=8)
         ```
 """
 
@@ -82,7 +77,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         transformer ([`DFoTTransformer3DModel`] or any model with its forward signature and config names
             `in_channels`, `sample_size`, `max_frames`, `patch_size`, `noise_embedding_type`, `camera_ray_type`).
         scheduler ([`DiffusionForcingScheduler`]): its schedule kind must match the model's noise embedding.
-        vae ([`AutoencoderKL`], *optional*): per-frame image VAE for latent models; None for pixel-space models.
+        vae ([`AutoencoderKL`], *optional*): per-frame image VAE of a latent model; None for pixel-space models. A
+            latent model without its VAE still samples from `source_latents` with `output_type="latent"`.
         mode (`str`, defaults to `"video+pose"`): the Syn2Seq mode the model was trained with: `"jump"` (no
             transition), `"video"` (transition frames without poses) or `"video+pose"` (transition frames on the
             interpolated camera path). Saved in `model_index.json`; `__call__(mode=...)` overrides it.
@@ -92,7 +88,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             whole sequence backwards; `"segments"`: `[ego | reversed transition | exo]`, see `data.sequence`).
 
     LoRA: `load_lora_weights`, `save_lora_weights`, `fuse_lora`, ... come from [`Syn2SeqLoraLoaderMixin`]; pass
-    `attention_kwargs={"scale": s}` to scale the LoRA layers at call time.
+    `attention_kwargs={"scale": s}` to scale the LoRA layers at call time. Caching (`transformer.enable_cache(...)`,
+    e.g. First-Block-Cache) works through the pipeline: every transformer call runs in `cache_context("cond")`.
     """
 
     model_cpu_offload_seq = "transformer->vae"
@@ -110,14 +107,16 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
     ):
         super().__init__()
         # Checked now, so a folder with bad settings fails at load time, not at the first call.
-        if isinstance(num_transition_frames, bool) or not isinstance(num_transition_frames, int) \
-                or num_transition_frames < 0:
-            raise ValueError(f"`num_transition_frames` must be an integer >= 0, got {num_transition_frames!r}.")
+        if not isinstance(transformer, torch.nn.Module) or not hasattr(transformer, "config"):
+            raise ValueError(f"`transformer` must be a DFoT model (a torch module with a config), got "
+                             f"{type(transformer).__name__}.")
+        if not isinstance(scheduler, DiffusionForcingScheduler):
+            raise ValueError(f"`scheduler` must be a DiffusionForcingScheduler (per-frame noise levels), got "
+                             f"{type(scheduler).__name__}.")
+        num_transition_frames = check_integer("num_transition_frames", num_transition_frames, minimum=0)
         SequenceLayout(1, 0 if mode == "jump" else num_transition_frames, 1, mode, reversal=reversal)
         self.register_modules(transformer=transformer, scheduler=scheduler, vae=vae)
-        self.register_to_config(mode=mode, num_transition_frames=int(num_transition_frames), reversal=reversal)
-        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1
-        # Frames must already be at the model resolution (no resizing), see `__call__`.
+        self.register_to_config(mode=mode, num_transition_frames=num_transition_frames, reversal=reversal)
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor, do_resize=False)
 
     # ------------------------------------------------------------------------------------------------ loading
@@ -136,15 +135,43 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
 
     # ------------------------------------------------------------------------------------------------ properties
     @property
+    def vae_scale_factor(self) -> int:
+        """Pixels per model-space cell: `2 ** (VAE levels - 1)`, 1 without a VAE (follows `pipe.vae = ...`)."""
+        vae = getattr(self, "vae", None)
+        return 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1
+
+    @property
     def model_frame_size(self) -> tuple[int, int]:
         """(height, width) of the model input (latent or pixel grid) from `transformer.config.sample_size`."""
         size = self.transformer.config.sample_size
         return (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
     @property
+    def guidance_scale(self) -> float:
+        """`w` of history guidance in the running (or last) call; a `callback_on_step_end` may set
+        `pipe._guidance_scale`, which the next iteration uses."""
+        return self._guidance_scale
+
+    @property
     def num_timesteps(self) -> int:
-        """Number of transformer evaluations of the last call (all windows)."""
+        """Number of transformer evaluations (denoising iterations over all windows) of the running or last call."""
         return getattr(self, "_num_timesteps", 0)
+
+    @property
+    def attention_kwargs(self) -> dict | None:
+        return self._attention_kwargs
+
+    @property
+    def current_timestep(self) -> int | None:
+        """Highest noise level (0..T-1) among the generated frames at the running iteration (the shared level of a
+        full-sequence window), a scalar as diffusers' cache hooks expect; None outside the loop. The per-frame
+        levels are the callback's `t`."""
+        return self._current_timestep
+
+    @property
+    def interrupt(self) -> bool:
+        """Set `pipe._interrupt = True` (e.g. from a callback) to stop denoising; frames are returned as they are."""
+        return self._interrupt
 
     # ------------------------------------------------------------------------------------------------ video io
     def encode_video(self, video: torch.Tensor) -> torch.Tensor:
@@ -170,73 +197,19 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         return self.video_processor.postprocess_video(self.decode_latents(latents), output_type=output_type)
 
     # ------------------------------------------------------------------------------------------------ checks
-    def check_inputs(
-        self,
-        mode,
-        reversal,
-        direction,
-        schedule,
-        uncertainty_scale,
-        history_guidance,
-        guidance_scale,
-        fractional_level,
-        stabilization_level,
-        num_inference_steps,
-        num_frames,
-        num_transition_frames,
-        eta,
-        output_type,
-        transition_poses,
-        callback_on_step_end_tensor_inputs,
-    ):
-        for name, value, choices in (("mode", mode, MODES), ("reversal", reversal, REVERSALS),
-                                     ("direction", direction, DIRECTIONS)):
-            check_choice(name, value, choices)
-        if schedule not in SCHEDULES:
-            raise ValueError(f"`schedule` must be one of {SCHEDULES}, got {schedule!r}.")
-        if not (isinstance(uncertainty_scale, (int, float)) and uncertainty_scale >= 0):
-            raise ValueError(f"`uncertainty_scale` must be a number >= 0, got {uncertainty_scale!r}.")
-        if history_guidance is not None and history_guidance not in HISTORY_GUIDANCE:
-            raise ValueError(f"`history_guidance` must be None or one of {HISTORY_GUIDANCE}, got {history_guidance!r}.")
-        if history_guidance in ("vanilla", "fractional") and not guidance_scale >= 1.0:
-            raise ValueError(
-                f"`guidance_scale` must be >= 1 for {history_guidance} history guidance (1 = no guidance), got "
-                f"{guidance_scale!r}."
-            )
-        if history_guidance is None and guidance_scale != 1.0:
-            raise ValueError(
-                f"`guidance_scale` has no effect without `history_guidance` and must stay 1.0, got {guidance_scale!r}; "
-                "pass history_guidance='vanilla' or 'fractional'."
-            )
-        for name, value in (("fractional_level", fractional_level), ("stabilization_level", stabilization_level)):
-            if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
-                raise ValueError(f"`{name}` must be a noise fraction in [0, 1], got {value!r}.")
-        T = self.scheduler.config.num_train_timesteps
-        if not (isinstance(num_inference_steps, int) and 1 <= num_inference_steps <= T):
-            raise ValueError(f"`num_inference_steps` must be an integer in [1, {T}], got {num_inference_steps!r}.")
-        if num_frames is not None and not (isinstance(num_frames, int) and num_frames >= 1):
-            raise ValueError(f"`num_frames` must be a positive integer, got {num_frames!r}.")
-        if not (isinstance(num_transition_frames, int) and num_transition_frames >= 0):
-            raise ValueError(f"`num_transition_frames` must be an integer >= 0, got {num_transition_frames!r}.")
-        if mode == "jump" and num_transition_frames:
-            raise ValueError(f"`num_transition_frames` must be 0 in 'jump' mode (no transition), got "
-                             f"{num_transition_frames}.")
-        if not (isinstance(eta, (int, float)) and eta >= 0):
-            raise ValueError(f"`eta` must be >= 0, got {eta!r}.")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
-        if transition_poses is not None and not isinstance(transition_poses, torch.Tensor):
-            raise ValueError(
-                "`transition_poses` must be None (the interpolated camera path of `mode='video+pose'`) or a tensor of "
-                f"poses, got {transition_poses!r}; the transition's pose variant is chosen with `mode` "
-                "('video+pose': interpolated poses, 'video': no poses)."
-            )
-        unknown = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
-        if unknown:
-            raise ValueError(
-                f"`callback_on_step_end_tensor_inputs` must be a subset of {self._callback_tensor_inputs}, "
-                f"got {unknown}."
-            )
+    def check_inputs(self, settings: dict[str, Any], callback_on_step_end, callback_on_step_end_tensor_inputs
+                     ) -> dict[str, Any]:
+        """Check the scalar arguments of `__call__` (`settings`: name -> value, see `call_arguments`) and the
+        components; returns the arguments normalised (Python ints and floats)."""
+        if not isinstance(self.scheduler, DiffusionForcingScheduler):
+            raise ValueError(f"`pipe.scheduler` must be a DiffusionForcingScheduler, got "
+                             f"{type(self.scheduler).__name__}.")
+        args = check_call_arguments(settings, self.scheduler.config.num_train_timesteps)
+        check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
+        self._check_components(args["output_type"])
+        return args
+
+    def _check_components(self, output_type: str) -> None:
         model_kind = self.transformer.config.noise_embedding_type
         if self.scheduler.noise_embedding_type != model_kind:
             raise ValueError(
@@ -246,36 +219,55 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         if getattr(self.transformer.config, "condition_dim", None):
             raise ValueError("Transformers with per-frame condition vectors (`condition_dim`) are not supported by "
                              f"this pipeline, got condition_dim={self.transformer.config.condition_dim}.")
-
-    def _check_frames(self, video: torch.Tensor) -> None:
-        expected = tuple(s * self.vae_scale_factor for s in self.model_frame_size)
-        if tuple(video.shape[-2:]) != expected:
-            raise ValueError(
-                f"`source_video` frames must be {expected[0]}x{expected[1]} (H x W) for this model (sample_size "
-                f"{self.model_frame_size} x vae_scale_factor {self.vae_scale_factor}), got "
-                f"{video.shape[-2]}x{video.shape[-1]}; resize the frames before calling the pipeline."
-            )
         channels = self.transformer.config.in_channels
+        if self.vae is None and channels != 3 and output_type != "latent":
+            raise ValueError(f"`output_type` must be 'latent' for a latent model (in_channels={channels}) without a "
+                             f"`vae` (nothing can decode its frames), got {output_type!r}.")
+
+    def _spatial_multiple(self) -> int:
+        """Pixel height and width must be multiples of this: VAE factor x the transformer's downsampling."""
+        config = self.transformer.config
+        levels = len(getattr(config, "block_out_channels", None) or [0])  # U-ViT: one halving per extra level
+        return self.vae_scale_factor * int(getattr(config, "patch_size", 1)) * 2 ** (levels - 1)
+
+    def _source_in_model_space(self, source_video, source_latents, height, width, device) -> torch.Tensor:
+        """`(B, C, Ns, h, w)` float32 model-space source in natural order, from pixels (resized to `height` x
+        `width`, default the model resolution) or from `source_latents`."""
+        if (source_video is None) == (source_latents is None):
+            raise ValueError("pass exactly one of `source_video` (pixels) and `source_latents` (model space), got "
+                             f"{'both' if source_video is not None else 'neither'}.")
+        channels = self.transformer.config.in_channels
+        if source_latents is not None:
+            if isinstance(source_latents, (list, tuple)) and source_latents \
+                    and all(isinstance(x, torch.Tensor) and x.ndim == 4 for x in source_latents) \
+                    and len({x.shape for x in source_latents}) == 1:
+                source_latents = torch.stack(list(source_latents))  # a list of (C, F, h, w) latents is a batch
+            if not isinstance(source_latents, torch.Tensor) or source_latents.ndim not in (4, 5) \
+                    or source_latents.shape[-4] != channels or source_latents.shape[-3] < 2:
+                got = tuple(source_latents.shape) if isinstance(source_latents, torch.Tensor) else \
+                    type(source_latents).__name__
+                raise ValueError(f"`source_latents` must be a tensor (C, F, h, w) or (B, C, F, h, w) with C = "
+                                 f"in_channels = {channels} and F >= 2, got {got}.")
+            latents = check_finite_tensor("source_latents", source_latents).float()
+            latents = latents[None] if latents.ndim == 4 else latents
+            if height is not None or width is not None:
+                expected = tuple(s * self.vae_scale_factor for s in latents.shape[-2:])
+                if (height or expected[0], width or expected[1]) != expected:
+                    raise ValueError(f"`height` x `width` must match `source_latents` ({expected[0]}x{expected[1]} "
+                                     f"pixels) or be None, got {height}x{width}.")
+            return latents.to(device)
         if self.vae is None and channels != 3:
-            raise ValueError(
-                f"A pixel-space pipeline (vae=None) needs a transformer with in_channels=3, got {channels}."
-            )
-
-    @staticmethod
-    def _batch_poses(poses: torch.Tensor, name: str, batch: int, frames: int) -> torch.Tensor:
-        from ..camera import validate_poses  # pure torch, imported with the pose path only
-
-        if not isinstance(poses, torch.Tensor):
-            raise ValueError(f"`{name}` must be a torch.Tensor of shape ({frames}, 16) or ({batch}, {frames}, 16), "
-                             f"got {type(poses).__name__}.")
-        if poses.ndim == 2:
-            poses = poses[None].expand(batch, -1, -1)
-        if poses.ndim != 3 or tuple(poses.shape) != (batch, frames, 16):
-            raise ValueError(
-                f"`{name}` must have shape ({frames}, 16) or ({batch}, {frames}, 16), got {tuple(poses.shape)}."
-            )
-        validate_poses(poses, name)
-        return poses.double()
+            raise ValueError(f"This pipeline has no `vae` but its transformer works in a {channels}-channel latent "
+                             "space: pass `source_latents` (B, C, F, h, w) instead of `source_video`, or load the "
+                             "pipeline with its vae.")
+        model_h, model_w = self.model_frame_size
+        size = (height or model_h * self.vae_scale_factor, width or model_w * self.vae_scale_factor)
+        multiple = self._spatial_multiple()
+        if size[0] % multiple or size[1] % multiple:
+            raise ValueError(f"`height` and `width` must be multiples of {multiple} (vae_scale_factor x the "
+                             f"transformer's downsampling), got {size[0]}x{size[1]}.")
+        video = videos_to_tensor(source_video, size)  # (B, F, 3, H, W) in [-1, 1]
+        return self.encode_video(video.to(device).transpose(1, 2)).float()
 
     # ------------------------------------------------------------------------------------------------ poses
     def _sequence_poses(self, layout: SequenceLayout, source_poses, target_poses, transition_poses, batch: int
@@ -285,99 +277,110 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             raise ValueError(
                 f"This transformer is pose-conditioned (camera_ray_type={self.transformer.config.camera_ray_type!r}): "
                 "`source_poses` and `target_poses` are required, got "
-                f"source_poses={'None' if source_poses is None else 'tensor'}, "
-                f"target_poses={'None' if target_poses is None else 'tensor'}."
+                f"source_poses={'None' if source_poses is None else 'given'}, "
+                f"target_poses={'None' if target_poses is None else 'given'}."
             )
         num_source = layout.num_exo if layout.source == "exo" else layout.num_ego
         num_target = layout.num_frames - num_source - layout.num_transition
         poses = {
-            layout.source: self._batch_poses(source_poses, "source_poses", batch, num_source),
-            layout.target: self._batch_poses(target_poses, "target_poses", batch, num_target),
+            layout.source: batch_poses(source_poses, "source_poses", batch, num_source),
+            layout.target: batch_poses(target_poses, "target_poses", batch, num_target),
         }
         if transition_poses is not None:
             if layout.mode != "video+pose":
                 raise ValueError(f"`transition_poses` are only used in mode 'video+pose', got mode {layout.mode!r}.")
-            transition_poses = self._batch_poses(transition_poses, "transition_poses", batch, layout.num_transition)
+            transition_poses = batch_poses(transition_poses, "transition_poses", batch, layout.num_transition)
         return layout.poses(poses["exo"], poses["ego"], transition_poses)
 
     # ------------------------------------------------------------------------------------------------ sampling
-    def _denoise_window(
-        self,
-        window: torch.Tensor,
-        level_matrix: torch.Tensor,
-        branches: GuidanceBranches,
-        camera_rays: torch.Tensor | None,
-        pose_valid: torch.Tensor | None,
-        eta: float,
-        generator,
-        progress_bar,
-        step_offset: int,
-        callback_on_step_end: Callable | None,
-        callback_on_step_end_tensor_inputs: Sequence[str],
-        attention_kwargs: dict | None = None,
-    ) -> torch.Tensor:
-        """Denoise the generated frames of one window; its first `H` frames are history and are never modified.
+    def _branch_inputs(self, history_roles: list[int], guidance: dict, camera_rays, pose_valid, batch: int,
+                       device: torch.device) -> dict:
+        """The history-guidance branches of a window at the current `guidance_scale`, laid out for one batched
+        forward (branch j, sample b -> row j * B + b)."""
+        scale = check_number("guidance_scale", self._guidance_scale)  # a callback may have changed it
+        branches = history_guidance_branches(history_roles, guidance_scale=scale, **guidance)
+        nb, num_history = branches.num_branches, len(history_roles)
+        levels = branches.history_levels.to(device)
+        inputs = dict(scale=scale, branches=branches, renoise=bool((levels >= 0).any()),
+                      history_levels=levels[:, None, :].expand(nb, batch, num_history), rays=None, rays_mask=None)
+        if camera_rays is not None:
+            keep = ~branches.drop_conditions.to(device)
+            inputs["rays"] = camera_rays.to(device).repeat(nb, 1, 1, 1, 1)
+            inputs["rays_mask"] = (keep[:, None, None] & pose_valid.to(device)[None]).reshape(nb * batch, -1)
+        return inputs
+
+    def _reset_cache(self) -> None:
+        # Cache hooks (First-Block-Cache, ...) compare consecutive calls; a new window or branch count changes the
+        # batch shape, so their state starts afresh.
+        if hasattr(self.transformer, "_reset_stateful_cache"):
+            self.transformer._reset_stateful_cache()
+
+    def _denoise_window(self, window: torch.Tensor, level_matrix: torch.Tensor, history_roles: list[int],
+                        guidance: dict, camera_rays, pose_valid, eta: float, generator, progress_bar,
+                        step_offset: int, callback_on_step_end: Callable | None,
+                        callback_on_step_end_tensor_inputs: Sequence[str]) -> torch.Tensor:
+        """Denoise the generated frames of one window; its first `H = len(history_roles)` frames are history and are
+        never modified.
 
         Args:
             window: `(B, C, F, h, w)` float32: `H` history frames then `F - H` frames at full noise.
             level_matrix: `(R, F - H)` per-iteration levels of the generated frames (scheduling matrix).
-            branches: history-guidance branches for the `H` history frames.
+            history_roles, guidance: the history frames' roles and the history-guidance settings (branches are
+                rebuilt whenever `pipe._guidance_scale` changes).
             camera_rays, pose_valid: `(B, C_ray, F, h, w)` and `(B, F)` for pose-conditioned models, else None.
         Returns:
             the window with its generated frames at level -1.
         """
         batch, _, frames = window.shape[:3]
-        num_history = branches.history_levels.shape[1]
-        nb, device, dtype = branches.num_branches, window.device, self.transformer.dtype
+        num_history, device, dtype = len(history_roles), window.device, self.transformer.dtype
         clean_history = window[:, :, :num_history].clone()
-        history_levels = branches.history_levels.to(device)
-        renoise_history = bool((history_levels >= 0).any())
-        # Branch-major layout (branch j, sample b) -> row j * B + b of the single batched forward.
-        model_history_levels = history_levels[:, None, :].expand(nb, batch, num_history)
-        rays_in = rays_mask = None
-        if camera_rays is not None:
-            keep = ~branches.drop_conditions.to(device)
-            rays_in = camera_rays.to(device).repeat(nb, 1, 1, 1, 1)
-            rays_mask = (keep[:, None, None] & pose_valid.to(device)[None]).reshape(nb * batch, frames)
-
-        latents = window
-        for row in range(level_matrix.shape[0] - 1):
+        cache_context = getattr(self.transformer, "cache_context", None)
+        self._reset_cache()
+        inputs, latents, num_rows, nb = None, window, level_matrix.shape[0] - 1, 0
+        for row in range(num_rows):
+            if self.interrupt:
+                break
+            if inputs is None or inputs["scale"] != self._guidance_scale:
+                inputs = self._branch_inputs(history_roles, guidance, camera_rays, pose_valid, batch, device)
+                if nb and nb != inputs["branches"].num_branches:
+                    self._reset_cache()
+            nb = inputs["branches"].num_branches
             current, following = level_matrix[row], level_matrix[row + 1]
+            self._current_timestep = int(current.max())
             # 1. Inputs of every branch: history at the branch's level (re-noised with fresh noise), same x_t.
             history_in = clean_history.unsqueeze(0).expand(nb, *clean_history.shape)
-            if renoise_history:
+            if inputs["renoise"]:
                 noise = randn_tensor((batch, nb, *clean_history.shape[1:]), generator=generator, device=device,
                                      dtype=torch.float32).transpose(0, 1)
                 history_in = self.scheduler.add_noise(
                     history_in.reshape(nb * batch, *clean_history.shape[1:]),
                     noise.reshape(nb * batch, *clean_history.shape[1:]),
-                    model_history_levels.reshape(nb * batch, num_history),
+                    inputs["history_levels"].reshape(nb * batch, num_history),
                 ).view(nb, *clean_history.shape)
             generated_in = latents[:, :, num_history:].unsqueeze(0).expand(nb, *latents[:, :, num_history:].shape)
             model_in = torch.cat([history_in, generated_in], dim=3).flatten(0, 1)
             levels = torch.cat(
-                [model_history_levels, current.to(device)[None, None].expand(nb, batch, -1)], dim=2
+                [inputs["history_levels"], current.to(device)[None, None].expand(nb, batch, -1)], dim=2
             ).reshape(nb * batch, frames)
 
             # 2. ONE transformer forward for all branches, then the guidance composition.
-            prediction = self.transformer(
-                hidden_states=model_in.to(dtype),
-                timestep=self.scheduler.model_timesteps(levels),
-                camera_rays=None if rays_in is None else rays_in.to(dtype),
-                camera_rays_mask=rays_mask,
-                attention_kwargs=attention_kwargs,
-                return_dict=False,
-            )[0]
-            prediction = compose_guidance(prediction.unflatten(0, (nb, batch)), branches.weights)
+            context = cache_context("cond", step_index=row, num_inference_steps=num_rows) \
+                if cache_context is not None else contextlib.nullcontext()
+            with context:
+                prediction = self.transformer(
+                    hidden_states=model_in.to(dtype),
+                    timestep=self.scheduler.model_timesteps(levels),
+                    camera_rays=None if inputs["rays"] is None else inputs["rays"].to(dtype),
+                    camera_rays_mask=inputs["rays_mask"],
+                    attention_kwargs=self.attention_kwargs,
+                    return_dict=False,
+                )[0]
+            prediction = compose_guidance(prediction.unflatten(0, (nb, batch)), inputs["branches"].weights)
 
             # 3. DDIM step of the generated frames only; history frames never go through the step.
             generated = self.scheduler.step(
-                prediction[:, :, num_history:],
-                current[None],
-                latents[:, :, num_history:],
-                next_timestep=following[None],
-                eta=eta,
-                generator=generator,
+                prediction[:, :, num_history:], current[None], latents[:, :, num_history:],
+                next_timestep=following[None], eta=eta, generator=generator,
             ).prev_sample
             latents = torch.cat([clean_history, generated], dim=2)
 
@@ -393,9 +396,9 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
     @replace_example_docstring(EXAMPLE_DOC_STRING)
     def __call__(
         self,
-        source_video: VideoInput,
-        source_poses: torch.Tensor | None = None,
-        target_poses: torch.Tensor | None = None,
+        source_video: VideoInput | Sequence[VideoInput] | None = None,
+        source_poses: PoseInput | None = None,
+        target_poses: PoseInput | None = None,
         num_frames: int | None = None,
         num_transition_frames: int | None = None,
         mode: str | None = None,
@@ -412,30 +415,33 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         stabilization_level: float = 0.02,
         context_frames: int | None = None,
         sliding_window: bool = True,
-        transition_poses: torch.Tensor | None = None,
+        transition_poses: PoseInput | None = None,
         eta: float = 0.0,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         output_type: str = "np",
         return_dict: bool = True,
         return_transition: bool = False,
-        callback_on_step_end: Callable[[Any, int, torch.Tensor, dict], dict] | None = None,
+        callback_on_step_end: Callable[[Any, int, torch.Tensor, dict], dict] | PipelineCallback
+        | MultiPipelineCallbacks | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
         attention_kwargs: dict | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        source_latents: torch.Tensor | None = None,
     ):
         r"""
         Generate the target view of `source_video` (ego from exo, or exo from ego).
 
         Args:
-            source_video: the clean source clip, at least 2 frames, **already at the model resolution**
-                (`sample_size * vae_scale_factor`; frames are not resized, other sizes raise): tensor `(F, 3, H, W)` /
-                `(B, F, 3, H, W)` or array `(F, H, W, 3)` / `(B, F, H, W, 3)`, uint8 or float in [0, 1]; a list of
-                PIL images; or a video file path.
-            source_poses, target_poses: pose-conditioned models only: `(F, 16)` or `(B, F, 16)` camera poses of the
-                source frames and of the target frames, natural time order, DFoT convention (fx, fy, px, py
-                normalised by image size, then row-major world-to-camera [R|T]). Ray maps are built at the model
-                resolution by `data.windows.window_camera_rays`, relative to each window's first frame with a
-                known pose, exactly as in training.
+            source_video: the clean source clip, at least 2 frames: tensor `(F, 3, H, W)` / `(B, F, 3, H, W)` or
+                array `(F, H, W, 3)` / `(B, F, H, W, 3)`, uint8 or float in [0, 1]; a list of PIL images; a video file
+                path; or a list of such videos (a batch, equal lengths). Frames are resized to `height` x `width`.
+            source_poses, target_poses: pose-conditioned models only: `(F, 16)` (shared by the batch), `(B, F, 16)` or
+                a list of `B` `(F, 16)` camera poses of the source and of the target frames, natural time order,
+                DFoT convention (fx, fy, px, py normalised by image size, then row-major world-to-camera [R|T]). Ray
+                maps are built at the model resolution by `data.windows.window_camera_rays`, relative to each window's
+                first frame with a known pose, exactly as in training.
             num_frames: number of target frames (default: `len(target_poses)` if given, else the source length).
             num_transition_frames: transition frames generated between source and target, discarded unless
                 `return_transition=True` (default: the pipeline's `config.num_transition_frames`; 0 in `"jump"` mode).
@@ -451,7 +457,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             uncertainty_scale: pyramid only: delay (in steps) between consecutive frames' denoising.
             history_guidance: None, `"vanilla"`, `"fractional"` or `"temporal"` (see `history_guidance.py`).
             guidance_scale: `w` of vanilla / fractional guidance (>= 1; 1 disables); temporal guidance without
-                `history_weights` gives each subset `w / #subsets`.
+                `history_weights` gives each subset `w / #subsets`. `pipe.guidance_scale` holds it during the call,
+                and a callback may change `pipe._guidance_scale`.
             fractional_level: noise fraction `k_H` of the history in the fractional branch (DFoT: 0.8 / 0.4).
             history_subsets, history_weights: temporal guidance: index lists into the window's history frames
                 (0 = oldest, negative from the newest) and their weights.
@@ -463,61 +470,81 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             transition_poses: pose-conditioned models in `"video+pose"` mode: `(Ni, 16)` / `(B, Ni, 16)` poses of the
                 transition frames in natural order, instead of the interpolated camera path.
             eta: DDIM stochasticity.
-            generator: a generator, or one per batch element (each element then draws all its noise from its own).
+            generator: a generator, or one per video (each video then draws all its noise from its own, so a batch
+                gives the frames of single calls with the same generators).
             latents: initial noise of the generated frames, `(B, C, Ni + Nf, h, w)` in sequence order.
             output_type: `"np"`, `"pt"`, `"pil"` or `"latent"` (see [`Syn2SeqPipelineOutput`]).
             return_dict: return a [`Syn2SeqPipelineOutput`] instead of a tuple `(frames,)` /
                 `(frames, transition_frames)`.
             return_transition: also return the transition frames.
-            callback_on_step_end: `callback(pipe, i, t, callback_kwargs) -> dict` after every denoising iteration;
-                `i` counts iterations over all windows, `t` holds the generated frames' levels `(G,)` before the step,
-                `callback_kwargs["latents"]` is the window `(B, C, F, h, w)`; returning a modified `latents` replaces
-                it (history frames are restored afterwards).
+            callback_on_step_end: `callback(pipe, i, t, callback_kwargs) -> dict` (or a diffusers `PipelineCallback`)
+                after every denoising iteration; `i` counts iterations over all windows (`pipe.num_timesteps` in all),
+                `t` holds the generated frames' levels `(G,)` before the step, `callback_kwargs["latents"]` is the
+                window `(B, C, F, h, w)`; returning a modified `latents` replaces it (history frames are restored).
             callback_on_step_end_tensor_inputs: tensors passed to the callback (subset of `["latents"]`).
             attention_kwargs: forwarded to the transformer (e.g. `{"scale": 0.5}` for LoRA layers).
+            height, width: pixel size the source is resized to and the target is generated at (default: the model
+                resolution, `sample_size * vae_scale_factor`; other sizes must be multiples of the VAE factor times
+                the transformer's downsampling and are outside what the model was trained on).
+            source_latents: the source clip already in model space, `(C, F, h, w)` / `(B, C, F, h, w)` (or a list
+                of `(C, F, h, w)`) in natural order, instead of `source_video` (how a latent pipeline without its
+                `vae` samples; use `output_type="latent"` then).
 
         Examples:
         """
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         # 0. Checks and inputs; the Syn2Seq settings default to the pipeline's configuration.
         mode = self.config.mode if mode is None else mode
-        reversal = self.config.reversal if reversal is None else reversal
         if num_transition_frames is None:
             num_transition_frames = 0 if mode == "jump" else self.config.num_transition_frames
-        self.check_inputs(
-            mode, reversal, direction, schedule, uncertainty_scale, history_guidance, guidance_scale,
-            fractional_level, stabilization_level, num_inference_steps, num_frames, num_transition_frames, eta,
-            output_type, transition_poses, callback_on_step_end_tensor_inputs,
-        )
-        device = self._execution_device
-        video = video_to_tensor(source_video)  # (B, F, 3, H, W) in [-1, 1]
-        self._check_frames(video)
-        batch, num_source = video.shape[:2]
+        args = self.check_inputs(dict(
+            mode=mode, reversal=self.config.reversal if reversal is None else reversal, direction=direction,
+            schedule=schedule, uncertainty_scale=uncertainty_scale, history_guidance=history_guidance,
+            guidance_scale=guidance_scale, fractional_level=fractional_level, stabilization_level=stabilization_level,
+            num_inference_steps=num_inference_steps, num_frames=num_frames, num_transition_frames=num_transition_frames,
+            context_frames=context_frames, eta=eta, output_type=output_type, height=height, width=width,
+            sliding_window=sliding_window, return_dict=return_dict, return_transition=return_transition,
+        ), callback_on_step_end, callback_on_step_end_tensor_inputs)
+        check_transition_poses(transition_poses)
+        self._guidance_scale, self._attention_kwargs = args["guidance_scale"], attention_kwargs
+        self._interrupt, self._current_timestep, self._num_timesteps = False, None, 0
+        num_transition, device = args["num_transition_frames"], self._execution_device
+        source = self._source_in_model_space(source_video, source_latents, args["height"], args["width"], device)
+        batch, channels, num_source, height, width = source.shape
+        check_generator("generator", generator, batch)
         ray_type = getattr(self.transformer.config, "camera_ray_type", None)
         if ray_type is None and any(p is not None for p in (source_poses, target_poses, transition_poses)):
             raise ValueError("`source_poses` / `target_poses` were given but the transformer has no camera "
                              "conditioning (camera_ray_type=None); poses (transition_poses too) need a "
                              "pose-conditioned transformer.")
+        num_frames = args["num_frames"]
         if num_frames is None:
-            num_frames = int(target_poses.shape[-2]) if isinstance(target_poses, torch.Tensor) else num_source
-        if isinstance(generator, list) and len(generator) != batch:
-            raise ValueError(f"`generator` list must have one generator per video ({batch}), got {len(generator)}.")
-        num_generate = num_transition_frames + num_frames
+            num_frames = num_pose_frames(target_poses) or num_source
+        num_generate = num_transition + num_frames
         lengths = {"exo": num_source, "ego": num_frames} if direction == "exo2ego" else \
             {"exo": num_frames, "ego": num_source}
-        layout = SequenceLayout(lengths["exo"], num_transition_frames, lengths["ego"], mode, direction, reversal)
+        layout = SequenceLayout(lengths["exo"], num_transition, lengths["ego"], mode, direction, args["reversal"])
 
-        # 1. Source -> model space; the sequence [source | transition | target] in model (sampling) order, laid out
-        # by the same `SequenceLayout` training uses.
-        source = self.encode_video(video.to(device).transpose(1, 2))  # (B, C, Ns, h, w)
+        # 1. The sequence [source | transition | target] in model (sampling) order, laid out by the same
+        # `SequenceLayout` training uses, with noise for the transition and target frames.
         source = layout.source_in_sequence_order(source, dim=2)
-        channels, (height, width) = source.shape[1], source.shape[-2:]
         noise_shape = (batch, channels, num_generate, height, width)
         if latents is None:
-            latents = randn_tensor(noise_shape, generator=generator, device=device, dtype=torch.float32)
-        elif tuple(latents.shape) != noise_shape:
-            raise ValueError(f"`latents` must have shape {noise_shape} (B, C, transition + target frames, h, w), got "
-                             f"{tuple(latents.shape)}.")
-        sequence = torch.cat([source.float(), latents.to(device, torch.float32)], dim=2)
+            try:
+                latents = randn_tensor(noise_shape, generator=generator, device=device, dtype=torch.float32)
+            except (RuntimeError, MemoryError) as error:  # e.g. num_frames=10**9: name the argument, not the allocator
+                if "alloc" not in str(error) and not isinstance(error, (MemoryError, torch.OutOfMemoryError)):
+                    raise
+                raise ValueError(
+                    f"`num_frames` ({num_frames}) + `num_transition_frames` ({num_transition}) generated frames need "
+                    f"{4 * math.prod(noise_shape) / 2**30:.1f} GiB for their noise {noise_shape} alone, more than "
+                    f"{device} could allocate; generate fewer frames.") from error
+        elif not isinstance(latents, torch.Tensor) or tuple(latents.shape) != noise_shape:
+            got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+            raise ValueError(f"`latents` must be a tensor of shape {noise_shape} (B, C, transition + target frames, "
+                             f"h, w), got {got}.")
+        sequence = torch.cat([source, check_finite_tensor("latents", latents).to(device, torch.float32)], dim=2)
         roles = [GROUND_TRUTH_HISTORY] * num_source + [GENERATE] * num_generate
         poses = pose_mask = None
         if ray_type is not None:
@@ -525,20 +552,17 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             pose_mask = layout.pose_mask.to(device).expand(batch, -1)
 
         # 2. Windows and their scheduling matrices.
-        windows = plan_windows(
-            num_source, num_generate, self.transformer.config.max_frames, context_frames, sliding_window
-        )
+        windows = plan_windows(num_source, num_generate, self.transformer.config.max_frames, args["context_frames"],
+                               sliding_window)
         T = self.scheduler.config.num_train_timesteps
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        matrices = [
-            self.scheduler.scheduling_matrix(g, num_inference_steps, schedule, uncertainty_scale).to(device)
-            for _, _, g in windows
-        ]
+        steps = args["num_inference_steps"]
+        self.scheduler.set_timesteps(steps, device=device)
+        matrices = [self.scheduler.scheduling_matrix(g, steps, schedule, args["uncertainty_scale"]).to(device)
+                    for _, _, g in windows]
         self._num_timesteps = sum(m.shape[0] - 1 for m in matrices)
-        levels = dict(
-            guidance=history_guidance, guidance_scale=guidance_scale,
-            fractional_level=fraction_to_level(fractional_level, T),
-            stabilization_level=fraction_to_level(stabilization_level, T), masked_level=T - 1,
+        guidance = dict(
+            guidance=history_guidance, fractional_level=fraction_to_level(args["fractional_level"], T),
+            stabilization_level=fraction_to_level(args["stabilization_level"], T), masked_level=T - 1,
             history_subsets=history_subsets, history_weights=history_weights,
         )
 
@@ -546,25 +570,28 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         step_offset = 0
         with self.progress_bar(total=self._num_timesteps) as progress_bar:
             for (start, num_hist, num_gen), matrix in zip(windows, matrices):
+                if self.interrupt:
+                    break
                 end = start + num_hist + num_gen
-                branches = history_guidance_branches(roles[start : start + num_hist], **levels)
                 rays = rays_mask = None
                 if poses is not None:  # the conditioning training uses for the same window
                     rays, rays_mask = window_camera_rays(poses[:, start:end], pose_mask[:, start:end], height,
                                                          width, ray_type)
                 window = self._denoise_window(
-                    sequence[:, :, start:end], matrix, branches, rays, rays_mask, eta, generator, progress_bar,
-                    step_offset, callback_on_step_end, callback_on_step_end_tensor_inputs, attention_kwargs,
+                    sequence[:, :, start:end], matrix, roles[start : start + num_hist], guidance, rays, rays_mask,
+                    args["eta"], generator, progress_bar, step_offset, callback_on_step_end,
+                    callback_on_step_end_tensor_inputs,
                 )
                 sequence[:, :, start + num_hist : end] = window[:, :, num_hist:]
                 roles[start + num_hist : end] = [GENERATED_HISTORY] * num_gen
                 step_offset += matrix.shape[0] - 1
+        self._current_timestep = None
 
         # 4. Split into segments in natural time order, decode.
         segments = layout.split(sequence, dim=2)
         frames = self._to_output(segments[layout.target], output_type)
         transition_frames = None
-        if return_transition and num_transition_frames > 0:
+        if return_transition and num_transition > 0:
             transition_frames = self._to_output(segments["transition"], output_type)
 
         self.maybe_free_model_hooks()

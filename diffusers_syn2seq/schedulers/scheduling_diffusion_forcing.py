@@ -19,14 +19,18 @@ batch gets and how its frames are weighted is the training objective's (`diffuse
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
+
+from ..arguments import check_choice, check_integer, check_number
 
 SCHEDULES = ("full_sequence", "autoregressive", "pyramid")
 NOISE_SCHEDULES = ("cosine", "cosine_simple_diffusion")
@@ -150,6 +154,41 @@ def step_indices_to_levels(matrix: torch.Tensor, levels_grid: torch.Tensor) -> t
     return levels_grid.to(matrix.device)[matrix]
 
 
+def _checked_trained_betas(trained_betas, num_train_timesteps: int, noise_schedule: str) -> torch.Tensor:
+    """Float64 `(T,)` betas from `trained_betas`, or a `ValueError` saying why they cannot define the schedule."""
+    if noise_schedule != "cosine":
+        raise ValueError(
+            "`trained_betas` define a discrete schedule (integer levels, sinusoidal noise embedding) and need "
+            f"noise_schedule='cosine', got noise_schedule={noise_schedule!r}; the continuous schedule is a formula."
+        )
+    try:
+        betas = torch.as_tensor(np.asarray(trained_betas, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"`trained_betas` must be a 1-D sequence of numbers, got {type(trained_betas).__name__}.")
+    if betas.ndim != 1 or betas.numel() != num_train_timesteps:
+        raise ValueError(
+            f"`trained_betas` must hold one beta per training level (num_train_timesteps={num_train_timesteps}), "
+            f"got shape {tuple(betas.shape)}; pass num_train_timesteps=len(trained_betas)."
+        )
+    # A beta of 1 zeroes every later alpha_bar (0/0 when betas are recovered), so only the last level may be pure noise.
+    if not bool(torch.isfinite(betas).all()) or bool((betas < 0).any()) or bool((betas[:-1] >= 1).any()) \
+            or bool(betas[-1] > 1):
+        raise ValueError(
+            "`trained_betas` must be finite, in [0, 1) and only the last one may be 1 (zero terminal SNR), got range "
+            f"[{betas.min().item():.3g}, {betas.max().item():.3g}]."
+        )
+    return betas
+
+
+def _check_same_shape(name: str, value, reference_name: str, reference: torch.Tensor) -> None:
+    if not isinstance(reference, torch.Tensor):
+        raise ValueError(f"`{reference_name}` must be a torch.Tensor, got {type(reference).__name__}.")
+    if not isinstance(value, torch.Tensor) or value.shape != reference.shape:
+        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"`{name}` must be a tensor of the shape of `{reference_name}` {tuple(reference.shape)}, "
+                         f"got {shape}.")
+
+
 @dataclass
 class DiffusionForcingSchedulerOutput(BaseOutput):
     """Output of :meth:`DiffusionForcingScheduler.step`.
@@ -189,6 +228,13 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
         prediction_type: what the model predicts: `"v_prediction"` (DFoT), `"epsilon"` or `"sample"`.
         model_timestep_scale: factor on logSNR fed to continuous models (DFoT's `precond_scale`, 0.125).
         beta_clip_min: lower clip of the betas when the schedule is built (as in DFoT's `make_beta_schedule`).
+        trained_betas: explicit betas, one per training level (`num_train_timesteps` of them), instead of the cosine
+            formula; a discrete schedule (`noise_schedule="cosine"`, integer levels for a sinusoidal-embedding model),
+            clipped below at `beta_clip_min` and shifted by `shift` like the cosine one. The continuous schedule has
+            no betas to replace (its levels may be any time in [0, 1]), so it refuses them.
+
+    Samples are videos `(B, C, F, H, W)` with per-frame levels; any other layout (an image batch `(B, C, H, W)`,
+    diffusers' common scheduler tests) takes one level per sample (scalar, one-element or `(B,)` levels).
     """
 
     _compatibles = ["DDIMScheduler", "DDPMScheduler"]
@@ -206,17 +252,33 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
         prediction_type: Literal["v_prediction", "epsilon", "sample"] = "v_prediction",
         model_timestep_scale: float = 0.125,
         beta_clip_min: float = 1e-9,
+        trained_betas: np.ndarray | Sequence[float] | None = None,
     ):
-        if noise_schedule not in NOISE_SCHEDULES:
-            raise ValueError(f"`noise_schedule` must be one of {NOISE_SCHEDULES}, got {noise_schedule!r}.")
-        if prediction_type not in PREDICTION_TYPES:
-            raise ValueError(f"`prediction_type` must be one of {PREDICTION_TYPES}, got {prediction_type!r}.")
-        if num_train_timesteps < 2:
-            raise ValueError(f"`num_train_timesteps` must be >= 2, got {num_train_timesteps!r}.")
-        if not shift > 0:
-            raise ValueError(f"`shift` must be > 0, got {shift!r}.")
-        alphas_cumprod = make_alphas_cumprod(
-            noise_schedule, num_train_timesteps, cosine_s, logsnr_min, logsnr_max, shift, beta_clip_min
+        check_choice("noise_schedule", noise_schedule, NOISE_SCHEDULES)
+        check_choice("prediction_type", prediction_type, PREDICTION_TYPES)
+        num_train_timesteps = check_integer("num_train_timesteps", num_train_timesteps, minimum=2)
+        cosine_s = check_number("cosine_s", cosine_s, minimum=0.0)
+        logsnr_min = check_number("logsnr_min", logsnr_min)
+        if not check_number("logsnr_max", logsnr_max) > logsnr_min:
+            raise ValueError(f"`logsnr_max` must be above `logsnr_min` ({logsnr_min}), got {logsnr_max!r}.")
+        shift = check_number("shift", shift, minimum=0.0, exclusive_minimum=True)
+        check_number("model_timestep_scale", model_timestep_scale, minimum=0.0, exclusive_minimum=True)
+        beta_clip_min = check_number("beta_clip_min", beta_clip_min, minimum=0.0, maximum=1.0)
+        if trained_betas is None:
+            alphas_cumprod = make_alphas_cumprod(
+                noise_schedule, num_train_timesteps, cosine_s, logsnr_min, float(logsnr_max), shift, beta_clip_min
+            )
+        else:
+            betas = _checked_trained_betas(trained_betas, num_train_timesteps, noise_schedule)
+            alphas_cumprod = torch.cumprod(1.0 - torch.clip(betas, beta_clip_min, 1.0), dim=0)
+            if shift != 1.0:
+                alphas_cumprod = shift_alphas_cumprod(alphas_cumprod, shift)
+            trained_betas = betas.tolist()
+        # The config keeps plain Python values (numpy scalars and arrays are not JSON).
+        self.register_to_config(
+            num_train_timesteps=num_train_timesteps, cosine_s=cosine_s, logsnr_min=logsnr_min,
+            logsnr_max=float(logsnr_max), shift=shift, model_timestep_scale=float(model_timestep_scale),
+            beta_clip_min=beta_clip_min, trained_betas=trained_betas,
         )
         self.alphas_cumprod = alphas_cumprod.to(torch.float32)
         self.betas = (1.0 - torch.cat([alphas_cumprod[:1], alphas_cumprod[1:] / alphas_cumprod[:-1]])).float()
@@ -241,7 +303,21 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
         return self.config.num_train_timesteps
 
     # ------------------------------------------------------------------------------------------------ level maths
+    @staticmethod
+    def _as_levels(value: LevelLike, name: str = "timesteps", device=None) -> torch.Tensor:
+        """`value` as a tensor of levels; bools, strings, None and other non-numbers are refused by name."""
+        if isinstance(value, (bool, str)) or value is None:
+            raise ValueError(f"`{name}` must be integer levels (int or tensor), got {value!r}.")
+        try:
+            levels = torch.as_tensor(value, device=device)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"`{name}` must be integer levels (int or tensor), got {type(value).__name__}.") from None
+        if levels.dtype == torch.bool or levels.is_complex():
+            raise ValueError(f"`{name}` must be integer levels, got a tensor of dtype {levels.dtype}.")
+        return levels
+
     def _check_levels(self, levels: torch.Tensor) -> torch.Tensor:
+        levels = self._as_levels(levels)
         if levels.is_floating_point():
             if not self.is_continuous:
                 raise ValueError(
@@ -264,7 +340,7 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
 
     def log_snr_at(self, levels: LevelLike) -> torch.Tensor:
         """Float32 logSNR of `levels` (same shape); `+inf` for level -1, exact formula for float (continuous) times."""
-        levels = self._check_levels(torch.as_tensor(levels))
+        levels = self._check_levels(levels)
         if levels.is_floating_point():
             return shifted_cosine_logsnr(
                 levels, self.config.logsnr_min, self.config.logsnr_max, self.config.shift
@@ -275,7 +351,7 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
 
     def alphas_cumprod_at(self, levels: LevelLike) -> torch.Tensor:
         """Float32 `alpha_bar` of `levels` (same shape): 1 for level -1 (clean context)."""
-        levels = self._check_levels(torch.as_tensor(levels))
+        levels = self._check_levels(levels)
         if levels.is_floating_point():
             return torch.sigmoid(self.log_snr_at(levels))
         table = self.alphas_cumprod.to(levels.device)
@@ -289,7 +365,7 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
         - continuous (`fourier` embedding): `model_timestep_scale * logSNR` (float32), where level -1 is clamped to
           grid level 0 like DFoT's sampler (the least noisy level it was trained on).
         """
-        levels = self._check_levels(torch.as_tensor(levels))
+        levels = self._check_levels(levels)
         if not self.is_continuous:
             return levels.clamp(min=0)
         if not levels.is_floating_point():
@@ -300,11 +376,22 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
     def _per_frame(levels: torch.Tensor, sample: torch.Tensor, name: str = "timesteps") -> torch.Tensor:
         """Broadcast scalar / `(B,)` / `(F,)` / `(B, F)` levels to `(B, 1, F, 1, 1)` against a `(B, C, F, H, W)` sample.
 
-        A 1-D tensor is read as per-sample when its length is B and per-frame otherwise; when B == F pass `(1, F)`
-        to mean per-frame.
+        A one-element tensor is a scalar (diffusers passes `timesteps[i][None]`). A 1-D tensor is read as per-sample
+        when its length is B and per-frame otherwise; when B == F pass `(1, F)` to mean per-frame. Samples of any
+        other rank (image batches `(B, C, H, W)`) take scalar or `(B,)` levels, broadcast to `(B, 1, ..., 1)`.
         """
+        if sample.ndim == 0:
+            raise ValueError("`sample` must have a batch dimension, got a 0-d tensor.")
+        if levels.numel() == 1 and levels.ndim <= 2:
+            levels = levels.reshape(())
         if sample.ndim != 5:
-            raise ValueError(f"`sample` must have shape (B, C, F, H, W), got {tuple(sample.shape)}.")
+            batch = sample.shape[0]
+            if levels.ndim == 0 or (levels.ndim == 1 and levels.shape[0] == batch):
+                return levels.reshape(-1).expand(batch).reshape(batch, *([1] * (sample.ndim - 1)))
+            raise ValueError(
+                f"`{name}` must be a scalar or (B,)=({batch},) for a {sample.ndim}-D sample (per-frame levels need a "
+                f"(B, C, F, H, W) video), got shape {tuple(levels.shape)}."
+            )
         batch, _, frames = sample.shape[:3]
         if levels.ndim == 0:
             levels = levels.reshape(1, 1)
@@ -327,7 +414,7 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
         return levels.expand(batch, frames).reshape(batch, 1, frames, 1, 1)
 
     def _alpha_sigma(self, levels: LevelLike, sample: torch.Tensor, name: str = "timesteps"):
-        levels = torch.as_tensor(levels, device=sample.device)
+        levels = self._as_levels(levels, name, sample.device)
         alpha = self.alphas_cumprod_at(self._per_frame(levels, sample, name)).to(sample.device)
         return alpha.sqrt(), (1.0 - alpha).clamp(min=0).sqrt()
 
@@ -340,6 +427,7 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
             noise: standard normal, same shape.
             timesteps: levels, scalar / `(B,)` / `(F,)` / `(B, F)`; `-1` leaves the frame clean.
         """
+        _check_same_shape("noise", noise, "original_samples", original_samples)
         sqrt_alpha, sqrt_one_minus = self._alpha_sigma(timesteps, original_samples)
         out = sqrt_alpha * original_samples.float() + sqrt_one_minus * noise.float()
         return out.to(original_samples.dtype)
@@ -396,16 +484,23 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
     def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
         """Set the DDIM grid: `self.timesteps` = the `S` levels the model is evaluated at, descending
         (`999, 979, ..., 19` for S = 50); the level after the last one is -1 (clean)."""
+        num_inference_steps = check_integer("num_inference_steps", num_inference_steps, 1,
+                                            self.config.num_train_timesteps)
         grid = sampling_levels(num_inference_steps, self.config.num_train_timesteps)
-        self.num_inference_steps = int(num_inference_steps)
+        self.num_inference_steps = num_inference_steps
         self.timesteps = torch.flip(grid, [0])[:-1].to(device)
 
     def sampling_levels(self, num_inference_steps: int | None = None) -> torch.Tensor:
         """Ascending `(S + 1,)` level grid `[-1, ..., T - 1]` (default S: the one of :meth:`set_timesteps`)."""
-        steps = num_inference_steps or self.num_inference_steps
-        if steps is None:
-            raise ValueError("`num_inference_steps` is required when `set_timesteps` has not been called.")
-        return sampling_levels(steps, self.config.num_train_timesteps)
+        return sampling_levels(self._steps(num_inference_steps), self.config.num_train_timesteps)
+
+    def _steps(self, num_inference_steps: int | None) -> int:
+        """The given number of inference steps (checked), else the one of :meth:`set_timesteps`."""
+        if num_inference_steps is None:
+            if self.num_inference_steps is None:
+                raise ValueError("`num_inference_steps` is required when `set_timesteps` has not been called.")
+            return self.num_inference_steps
+        return check_integer("num_inference_steps", num_inference_steps, 1, self.config.num_train_timesteps)
 
     def scheduling_matrix(
         self,
@@ -420,9 +515,10 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
         step down the DDIM grid. `schedule` is `"full_sequence"`, `"autoregressive"` or `"pyramid"` (uses
         `uncertainty_scale`, see :func:`pyramid_schedule`). The number of model evaluations is `R - 1`.
         """
-        steps = num_inference_steps or self.num_inference_steps
-        if steps is None:
-            raise ValueError("`num_inference_steps` is required when `set_timesteps` has not been called.")
+        steps = self._steps(num_inference_steps)
+        num_frames = check_integer("num_frames", num_frames, minimum=1)
+        check_choice("schedule", schedule, SCHEDULES)
+        uncertainty_scale = check_number("uncertainty_scale", uncertainty_scale, minimum=0.0)
         if schedule == "full_sequence":
             matrix = full_sequence_schedule(num_frames, steps)
         elif schedule == "autoregressive":
@@ -478,16 +574,18 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
             variance_noise: explicit noise `z` instead of drawing it.
             return_dict: return a :class:`DiffusionForcingSchedulerOutput` (else a tuple).
         """
-        if not eta >= 0:
-            raise ValueError(f"`eta` must be >= 0, got {eta!r}.")
-        levels = self._check_levels(torch.as_tensor(timestep, device=sample.device))
+        eta = check_number("eta", eta, minimum=0.0)
+        _check_same_shape("model_output", model_output, "sample", sample)
+        if variance_noise is not None:
+            _check_same_shape("variance_noise", variance_noise, "sample", sample)
+        levels = self._check_levels(self._as_levels(timestep, "timestep", sample.device))
         if levels.is_floating_point():
             raise ValueError("`step` needs integer levels on the sampling grid, got float (continuous) timesteps.")
         levels = self._per_frame(levels, sample).long()
         if next_timestep is None:
             next_levels = self._next_on_grid(levels)
         else:
-            next_levels = self._check_levels(torch.as_tensor(next_timestep, device=sample.device))
+            next_levels = self._check_levels(self._as_levels(next_timestep, "next_timestep", sample.device))
             next_levels = self._per_frame(next_levels.long(), sample, "next_timestep")
         if bool((next_levels > levels).any()):
             raise ValueError("`next_timestep` must not be above `timestep`: a DDIM step only removes noise.")
