@@ -315,7 +315,6 @@ def test_syn2seq_errors(dataset, model, tmp_path, capsys):
          "--device: expected a torch device such as cpu, cuda or cuda:1, got 'warp-drive'"),
         (evaluate + ["--num_transition_frames", "-1"], "evaluate",
          "--num_transition_frames: expected an integer >= 0, got -1"),
-        (["evaluate", "--data", str(dataset)], "evaluate", "nothing to evaluate"),
         (evaluate + ["--dtype", "fp8"], "evaluate", "argument --dtype: invalid choice: 'fp8'"),
         (["demo", "--model", str(model), "--scene", "-1"], "demo",
          "--scene: expected the index of a held-out test scene in [0, 99999], got -1"),
