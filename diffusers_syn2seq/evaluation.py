@@ -22,6 +22,7 @@ import torch
 
 from .data.sequence import MODES
 from .metrics import default_layout_block, exo_dependence, layout_psnr, mean_of_samples_psnr, psnr, ssim
+from .validation import check_choice, check_positive_int
 
 
 def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
@@ -115,9 +116,7 @@ def generate_scene(pipe, scene: dict, mode: str | None = None, direction: str = 
     The noise comes from `generator` when given (it advances), else from a new generator seeded `seed`. `sampling`:
     further `Syn2SeqPipeline.__call__` arguments (e.g. `history_guidance="vanilla", guidance_scale=2.0`).
     """
-    mode = pipe.config.mode if mode is None else mode
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    mode = check_choice("mode", pipe.config.mode if mode is None else mode, MODES)
     source_view, target_view = source_target_views(direction)
     n = len(scene[target_view]) if num_frames is None else min(num_frames, len(scene[target_view]))
     size = pixel_frame_size(pipe)
@@ -169,8 +168,7 @@ def evaluate_scene(pipe, scene: dict, scores: dict[str, list], mode: str | None 
     """Generate one scene and append its scores to `scores` (`record_scores`; see the module docstring): the single
     sample (seed `seed`), `num_samples` > 1 samples for the mean-of-N PSNR, and with `donor_scene` the generation from
     its source clip for the exo-dependence. Returns `(generated, truth)` of the single sample."""
-    if int(num_samples) != num_samples or num_samples < 1:
-        raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
+    num_samples = check_positive_int("num_samples", num_samples)
     generator = torch.Generator().manual_seed(seed)
     generated, truth = generate_scene(pipe, scene, mode, direction, num_transition_frames, steps, seed, num_frames,
                                       generator=generator, sampling=sampling)
@@ -200,8 +198,7 @@ def evaluate_pipeline(pipe, scenes: list[dict], mode: str | None = None, directi
     """
     from tqdm.auto import tqdm
 
-    if mode is not None and mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    check_choice("mode", mode, MODES, allow_none=True)
     if exo_dependence and len(scenes) < 2:
         raise ValueError(f"exo_dependence needs at least 2 scenes (another scene's source clip), got {len(scenes)}")
     pipe.set_progress_bar_config(disable=True)

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .validation import check_positive_int
+
 __all__ = [
     "SCENE_METRICS",
     "block_average",
@@ -84,9 +86,7 @@ def block_average(x: torch.Tensor, block: int) -> torch.Tensor:
     """`(..., C, H, W)` images with every pixel replaced by the mean of its `block x block` block (blocks tile the
     frame from the top-left corner; where a side is not a multiple of `block` the last row / column of blocks is
     narrower and averages the pixels it holds). Same shape as `x`, float32."""
-    if int(block) != block or block < 1:
-        raise ValueError(f"block must be a positive integer, got {block!r}")
-    block = int(block)
+    block = check_positive_int("block", block)
     lead, (c, h, w) = x.shape[:-3], x.shape[-3:]
     flat = x.float().reshape(-1, c, h, w)
     means = F.avg_pool2d(flat, block, stride=block, ceil_mode=True)  # partial edge blocks: mean of their own pixels

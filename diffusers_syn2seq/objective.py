@@ -14,6 +14,8 @@ from typing import Literal
 
 import torch
 
+from .validation import check_choice
+
 __all__ = [
     "LOSS_WEIGHTINGS",
     "MATCHED_FRACTIONS",
@@ -53,8 +55,7 @@ def sample_noise_levels(
             `0..T-1`.
         num_history, matched_fractions: `"inference_matched"` only (see `inference_matched_levels`).
     """
-    if strategy not in NOISE_LEVEL_SAMPLINGS:
-        raise ValueError(f"`strategy` must be one of {NOISE_LEVEL_SAMPLINGS}, got {strategy!r}.")
+    check_choice("strategy", strategy, NOISE_LEVEL_SAMPLINGS)
     if continuous and not scheduler.is_continuous:
         raise ValueError("`continuous=True` needs `noise_schedule='cosine_simple_diffusion'`.")
     if not 0 <= num_context_frames <= num_frames:
@@ -142,8 +143,7 @@ def loss_weights(
       decayed (`cum_snr_decay`) running SNR of the other frames, averaged over both directions unless `causal`;
       like DFoT, its space conversion uses the fused SNR, so it is defined per `prediction_type`.
     """
-    if strategy not in LOSS_WEIGHTINGS:
-        raise ValueError(f"`strategy` must be one of {LOSS_WEIGHTINGS}, got {strategy!r}.")
+    check_choice("strategy", strategy, LOSS_WEIGHTINGS)
     if levels.ndim != 2:
         raise ValueError(f"`levels` must have shape (B, F), got {tuple(levels.shape)}.")
     if strategy == "uniform":

@@ -167,7 +167,7 @@ def test_layout_rejects_bad_settings():
         SequenceLayout(2, 0, 2, "jump", "ego2exo", "partial")
     with pytest.raises(ValueError, match="`num_transition` must be 0 in 'jump' mode"):
         SequenceLayout(2, 3, 2, "jump")
-    with pytest.raises(ValueError, match="`num_ego` must be an integer >= 0, got -1"):
+    with pytest.raises(ValueError, match="`num_ego` must be a non-negative integer, got -1"):
         SequenceLayout(2, 0, -1, "jump")
     layout = SequenceLayout(2, 1, 2, "video")
     with pytest.raises(ValueError, match="`transition` is None but the layout has 1 such frames"):

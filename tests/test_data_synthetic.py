@@ -152,7 +152,7 @@ def test_splits_are_disjoint_seed_ranges():
     assert not (sets["train"] & sets["validation"]) and not (sets["train"] & sets["test"])
     with pytest.raises(ValueError, match="outside every split"):
         split_of_seed(-1)
-    with pytest.raises(ValueError, match="split must be one of"):
+    with pytest.raises(ValueError, match="`split` must be one of"):
         seeds_for_split("dev", 3)
 
 
@@ -164,7 +164,7 @@ def test_bad_arguments_raise_clear_errors():
         scene.render(scene.exo_poses(2), np.zeros(3))
     with pytest.raises(ValueError, match="NaN"):
         scene.render(scene.exo_poses(1) * np.nan, np.zeros(1))
-    with pytest.raises(ValueError, match="num_frames must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="`num_frames` must be a positive integer, got 0"):
         render_synthetic_clip(0, num_frames=0)
     with pytest.raises(ValueError, match="resolution"):
         render_synthetic_clip(0, resolution=(1, 2, 3))

@@ -36,7 +36,7 @@ def test_pixel_crossfade(clip):
         np.testing.assert_array_equal(out[i], expected.astype(np.uint8))
     with pytest.raises(ValueError, match="last_frame must be uint8 \\(24, 24, 3\\)"):
         CrossfadeTransition()(first, last[:10], 3)
-    with pytest.raises(ValueError, match="num_frames must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="`num_frames` must be a positive integer, got 0"):
         CrossfadeTransition()(first, last, 0)
 
 

@@ -26,6 +26,7 @@ from diffusers_syn2seq.validation import (
     InvalidTypeError,
     check_choice,
     check_finite,
+    check_generator,
     check_int,
     check_number,
     check_positive_int,
@@ -71,6 +72,27 @@ CHECKS = {
     "finite": (lambda: check_finite("latents", torch.tensor([0.0, NAN, INF])), ValueError,
                "`latents` must contain only finite values, got 1 NaN and 1 inf entries (of 3)."),
     "finite_type": (lambda: check_finite("latents", [0.0]), InvalidTypeError, "`latents` must be a torch.Tensor"),
+    "int_tensor_0d_float": (lambda: check_int("n", torch.tensor(3.0)), InvalidTypeError,
+                            "`n` must be an integer, got a Tensor of shape () and dtype torch.float32."),
+    "int_numpy_bool": (lambda: check_int("n", np.bool_(True)), InvalidTypeError,
+                       "`n` must be an integer, got True (a bool)."),
+    "number_tensor": (lambda: check_number("x", torch.ones(2)), InvalidTypeError,
+                      "`x` must be a finite number, got a Tensor of shape (2,) and dtype torch.float32."),
+    "number_tensor_nan": (lambda: check_number("x", torch.tensor(NAN)), ValueError,
+                          "`x` must be a finite number, got nan."),
+    "choice_none": (lambda: check_choice("mode", None, ("a", "b")), ValueError,
+                    "`mode` must be one of ('a', 'b'), got None."),
+    "choice_allow_none": (lambda: check_choice("guidance", "x", ("vanilla",), allow_none=True), ValueError,
+                          "`guidance` must be None or one of ('vanilla',), got 'x'."),
+    "choice_list": (lambda: check_choice("direction", ["exo2ego"], ("exo2ego",)), ValueError,
+                    "`direction` must be one of ('exo2ego',), got ['exo2ego']."),
+    "choice_array": (lambda: check_choice("mode", np.array(["a"]), ("a",)), ValueError,
+                     "`mode` must be one of ('a',), got a ndarray of shape (1,) and dtype <U1."),
+    "generator_type": (lambda: check_generator("generator", "seed"), InvalidTypeError,
+                       "`generator` must be None, a torch.Generator or a list of them (one per video), got 'seed'; "
+                       "seed one with torch.Generator().manual_seed(seed)."),
+    "generator_count": (lambda: check_generator("generator", [torch.Generator()] * 2, 1), ValueError,
+                        "`generator` as a list must hold one torch.Generator per video (1), got 2."),
 }
 
 
@@ -88,6 +110,10 @@ def test_shared_checks_normalise_good_values():
     assert type(check_positive_int("n", np.int64(3))) is int and check_positive_int("n", np.int64(3)) == 3
     assert type(check_number("x", np.float32(0.5))) is float and check_probability("p", 0) == 0.0
     assert issubclass(InvalidTypeError, TypeError) and issubclass(InvalidTypeError, ValueError)
+    assert type(check_int("n", torch.tensor(3))) is int and check_number("x", torch.tensor(0.5)) == 0.5  # 0-d tensors
+    assert check_choice("guidance", None, ("vanilla",), allow_none=True) is None
+    generator = torch.Generator()
+    assert check_generator("g", None) is check_generator("g", generator) is check_generator("g", [generator], 1) is None
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def test_layout_psnr_of_known_block_means():
     # a side that is not a multiple of the block: the edge blocks average the pixels they hold
     ramp = torch.arange(25.0).reshape(1, 1, 5, 5)
     assert block_average(ramp, 2)[0, 0, :, 4].tolist() == [6.5, 6.5, 16.5, 16.5, 24.0]
-    with pytest.raises(ValueError, match="block must be a positive integer"):
+    with pytest.raises(ValueError, match="`block` must be a positive integer, got 0"):
         block_average(ramp, 0)
 
 

@@ -411,8 +411,8 @@ def test_a_legacy_settings_sidecar_is_read_when_the_config_lacks_the_settings(tm
 @pytest.mark.parametrize("settings,match", [
     ({"mode": "pose"}, r"`mode` must be one of \('jump', 'video', 'video\+pose'\), got 'pose'"),
     ({"reversal": "partial"}, r"`reversal` must be one of \('full', 'segments'\), got 'partial'"),
-    ({"num_transition_frames": -1}, r"`num_transition_frames` must be an integer >= 0, got -1"),
-    ({"num_transition_frames": 2.5}, r"`num_transition_frames` must be an integer >= 0, got 2.5"),
+    ({"num_transition_frames": -1}, r"`num_transition_frames` must be a non-negative integer, got -1"),
+    ({"num_transition_frames": 2.5}, r"`num_transition_frames` must be a non-negative integer, got 2\.5"),
 ])
 def test_bad_pipeline_settings_raise_at_construction(settings, match):
     with pytest.raises(ValueError, match=match):

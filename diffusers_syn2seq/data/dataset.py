@@ -72,6 +72,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..safe_io import check_safe_name, remove_stale_temporaries, resolve_inside
+from ..validation import check_choice
 from .video_io import read_video, write_video
 
 __all__ = [
@@ -203,8 +204,7 @@ def write_clip(
     """
     root = Path(root)
     check_safe_name(take_id, "take_id")
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    check_choice("split", split, SPLITS)
     exo, ego = np.asarray(exo), np.asarray(ego)
     if exo.shape != ego.shape or exo.ndim != 4:
         raise ValueError(
@@ -347,9 +347,7 @@ def load_metadata(root: str | os.PathLike, split: str | None = None, validate: b
     if missing:
         raise ValueError(f"metadata table {str(path)!r} lacks columns {missing}")
     ds = datasets.Dataset(table)
-    if split is not None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
+    if check_choice("split", split, SPLITS, allow_none=True) is not None:
         ds = ds.select([i for i, s in enumerate(ds["split"]) if s == split])
     if validate:
         for index, row in enumerate(ds):

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ..camera import interpolate_camera_path
+from ..validation import check_choice, check_non_negative_int
 
 __all__ = [
     "DEFAULT_NUM_TRANSITION_FRAMES",
@@ -46,7 +47,6 @@ __all__ = [
     "SEGMENT_TRANSITION",
     "SequenceLayout",
     "build_syn2seq_sequence",
-    "check_choice",
     "frames_to_tensor",
 ]
 
@@ -58,12 +58,6 @@ SEGMENT_NAMES = {SEGMENT_EXO: "exo", SEGMENT_TRANSITION: "transition", SEGMENT_E
 # The one default transition length (training, pipeline config, command line); "jump" always has none.
 DEFAULT_NUM_TRANSITION_FRAMES = 4
 TransitionFn = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
-
-
-def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    """Raise a `ValueError` naming `name`, the allowed `choices` and the received `value` unless it is one of them."""
-    if value not in choices:
-        raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.")
 
 
 @dataclass(frozen=True)
@@ -89,9 +83,7 @@ class SequenceLayout:
         check_choice("direction", self.direction, DIRECTIONS)
         check_choice("reversal", self.reversal, REVERSALS)
         for name in ("num_exo", "num_transition", "num_ego"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"`{name}` must be an integer >= 0, got {value!r}.")
+            check_non_negative_int(name, getattr(self, name))
         if self.mode == "jump" and self.num_transition:
             raise ValueError(f"`num_transition` must be 0 in 'jump' mode (no transition), got {self.num_transition}.")
 

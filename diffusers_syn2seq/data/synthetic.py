@@ -49,9 +49,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..validation import check_choice, check_non_negative_int, check_positive_int, check_positive_number
+
 # The id-buffer layout (used by `object_ids`) and `camera_rays` are the renderer's; the ID_* constants are
 # re-exported here, where they have always been importable.
-from .sequence import check_choice
 from .synthetic_render import (  # noqa: F401
     ID_CEILING,
     ID_FLOOR,
@@ -98,8 +99,7 @@ def split_of_seed(seed: int) -> str:
 
 def seeds_for_split(split: str, num: int, offset: int = 0) -> list[int]:
     """The `num` consecutive seeds of `split`, starting `offset` seeds into its range."""
-    if split not in SPLIT_SEED_RANGES:
-        raise ValueError(f"split must be one of {sorted(SPLIT_SEED_RANGES)}, got {split!r}")
+    check_choice("split", split, sorted(SPLIT_SEED_RANGES))
     lo, hi = SPLIT_SEED_RANGES[split]
     if num < 0 or offset < 0 or lo + offset + num > hi:
         raise ValueError(f"split {split!r} holds {hi - lo} seeds; offset {offset} + num {num} does not fit")
@@ -169,11 +169,9 @@ class SynthEgoExo:
     """
 
     def __init__(self, seed: int, fps: float = 10.0, style: str = "textured"):
-        if fps <= 0:
-            raise ValueError(f"fps must be positive, got {fps}")
         check_choice("style", style, SCENE_STYLES)
         self.seed = int(seed)
-        self.fps = float(fps)
+        self.fps = check_positive_number("fps", fps)
         self.style = style  # read by the renderer only; draws nothing from the scene's random stream
         rng = np.random.default_rng(np.random.SeedSequence([0x5EED, self.seed]))
         self._build_room(rng)
@@ -457,10 +455,8 @@ class SynthEgoExo:
         self, num_frames: int = 16, resolution: Resolution = 64, num_transition_frames: int = 8
     ) -> dict[str, np.ndarray]:
         """The exo / transition / ego triplet; see `render_synthetic_clip`."""
-        if num_frames < 1:
-            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-        if num_transition_frames < 0:
-            raise ValueError(f"num_transition_frames must be >= 0, got {num_transition_frames}")
+        num_frames = check_positive_int("num_frames", num_frames)
+        num_transition_frames = check_non_negative_int("num_transition_frames", num_transition_frames)
         times = self.frame_times(num_frames)
         exo_poses = self.exo_poses(num_frames, resolution)
         ego_poses = self.ego_poses(times, resolution)

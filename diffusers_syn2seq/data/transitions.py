@@ -37,6 +37,7 @@ import torch
 from PIL import Image
 
 from ..camera import interpolate_camera_path
+from ..validation import check_positive_int
 
 __all__ = [
     "CrossfadeTransition",
@@ -66,8 +67,7 @@ def _check_ends(first_frame: np.ndarray, last_frame: np.ndarray, num_frames: int
         raise ValueError(
             f"last_frame must be uint8 {tuple(first.shape)} like first_frame, got {last.dtype} {tuple(last.shape)}"
         )
-    if int(num_frames) != num_frames or num_frames < 1:
-        raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
+    check_positive_int("num_frames", num_frames)
     return first, last
 
 

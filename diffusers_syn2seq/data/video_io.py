@@ -27,6 +27,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from ..validation import check_choice, check_positive_number
+
 PathLike = str | os.PathLike
 
 __all__ = ["VideoInfo", "read_frames", "read_video", "video_info", "write_video"]
@@ -193,10 +195,8 @@ def write_video(
         raise ValueError(f"frames must have shape (T>=1, H, W, 3), got {tuple(frames.shape)} for {str(path)!r}")
     if frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 in [0, 255], got dtype {frames.dtype} for {str(path)!r}")
-    if chroma not in ("444", "420"):
-        raise ValueError(f"chroma must be '444' or '420', got {chroma!r}")
-    if not np.isfinite(fps) or fps <= 0:
-        raise ValueError(f"fps must be a positive number, got {fps}")
+    check_choice("chroma", chroma, ("444", "420"))
+    fps = check_positive_number("fps", fps)
     height, width = frames.shape[1:3]
     rate = Fraction(fps).limit_denominator(1001)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The scalar arguments of `Syn2SeqPipeline.__call__`, checked in one place (issue 13: real integers, finite
-numbers, bools refused where numbers are expected, enumerations)."""
+"""The scalar arguments of `Syn2SeqPipeline.__call__`, checked in one place with the shared checks of
+`validation.py` (issue 13: real integers, finite numbers, bools refused where numbers are expected, enumerations)."""
 
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..arguments import check_choice, check_integer, check_number
 from ..data.sequence import DIRECTIONS, MODES, REVERSALS
 from ..schedulers.scheduling_diffusion_forcing import SCHEDULES
+from ..validation import check_choice, check_int, check_number
 from .history_guidance import HISTORY_GUIDANCE
 
 OUTPUT_TYPES = ("np", "pt", "pil", "latent")
@@ -36,7 +36,7 @@ def check_call_arguments(settings: dict[str, Any], num_train_timesteps: int) -> 
     for name, minimum, maximum, required in INTEGER_ARGUMENTS:
         if required or settings[name] is not None:
             maximum = num_train_timesteps if maximum == "T" else maximum
-            out[name] = check_integer(name, settings[name], minimum, maximum)
+            out[name] = check_int(name, settings[name], minimum, maximum)
     for name, minimum, maximum in NUMBER_ARGUMENTS:
         out[name] = check_number(name, settings[name], minimum, maximum)
     for name in BOOL_ARGUMENTS:

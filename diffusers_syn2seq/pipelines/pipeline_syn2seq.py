@@ -26,13 +26,13 @@ from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 from huggingface_hub import snapshot_download
 
-from ..arguments import check_finite_tensor, check_generator, check_integer, check_number
 from ..bundled import legacy_settings
 from ..data.sequence import DEFAULT_NUM_TRANSITION_FRAMES, SequenceLayout
 from ..data.windows import plan_windows, window_camera_rays
 from ..latents import decode_frames, encode_frames
 from ..loaders.lora_pipeline import Syn2SeqLoraLoaderMixin
 from ..schedulers.scheduling_diffusion_forcing import DiffusionForcingScheduler
+from ..validation import check_finite, check_generator, check_non_negative_int, check_number
 from .call_arguments import check_call_arguments, check_callback, check_transition_poses
 from .history_guidance import (
     GENERATE,
@@ -113,7 +113,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         if not isinstance(scheduler, DiffusionForcingScheduler):
             raise ValueError(f"`scheduler` must be a DiffusionForcingScheduler (per-frame noise levels), got "
                              f"{type(scheduler).__name__}.")
-        num_transition_frames = check_integer("num_transition_frames", num_transition_frames, minimum=0)
+        num_transition_frames = check_non_negative_int("num_transition_frames", num_transition_frames)
         SequenceLayout(1, 0 if mode == "jump" else num_transition_frames, 1, mode, reversal=reversal)
         self.register_modules(transformer=transformer, scheduler=scheduler, vae=vae)
         self.register_to_config(mode=mode, num_transition_frames=num_transition_frames, reversal=reversal)
@@ -248,7 +248,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                     type(source_latents).__name__
                 raise ValueError(f"`source_latents` must be a tensor (C, F, h, w) or (B, C, F, h, w) with C = "
                                  f"in_channels = {channels} and F >= 2, got {got}.")
-            latents = check_finite_tensor("source_latents", source_latents).float()
+            latents = check_finite("source_latents", source_latents).float()
             latents = latents[None] if latents.ndim == 4 else latents
             if height is not None or width is not None:
                 expected = tuple(s * self.vae_scale_factor for s in latents.shape[-2:])
@@ -544,7 +544,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
             raise ValueError(f"`latents` must be a tensor of shape {noise_shape} (B, C, transition + target frames, "
                              f"h, w), got {got}.")
-        sequence = torch.cat([source, check_finite_tensor("latents", latents).to(device, torch.float32)], dim=2)
+        sequence = torch.cat([source, check_finite("latents", latents).to(device, torch.float32)], dim=2)
         roles = [GROUND_TRUTH_HISTORY] * num_source + [GENERATE] * num_generate
         poses = pose_mask = None
         if ray_type is not None:

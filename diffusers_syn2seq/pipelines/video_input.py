@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.video_io import read_video
+from ..validation import describe
 
 # One video: tensor `(F, 3, H, W)`, array `(F, H, W, 3)`, a list of PIL images, or a file path; tensors and arrays may
 # also hold a batch `(B, F, ...)`. A list of videos (anything but a list of PIL images) is a batch.
@@ -114,15 +115,6 @@ def num_pose_frames(poses) -> int | None:
     return None
 
 
-def _describe(value) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"a tensor of dtype {value.dtype} and shape {tuple(value.shape)}"
-    if isinstance(value, (list, tuple)):
-        items = [tuple(v.shape) if hasattr(v, "shape") else type(v).__name__ for v in value[:4]]
-        return f"a {type(value).__name__} of {len(value)} items {items}{' ...' if len(value) > 4 else ''}"
-    return f"{type(value).__name__} {value!r}"[:100]
-
-
 def batch_poses(poses: PoseInput, name: str, batch: int, frames: int) -> torch.Tensor:
     """Float64 `(B, F, 16)` poses from `(F, 16)` (shared by the batch), `(B, F, 16)` or a list of `B` `(F, 16)` poses
     (tensors or float arrays), checked with `camera.validate_poses`."""
@@ -136,7 +128,7 @@ def batch_poses(poses: PoseInput, name: str, batch: int, frames: int) -> torch.T
     if isinstance(poses, np.ndarray):
         poses = torch.from_numpy(poses)
     if not isinstance(poses, torch.Tensor) or not poses.is_floating_point():
-        raise ValueError(f"`{name}` must be {expected}, got {_describe(poses)}.")
+        raise ValueError(f"`{name}` must be {expected}, got {describe(poses)}.")
     if poses.ndim == 2:
         poses = poses[None].expand(batch, -1, -1)
     if poses.ndim != 3 or tuple(poses.shape) != (batch, frames, 16):

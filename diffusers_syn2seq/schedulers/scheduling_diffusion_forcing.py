@@ -30,7 +30,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from ..arguments import check_choice, check_integer, check_number
+from ..validation import check_choice, check_int, check_number, check_positive_int
 
 SCHEDULES = ("full_sequence", "autoregressive", "pyramid")
 NOISE_SCHEDULES = ("cosine", "cosine_simple_diffusion")
@@ -110,10 +110,7 @@ def sampling_levels(num_inference_steps: int, num_train_timesteps: int = 1000) -
     Equals DFoT's `linspace(-1, T - 1, S + 1).long()` (e.g. `-1, 19, 39, ..., 999` for S = 50, T = 1000)
     computed in exact integer arithmetic.
     """
-    if not 1 <= int(num_inference_steps) <= num_train_timesteps:
-        raise ValueError(
-            f"`num_inference_steps` must be in [1, {num_train_timesteps}], got {num_inference_steps!r}."
-        )
+    num_inference_steps = check_int("num_inference_steps", num_inference_steps, 1, num_train_timesteps)
     steps = torch.arange(num_inference_steps + 1, dtype=torch.long)
     return -1 + (steps * num_train_timesteps) // num_inference_steps
 
@@ -127,12 +124,9 @@ def pyramid_schedule(num_frames: int, num_inference_steps: int, uncertainty_scal
     Returns a long tensor `(S + floor((F - 1) u) + 1, F)` of step indices: row 0 is all `S` (pure noise), the last
     row all `0` (clean), every column is non-increasing by at most 1 per row.
     """
-    if num_frames < 1:
-        raise ValueError(f"`num_frames` must be >= 1, got {num_frames!r}.")
-    if num_inference_steps < 1:
-        raise ValueError(f"`num_inference_steps` must be >= 1, got {num_inference_steps!r}.")
-    if not (uncertainty_scale >= 0 and math.isfinite(uncertainty_scale)):
-        raise ValueError(f"`uncertainty_scale` must be a finite number >= 0, got {uncertainty_scale!r}.")
+    num_frames = check_positive_int("num_frames", num_frames)
+    num_inference_steps = check_positive_int("num_inference_steps", num_inference_steps)
+    uncertainty_scale = check_number("uncertainty_scale", uncertainty_scale, minimum=0.0)
     offsets = torch.floor(torch.arange(num_frames, dtype=torch.float64) * uncertainty_scale).long()
     num_rows = num_inference_steps + int(offsets[-1]) + 1
     rows = torch.arange(num_rows, dtype=torch.long)[:, None]
@@ -256,13 +250,13 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
     ):
         check_choice("noise_schedule", noise_schedule, NOISE_SCHEDULES)
         check_choice("prediction_type", prediction_type, PREDICTION_TYPES)
-        num_train_timesteps = check_integer("num_train_timesteps", num_train_timesteps, minimum=2)
+        num_train_timesteps = check_int("num_train_timesteps", num_train_timesteps, minimum=2)
         cosine_s = check_number("cosine_s", cosine_s, minimum=0.0)
         logsnr_min = check_number("logsnr_min", logsnr_min)
         if not check_number("logsnr_max", logsnr_max) > logsnr_min:
             raise ValueError(f"`logsnr_max` must be above `logsnr_min` ({logsnr_min}), got {logsnr_max!r}.")
-        shift = check_number("shift", shift, minimum=0.0, exclusive_minimum=True)
-        check_number("model_timestep_scale", model_timestep_scale, minimum=0.0, exclusive_minimum=True)
+        shift = check_number("shift", shift, minimum=0.0, open_min=True)
+        check_number("model_timestep_scale", model_timestep_scale, minimum=0.0, open_min=True)
         beta_clip_min = check_number("beta_clip_min", beta_clip_min, minimum=0.0, maximum=1.0)
         if trained_betas is None:
             alphas_cumprod = make_alphas_cumprod(
@@ -484,8 +478,7 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
     def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
         """Set the DDIM grid: `self.timesteps` = the `S` levels the model is evaluated at, descending
         (`999, 979, ..., 19` for S = 50); the level after the last one is -1 (clean)."""
-        num_inference_steps = check_integer("num_inference_steps", num_inference_steps, 1,
-                                            self.config.num_train_timesteps)
+        num_inference_steps = check_int("num_inference_steps", num_inference_steps, 1, self.config.num_train_timesteps)
         grid = sampling_levels(num_inference_steps, self.config.num_train_timesteps)
         self.num_inference_steps = num_inference_steps
         self.timesteps = torch.flip(grid, [0])[:-1].to(device)
@@ -500,7 +493,7 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
             if self.num_inference_steps is None:
                 raise ValueError("`num_inference_steps` is required when `set_timesteps` has not been called.")
             return self.num_inference_steps
-        return check_integer("num_inference_steps", num_inference_steps, 1, self.config.num_train_timesteps)
+        return check_int("num_inference_steps", num_inference_steps, 1, self.config.num_train_timesteps)
 
     def scheduling_matrix(
         self,
@@ -516,7 +509,7 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
         `uncertainty_scale`, see :func:`pyramid_schedule`). The number of model evaluations is `R - 1`.
         """
         steps = self._steps(num_inference_steps)
-        num_frames = check_integer("num_frames", num_frames, minimum=1)
+        num_frames = check_positive_int("num_frames", num_frames)
         check_choice("schedule", schedule, SCHEDULES)
         uncertainty_scale = check_number("uncertainty_scale", uncertainty_scale, minimum=0.0)
         if schedule == "full_sequence":
