@@ -132,11 +132,34 @@ def test_the_bundled_model_loads_offline_and_is_small():
     pipe = Syn2SeqPipeline.from_pretrained(str(folder), use_safetensors=True)
     assert pipe.config.mode in ("video", "video+pose") and pipe.config.reversal == "full"
     summary = json.loads((folder / "training_summary.json").read_text())
-    assert pipe.transformer.config.sample_size == summary["experiment"]["resolution"]
-    frames = summary["experiment"]["num_frames"]
-    assert 2 * frames + pipe.config.num_transition_frames <= pipe.transformer.config.max_frames
-    assert "## Benchmark" in (folder / "README.md").read_text()
+    assert summary["scene_style"] == "flat_uniform" and pipe.transformer.config.sample_size == 32
+    assert 2 * 4 + pipe.config.num_transition_frames <= pipe.transformer.config.max_frames  # 4 exo + 4 ego frames
+    assert "## Test scores" in (folder / "README.md").read_text()
     assert Path(bundled_model_path()) == REPO / "diffusers_syn2seq" / "bundled_model"
+
+
+# train.py flags that make the recipe (not where the data or the outputs live, nor the time budget)
+RECIPE_FLAGS = ("patch_size", "max_frames", "window_frames", "camera_ray_type", "mode", "reverse_prob",
+                "transition_source", "num_transition_frames", "noise_level_sampling", "loss_weighting",
+                "camera_dropout", "train_batch_size", "max_train_steps", "learning_rate", "lr_scheduler",
+                "lr_warmup_steps", "adam_beta1", "adam_beta2", "max_grad_norm", "use_ema", "ema_decay",
+                "mixed_precision", "seed", "model_preset")
+
+
+def test_the_shipped_recipe_yaml_is_the_bundled_models_recipe():
+    import shlex
+
+    train = load_script("training/train.py")
+    card = (bundled_model_path() / "README.md").read_text()
+    command = next(line for line in card.splitlines() if line.startswith("python training/train.py "))
+    bundled = train.build_parser().parse_args(shlex.split(command)[2:])
+    shipped = train.parse_args(["--config", str(REPO / "training/configs/synthetic_cpu_recipe.yaml")])
+    for flag in RECIPE_FLAGS:
+        assert getattr(shipped, flag) == getattr(bundled, flag), flag
+    dit = json.loads((REPO / shipped.model_config).read_text())
+    trained = json.loads((bundled_model_path() / "transformer" / "config.json").read_text())
+    assert dit == {key: trained[key] for key in dit} == {"num_layers": 4, "num_attention_heads": 2,
+                                                          "attention_head_dim": 64}  # the bundled 4 x 128 DiT
 
 
 def _evaluation_report(model: Path) -> dict:
