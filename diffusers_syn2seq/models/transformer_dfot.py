@@ -242,6 +242,11 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
 
     Configs saved before `camera_dropout` was retired still load; the key is ignored (see
     `modules_dfot.retire_camera_dropout`).
+
+    Speed: `compile_repeated_blocks()` compiles the transformer blocks with `torch.compile` (regional compilation;
+    `pipe.transformer.compile_repeated_blocks()` for sampling, `train.py --compile` for training), and
+    `fuse_qkv_projections()` fuses the q/k/v projections for inference. Neither changes the weight names. The input
+    value checks are skipped while `torch.compile` traces a whole-model compile (`torch.compile(model)`).
     """
 
     _supports_gradient_checkpointing = True
