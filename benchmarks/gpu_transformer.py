@@ -38,11 +38,13 @@ from bench_transformer import (
     prepare_variants,
     time_variants,
 )
+from diffusers.models.attention_dispatch import attention_backend
 
 #: dense bf16 tensor-core peak (TFLOP/s, without sparsity) from the vendors' data sheets, matched on the device name
 NOMINAL_BF16_TFLOPS = {"H200": 989.4, "H100 SXM": 989.4, "H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.4,
                        "GH200": 989.4, "B200": 2250.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
 PASSES = ("forward", "fwd+bwd")
+GPU_BACKENDS = "native,_native_flash,_native_cudnn,_native_efficient,flash"
 
 
 def nominal_peak(device: str, override: float | None) -> tuple[float | None, str]:
@@ -72,7 +74,8 @@ def run_backend(name: str, backend: str, args, measured_peak: float, nominal: fl
     """Rows of one configuration and backend (or one 'skipped' row)."""
     torch._dynamo.reset()  # each (configuration, backend) compiles afresh
     model, inputs, tokens = build_case(name, args.device, batch=args.batch_size)
-    flops = {p: count_flops(pass_runner(model, inputs, p, "fp32")) for p in PASSES}
+    with attention_backend("native"):  # `set_attention_backend` of an earlier model also set the global default
+        flops = {p: count_flops(pass_runner(model, inputs, p, "bf16")) for p in PASSES}
     reason = try_backend(model, backend, pass_runner(model, inputs, "forward", "bf16"))
     if reason is not None:
         return [f"| {name} | {backend} | - | - | skipped: {reason} | | | | | | |"]
@@ -87,7 +90,7 @@ def run_backend(name: str, backend: str, args, measured_peak: float, nominal: fl
             compile_cell = f"{timing['first_s']:.0f}" if variant == "compiled" else ""
             memory = peak_memory_mb(args.device, runs[variant]) / 1024
             rows.append(f"| {name} | {backend} | {pass_name} | {'yes' if variant == 'compiled' else 'no'} | "
-                        f"{1e3 * timing['median_s']:.2f} | {tokens / timing['median_s']:,.0f} | {tflops:.1f} | {mfu} | "
+                        f"{1e3 * timing['median_s']:.2f} | {tokens / timing['median_s']:,.0f} | {tflops:.3g} | {mfu} | "
                         f"{100 * tflops / measured_peak:.0f}% | {compile_cell} | {memory:.2f} |")
     return rows
 
@@ -96,8 +99,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--configs", default="dit-s-16x32,dit-b-16x32", help=f"comma list of {', '.join(CONFIGS)}")
-    parser.add_argument("--backends", default="native,_native_flash,_native_cudnn,_native_efficient,flash",
-                        help="diffusers attention backends to try (see diffusers' AttentionBackendName)")
+    parser.add_argument("--backends", default=None,
+                        help=f"diffusers attention backends to try (AttentionBackendName; default {GPU_BACKENDS}, "
+                             "native on CPU)")
     parser.add_argument("--compile_backends", default="native", help="backends also timed compiled")
     parser.add_argument("--no_compile", action="store_true")
     parser.add_argument("--batch_size", type=int, default=1)
@@ -108,8 +112,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device here (use --device cpu --quick to check the script)")
+    if args.backends is None:
+        args.backends = GPU_BACKENDS if args.device.startswith("cuda") else "native"
     if args.quick or args.device == "cpu":
-        args.configs, args.backends, args.repeats, args.peak_size = "tiny", "native", 2, 256
+        args.configs, args.repeats, args.peak_size = "tiny", 2, 256
     unknown = [c for c in args.configs.split(",") if c not in CONFIGS]
     if unknown:
         parser.error(f"--configs: expected names among {', '.join(CONFIGS)}, got {', '.join(unknown)}")
