@@ -36,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from diffusers.models.attention_dispatch import attention_backend
 from timing import timed_calls
 
 from diffusers_syn2seq.models import DIT_PRESETS, DFoTTransformer3DModel
@@ -197,7 +198,8 @@ def run_config(name: str, args, peaks: dict[str, float], sync, clock) -> str:
     """Print the rows of one configuration (every mode, pass and variant); returns its description line."""
     torch._dynamo.reset()  # each configuration compiles afresh (the blocks share one code object)
     model, inputs, tokens = build_case(name, args.device)
-    flops = {p: count_flops(pass_runner(model, inputs, p, "fp32")) for p in PASSES}
+    with attention_backend("native"):  # counted with PyTorch's SDPA (`set_attention_backend` sets a global default)
+        flops = {p: count_flops(pass_runner(model, inputs, p, "fp32")) for p in PASSES}
     if args.attention_backend:
         model.set_attention_backend(args.attention_backend)
     variants = prepare_variants(model, not args.no_compile)

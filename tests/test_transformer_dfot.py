@@ -332,17 +332,15 @@ def test_compile_repeated_blocks_matches_eager_in_inference_and_training():
 
 @pytest.mark.slow
 def test_whole_model_compiles_in_one_graph_and_skips_only_the_value_checks():
-    """`torch.compile(model, fullgraph=True)`: the forward traces without a host read-back (the finiteness and
-    timestep-range checks are skipped while compiling; shape checks still run) and matches eager."""
+    """`torch.compile(model, fullgraph=True)`: the whole forward traces into one graph, which the host read-back of
+    the value checks would break (they are skipped while compiling), and matches eager; eager still checks values."""
     model = randomized(DFoTTransformer3DModel(**tiny_config())).eval()
     x, t = tiny_inputs()
     compiled = torch.compile(model, fullgraph=True)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x, t).sample, model(x, t).sample, rtol=1e-4, atol=1e-4)
-        with pytest.raises(ValueError, match="`hidden_states` must have 1 to max_frames=4 frames"):
-            compiled(torch.randn(2, 3, 5, 8, 8), 0)
-    with pytest.raises(ValueError, match="`hidden_states`"):  # eager: values are checked
-        model(torch.full((2, 3, 4, 8, 8), float("nan")), t)
+        with pytest.raises(ValueError, match="`hidden_states` must contain only finite values"):
+            model(torch.full((2, 3, 4, 8, 8), float("nan")), t)
 
 
 def test_camera_rays_and_masks():
