@@ -173,13 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "compared at equal compute, e.g. benchmarks/recipe_search.py. Resumed runs count afresh.")
     g.add_argument("--gradient_accumulation_steps", type=int, default=1)
     g.add_argument("--gradient_checkpointing", action="store_true")
-    g.add_argument("--compile", action="store_true",
-                   help="Compile the transformer's repeated blocks with torch.compile (regional compilation, "
-                        "`compile_repeated_blocks`): the first training step, the first evaluation-mode forward "
-                        "(fixed-batch loss, validation) and each new input shape compile first (tens of seconds on a "
-                        "CPU). Off by default: on CPU it measured no gain (the steps are matmul and attention bound); "
-                        "on a GPU it removes kernel launches and fuses the element-wise work. Needs a C++ compiler "
-                        "on CPU (Inductor).")
+    g.add_argument("--compile", action="store_true", help="torch.compile the transformer blocks "
+                   "(compile_repeated_blocks); the first step, eval forward and input shape compile first. Off by "
+                   "default: no gain measured on CPU (matmul/attention bound). CPU needs a C++ compiler.")
     g.add_argument("--learning_rate", type=float, default=1e-4)
     g.add_argument("--scale_lr", action="store_true", help="Multiply the LR by batch x accumulation x processes.")
     g.add_argument("--lr_scheduler", type=str, default="constant_with_warmup",
