@@ -390,7 +390,8 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
         if camera_rays is None:
             return torch.zeros(hidden_states.shape, dtype=torch.float32, device=hidden_states.device)
         rays = camera_rays.transpose(1, 2).flatten(0, 1).to(self.camera_embedding.weight.dtype)
-        ray_emb = self.camera_embedding(rays).flatten(2).transpose(1, 2).unflatten(0, hidden_states.shape[:2]).float()
+        ray_emb = self.camera_embedding(rays).flatten(2).transpose(1, 2).contiguous()  # (see step 1 of `forward`)
+        ray_emb = ray_emb.unflatten(0, hidden_states.shape[:2]).float()
         if camera_rays_mask is None:
             return ray_emb
         return ray_emb * camera_rays_mask.to(device=ray_emb.device, dtype=torch.bool)[:, :, None, None].float()
@@ -442,9 +443,12 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
         p = cfg.patch_size
         grid_h, grid_w = height // p, width // p
 
-        # 1. Patchify every frame: (B, C, F, H, W) -> (B, F, P, D), in the patch embedding's dtype.
+        # 1. Patchify every frame: (B, C, F, H, W) -> (B, F, P, D), in the patch embedding's dtype. Made contiguous
+        # once here: element-wise ops keep their input's layout, so a transposed residual stream would make every
+        # LayerNorm and reshape of every block copy it.
         frames = hidden_states.transpose(1, 2).flatten(0, 1).to(self.patch_embedding.weight.dtype)
-        hidden_states = self.patch_embedding(frames).flatten(2).transpose(1, 2).unflatten(0, (batch_size, num_frames))
+        hidden_states = self.patch_embedding(frames).flatten(2).transpose(1, 2).contiguous()
+        hidden_states = hidden_states.unflatten(0, (batch_size, num_frames))
         rotary_emb = rope3d(cfg.attention_head_dim, num_frames, grid_h, grid_w, cfg.rope_theta, hidden_states.device)
 
         # 2. Conditioning, per frame (B, F, 1, D); per token (B, F, P, D) once camera rays are added. Every AdaLN
