@@ -142,6 +142,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--child", action="store_true")
     p.add_argument("--precision", default="fp32")
     args = p.parse_args(argv)
+    if args.clock == "cpu" and args.threads != 1:
+        p.error(f"--clock cpu: needs --threads 1 (process CPU time sums every thread), got --threads {args.threads}")
     if args.child:  # one setting each
         args.checkpointing, args.compile = int(args.checkpointing), int(args.compile)
     defaults = DATA_DEFAULTS.get(args.preset, DATA_DEFAULTS[None])

@@ -230,7 +230,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu: process CPU time (single-threaded CPU runs on a busy machine)")
     parser.add_argument("--peak_size", type=int, default=1024, help="square matmul size for the peak measurement")
-    parser.add_argument("--no_compile", action="store_true", help="eager rows only")
+    parser.add_argument("--no_compile", action="store_true", help="eager rows only (also: no C++ compiler on CPU)")
     parser.add_argument("--attention_backend", default=None, help="diffusers attention backend (set_attention_backend)")
     parser.add_argument("--quick", action="store_true", help="smoke test: the tiny config, 2 repeats, 256^2 peak")
     args = parser.parse_args(argv)
@@ -239,8 +239,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [c for c in args.configs.split(",") if c not in CONFIGS]
     if unknown:
         parser.error(f"--configs: expected names among {', '.join(CONFIGS)}, got {', '.join(unknown)}")
-    if args.clock == "cpu" and args.device != "cpu":
-        parser.error(f"--clock cpu: only for --device cpu (GPU work is not process CPU time), got {args.device}")
+    if args.clock == "cpu" and (args.device != "cpu" or args.threads != 1):
+        parser.error("--clock cpu: needs --device cpu --threads 1 (process CPU time sums every thread and misses GPU "
+                     f"work), got --device {args.device} --threads {args.threads}")
     return args
 
 

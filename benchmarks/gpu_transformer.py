@@ -98,7 +98,9 @@ def run_backend(name: str, backend: str, args, measured_peak: float, nominal: fl
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--configs", default="dit-s-16x32,dit-b-16x32", help=f"comma list of {', '.join(CONFIGS)}")
+    parser.add_argument("--configs", default=None,
+                        help=f"comma list of {', '.join(CONFIGS)} (default dit-s-16x32,dit-b-16x32; tiny with --quick "
+                             "or on CPU)")
     parser.add_argument("--backends", default=None,
                         help=f"diffusers attention backends to try (AttentionBackendName; default {GPU_BACKENDS}, "
                              "native on CPU)")
@@ -108,14 +110,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--peak_size", type=int, default=8192, help="square matmul size for the measured peak")
     parser.add_argument("--nominal_peak_tflops", type=float, default=None, help="dense bf16 peak for MFU")
-    parser.add_argument("--quick", action="store_true", help="the tiny config, native backend, 2 repeats")
+    parser.add_argument("--quick", action="store_true", help="the tiny config, 2 repeats, 256^2 peak")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device here (use --device cpu --quick to check the script)")
     if args.backends is None:
         args.backends = GPU_BACKENDS if args.device.startswith("cuda") else "native"
     if args.quick or args.device == "cpu":
-        args.configs, args.repeats, args.peak_size = "tiny", 2, 256
+        args.configs, args.repeats, args.peak_size = args.configs or "tiny", 2, 256
+    args.configs = args.configs or "dit-s-16x32,dit-b-16x32"
     unknown = [c for c in args.configs.split(",") if c not in CONFIGS]
     if unknown:
         parser.error(f"--configs: expected names among {', '.join(CONFIGS)}, got {', '.join(unknown)}")
