@@ -1,48 +1,80 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Training-step benchmark: samples/s and peak memory, fp32 vs bf16 autocast, with and without gradient checkpointing.
+"""Training-step benchmark: steps/s and memory of `training/train.py`'s step, fp32 vs bf16 autocast, with and without
+gradient checkpointing and regional compilation, for one or several checkouts of the package.
 
-Each configuration runs in its own child process (clean peak-memory accounting): a DFoT transformer of the given
-size, the training step of `training/train.py` (`diffusion_forcing_loss` + backward + AdamW), `--warmup` untimed
-steps then `--steps` timed ones; the median step time is reported. Peak memory: `torch.cuda.max_memory_allocated`
-on GPU; on CPU the peak of the autograd graph's saved tensors (activation memory, measured with
-`torch.autograd.graph.saved_tensors_hooks`) plus the parameter/gradient/optimiser bytes, and the process max RSS.
+    python benchmarks/bench_training.py --preset dit-tiny                       # the issue-6 table
+    python benchmarks/bench_training.py --preset cpu-small --checkpointing 0 --compile 0,1 --threads 1
+    # before/after: the same script run against two checkouts, children interleaved round by round
+    python benchmarks/bench_training.py --preset cpu-small --checkpointing 0 --compile 0 --threads 1 \
+        --clock cpu --rounds 5 --roots /work/main,/work/wt/perf
 
-    python benchmarks/bench_training.py --preset dit-s --resolution 32 --frames 8 --batch 2 \
-        --notes /work/notes/training.md
+Each measurement runs in its own child process (clean memory accounting; `PYTHONPATH` set to the `--roots` entry,
+so the child imports that checkout's `diffusers_syn2seq`): a DFoT transformer, then train.py's step on synthetic
+data (`diffusion_forcing_loss` with camera rays and pose dropout, backward, gradient clipping at 1.0, AdamW with
+DFoT's betas, zero_grad, EMA update as `diffusers.training_utils.EMAModel`, and the loss read back to the host as
+train.py's log does); `--warmup` untimed steps (compilation happens there), then `--steps` timed ones, median.
+With `--rounds R` every child runs R times, the settings interleaved round by round, and the table reports the
+median of the R medians. The data loader is not included (see the note in BENCHMARKS.md).
+
+`--preset cpu-small` is the CPU experiments' model (benchmarks/syn2seq_experiment.py, scale cpu-small: 4 layers,
+2 heads of 64, patch 4, 3 x 32 x 32 pixels, 12 frames, batch 4, Plücker rays). Memory: CUDA max allocated; on CPU
+the peak of the tensors saved for backward (eager runs only: saved-tensor hooks and compilation do not mix) plus the
+parameter, gradient and AdamW bytes, and the process max RSS.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
+import time
 
 import torch
 from timing import timed_calls
 
+CPU_SMALL = dict(num_layers=4, num_attention_heads=2, attention_head_dim=64)
+DATA_DEFAULTS = {"cpu-small": dict(resolution=32, frames=12, batch=4, channels=3, patch_size=4),
+                 None: dict(resolution=32, frames=8, batch=2, channels=4, patch_size=2)}
+
+
+def build_model(args):
+    from diffusers_syn2seq.models import DIT_PRESETS, DFoTTransformer3DModel
+
+    size = CPU_SMALL if args.preset == "cpu-small" else DIT_PRESETS[args.preset]
+    return DFoTTransformer3DModel(in_channels=args.channels, sample_size=args.resolution, max_frames=args.frames,
+                                  patch_size=args.patch_size, camera_ray_type="plucker", **size)
+
 
 def child(args) -> dict:
-    from diffusers_syn2seq.models import DIT_PRESETS, DFoTTransformer3DModel
+    from diffusers.training_utils import EMAModel
+
+    import diffusers_syn2seq
     from diffusers_syn2seq.objective import diffusion_forcing_loss
     from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = DFoTTransformer3DModel(in_channels=args.channels, sample_size=args.resolution, max_frames=args.frames,
-                                   patch_size=args.patch_size, camera_ray_type="plucker",
-                                   **DIT_PRESETS[args.preset]).to(device).train()
+    model = build_model(args).to(device).train()
     if args.checkpointing:
         model.enable_gradient_checkpointing()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.99))
+    ema = EMAModel(model.parameters(), decay=0.999, model_cls=type(model), model_config=model.config)
+    ema.to(device)
+    if args.compile:
+        model.compile_repeated_blocks()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.99))
     scheduler = DiffusionForcingScheduler()
     x0 = torch.randn(args.batch, args.channels, args.frames, args.resolution, args.resolution, device=device)
     rays = torch.randn(args.batch, 6, args.frames, args.resolution, args.resolution, device=device)
     mask = torch.ones(args.batch, args.frames, dtype=torch.bool, device=device)
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
-
     saved = {"now": 0, "peak": 0}
 
     def pack(t):
@@ -51,78 +83,142 @@ def child(args) -> dict:
         return t
 
     def step():
-        with torch.autocast(device.type, dtype=dtype, enabled=args.precision == "bf16"):
-            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                loss, _ = diffusion_forcing_loss(model, scheduler, x0, mask, rays, mask, camera_dropout=0.1)
+        generator = torch.Generator().manual_seed(0)
+        hooks = (contextlib.nullcontext() if args.compile
+                 else torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t))
+        with torch.autocast(device.type, dtype=dtype, enabled=args.precision == "bf16"), hooks:
+            loss, _ = diffusion_forcing_loss(model, scheduler, x0, mask, rays, mask, camera_dropout=0.1,
+                                             generator=generator)
+        if not torch.isfinite(loss):  # train.py's check
+            raise FloatingPointError("non-finite loss")
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        ema.step(model.parameters())
+        loss.item()  # train.py logs the loss every step
         saved["now"] = 0
 
+    start = time.perf_counter()
     for _ in range(args.warmup):
         step()
+    warmup_s = time.perf_counter() - start
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     saved["peak"] = 0
-    times = timed_calls(step, args.steps, torch.cuda.synchronize if device.type == "cuda" else (lambda: None))
-    median = statistics.median(times)
-    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    median = statistics.median(timed_calls(step, args.steps, sync, clock))
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     return {
-        "precision": args.precision, "checkpointing": bool(args.checkpointing), "device": str(device),
-        "median_step_s": median, "samples_per_s": args.batch / median,
-        "activation_mb": saved["peak"] / 2**20,
+        "root": os.path.dirname(os.path.dirname(diffusers_syn2seq.__file__)), "precision": args.precision,
+        "checkpointing": bool(args.checkpointing), "compile": bool(args.compile), "device": str(device),
+        "threads": torch.get_num_threads(), "median_step_s": median, "steps_per_s": 1 / median,
+        "samples_per_s": args.batch / median, "warmup_s": warmup_s,
+        "activation_mb": None if args.compile else saved["peak"] / 2**20,
         "peak_mb": (torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda"
-        else (saved["peak"] + 4 * params) / 2**20,  # activations + weights, grads, 2 AdamW moments
+        else None if args.compile else (saved["peak"] + 5 * param_bytes) / 2**20,  # + weights, grads, 2 moments, EMA
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "num_parameters": sum(p.numel() for p in model.parameters()),
     }
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", default="dit-s")
-    p.add_argument("--resolution", type=int, default=32)
-    p.add_argument("--frames", type=int, default=8)
-    p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--channels", type=int, default=4)
-    p.add_argument("--patch_size", type=int, default=2)
+    p.add_argument("--preset", default="dit-s", help="a DIT_PRESETS name, or cpu-small (the CPU experiments' model)")
+    for key in ("resolution", "frames", "batch", "channels", "patch_size"):
+        p.add_argument(f"--{key}", type=int, default=None, help="default: from the preset")
     p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first (compilation happens there)")
     p.add_argument("--precisions", default="fp32,bf16")
+    p.add_argument("--checkpointing", default="0,1", help="comma list of 0/1 (gradient checkpointing)")
+    p.add_argument("--compile", default="0", help="comma list of 0/1 (compile_repeated_blocks)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="cpu: process CPU time (busy CPU)")
+    p.add_argument("--rounds", type=int, default=1, help="run every child this many times, interleaved")
+    p.add_argument("--roots", default=None, help="comma list of checkouts to import the package from (PYTHONPATH)")
     p.add_argument("--notes", default=None, help="Append the markdown table to this file.")
     p.add_argument("--child", action="store_true")
     p.add_argument("--precision", default="fp32")
-    p.add_argument("--checkpointing", type=int, default=0)
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    if args.clock == "cpu" and args.threads != 1:
+        p.error(f"--clock cpu: needs --threads 1 (process CPU time sums every thread), got --threads {args.threads}")
+    if args.child:  # one setting each
+        args.checkpointing, args.compile = int(args.checkpointing), int(args.compile)
+    defaults = DATA_DEFAULTS.get(args.preset, DATA_DEFAULTS[None])
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def run_children(args) -> list[dict]:
+    """Every (root, precision, checkpointing, compile) child, `--rounds` times, interleaved."""
+    roots = args.roots.split(",") if args.roots else [None]
+    settings = [(root, precision, int(ckpt), int(comp)) for precision in args.precisions.split(",")
+                for ckpt in args.checkpointing.split(",") for comp in args.compile.split(",") for root in roots]
+    results: dict[tuple, list[dict]] = {s: [] for s in settings}
+    for _ in range(args.rounds):
+        for setting in settings:
+            root, precision, ckpt, comp = setting
+            cmd = [sys.executable, __file__, "--child", "--precision", precision, "--checkpointing", str(ckpt),
+                   "--compile", str(comp), "--clock", args.clock]
+            for key in ("preset", "resolution", "frames", "batch", "channels", "patch_size", "steps", "warmup",
+                        "threads"):
+                if getattr(args, key) is not None:
+                    cmd += [f"--{key}", str(getattr(args, key))]
+            env = dict(os.environ, **({"PYTHONPATH": root} if root else {}))
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
+            results[setting].append(json.loads(out.strip().splitlines()[-1]))
+            print(json.dumps(results[setting][-1]), flush=True)
+    rows = []
+    for runs in results.values():
+        row = dict(runs[0])
+        row["median_step_s"] = statistics.median(r["median_step_s"] for r in runs)
+        row["steps_per_s"], row["samples_per_s"] = 1 / row["median_step_s"], args.batch / row["median_step_s"]
+        rows.append(row)
+    return rows
+
+
+def render(args, rows: list[dict]) -> str:
+    first = rows[0]
+    lines = [f"Training step (train.py's: loss, backward, clipping, AdamW, EMA), {args.preset}, batch {args.batch} x "
+             f"{args.frames} frames x {args.channels}x{args.resolution}x{args.resolution}, patch {args.patch_size}, "
+             f"{first['num_parameters'] / 1e6:.2f}M parameters, device {first['device']}, torch threads "
+             f"{first['threads']}, clock {args.clock}, median of {args.steps} steps"
+             + (f", median over {args.rounds} interleaved rounds" if args.rounds > 1 else "") + ":", "",
+             "| checkout | precision | grad. checkpointing | compiled | step (s) | steps/s | samples/s | activation MB "
+             "| peak MB | max RSS MB | warm-up s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cells = [r["root"], r["precision"], "yes" if r["checkpointing"] else "no", "yes" if r["compile"] else "no",
+                 f"{r['median_step_s']:.3f}", f"{r['steps_per_s']:.2f}", f"{r['samples_per_s']:.2f}",
+                 "n/a" if r["activation_mb"] is None else f"{r['activation_mb']:.1f}",
+                 "n/a" if r["peak_mb"] is None else f"{r['peak_mb']:.1f}", f"{r['max_rss_mb']:.0f}",
+                 f"{r['warmup_s']:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for r in rows[1:]:
+        lines.append(f"{r['root']} {r['precision']} checkpointing={int(r['checkpointing'])} "
+                     f"compiled={int(r['compile'])}: {rows[0]['median_step_s'] / r['median_step_s']:.2f}x the steps/s "
+                     "of the first row.")
+    for off in rows:
+        on = next((r for r in rows if r["checkpointing"] and not off["checkpointing"] and r["activation_mb"]
+                   and off["activation_mb"] and all(r[k] == off[k] for k in ("root", "precision", "compile"))), None)
+        if on is not None:
+            lines.append(f"{off['precision']}: checkpointing cuts activation memory by "
+                         f"{100 * (1 - on['activation_mb'] / off['activation_mb']):.0f}% at "
+                         f"{100 * (on['median_step_s'] / off['median_step_s'] - 1):+.0f}% step time.")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    args = parse_args()
     if args.child:
         print(json.dumps(child(args)))
         return
-    rows = []
-    for precision in args.precisions.split(","):
-        for ckpt in (0, 1):
-            cmd = [sys.executable, __file__, "--child", "--precision", precision, "--checkpointing", str(ckpt)]
-            for key in ("preset", "resolution", "frames", "batch", "channels", "patch_size", "steps", "warmup"):
-                cmd += [f"--{key}", str(getattr(args, key))]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-            rows.append(json.loads(out))
-            print(rows[-1], flush=True)
-    lines = [f"Training step, {args.preset}, batch {args.batch} x {args.frames} frames x {args.channels}x"
-             f"{args.resolution}x{args.resolution}, patch {args.patch_size}, device {rows[0]['device']}, "
-             f"{args.steps} timed steps (median):", "",
-             "| precision | grad. checkpointing | step (s) | samples/s | activation MB | peak MB | max RSS MB |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['precision']} | {'yes' if r['checkpointing'] else 'no'} | {r['median_step_s']:.3f} | "
-                     f"{r['samples_per_s']:.2f} | {r['activation_mb']:.1f} | {r['peak_mb']:.1f} | "
-                     f"{r['max_rss_mb']:.0f} |")
-    for precision in args.precisions.split(","):
-        off, on = [r for r in rows if r["precision"] == precision]
-        lines.append("")
-        lines.append(f"{precision}: checkpointing cuts activation memory by "
-                     f"{100 * (1 - on['activation_mb'] / off['activation_mb']):.0f}% at "
-                     f"{100 * (on['median_step_s'] / off['median_step_s'] - 1):+.0f}% step time.")
-    table = "\n".join(lines)
+    table = render(args, run_children(args))
     print(table)
     if args.notes:
         with open(args.notes, "a") as f:

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Run every benchmark and write one combined table into BENCHMARKS.md (issue 7, performance summary).
 
-    python benchmarks/run_all.py               # the configurations of BENCHMARKS.md's sections (~15-20 min on 2 cores)
+    python benchmarks/run_all.py               # BENCHMARKS.md's configurations (~20-30 min on 2 cores, compiling)
     python benchmarks/run_all.py --quick       # shrunk configurations (~70 s), printed: BENCHMARKS.md is not touched
     python benchmarks/run_all.py --device cuda # GPU (the U-ViT benchmark picks the first GPU itself)
     python benchmarks/run_all.py --no_write    # print the block instead of editing BENCHMARKS.md
@@ -30,9 +30,7 @@ START, END = "<!-- run_all:start -->", "<!-- run_all:end -->"
 
 # (name, script, full arguments, quick arguments)
 BENCHMARKS = [
-    ("transformer (DiT-S)", "bench_transformer.py", [],
-     ["--layers", "2", "--width", "128", "--heads", "2", "--frames", "4", "--tokens", "8", "--repeats", "1",
-      "--modes", "fp32", "--peak_size", "256"]),
+    ("transformer", "bench_transformer.py", [], ["--quick", "--modes", "fp32", "--no_compile"]),
     ("sampling step", "bench_sampling.py", ["--threads", "1"],
      ["--layers", "1", "--width", "64", "--heads", "1", "--frames", "4", "--tokens", "4", "--steps", "2",
       "--repeats", "1", "--modes", "fp32", "--threads", "1"]),
@@ -42,7 +40,8 @@ BENCHMARKS = [
      ["--preset", "dit-tiny", "--resolution", "8", "--frames", "4", "--batch", "1", "--steps", "2", "--warmup", "1",
       "--precisions", "fp32"]),
 ]
-SETTING_HEADERS = ("mode", "pass", "guidance", "precision", "grad. checkpointing")
+SETTING_HEADERS = ("config", "mode", "pass", "compiled", "guidance", "precision", "grad. checkpointing")
+LABELLED_SETTINGS = ("compiled", "grad. checkpointing")  # yes / no cells, shown as "header: value"
 TIME_HEADERS = ("median s", "pipeline s/step", "step (s)")
 THROUGHPUT_HEADERS = ("tokens/s", "frames/s", "samples/s")
 
@@ -93,7 +92,7 @@ def summarize_child(name: str, output: str) -> list[dict[str, str]]:
         thr_col = next((i for i, h in enumerate(header) if h in THROUGHPUT_HEADERS), None)
         out = []
         for row in rows:
-            setting = ", ".join(f"{h}: {row[i]}" if h == "grad. checkpointing" else row[i]
+            setting = ", ".join(f"{h}: {row[i]}" if h in LABELLED_SETTINGS else row[i]
                                 for i, h in enumerate(header) if h in SETTING_HEADERS and i < len(row))
             extra = []
             for i, h in enumerate(header):

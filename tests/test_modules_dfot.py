@@ -12,6 +12,8 @@ import torch
 from diffusers_syn2seq.models import DFoTTransformer3DModel, DFoTUViT3DModel
 from diffusers_syn2seq.models.modules_dfot import (
     DFoTFourierEmbedding,
+    _cached_rope3d_table,
+    _rotate_pairs_real,
     apply_rope3d,
     condition_keep_mask,
     fourier_noise_features,
@@ -72,8 +74,54 @@ def run(model, **inputs) -> torch.Tensor:
 def test_rope_split_matches_dfot(head_dim, split):
     # (d/2) % 3 == 0 -> (d/6,)*3 pairs; == 1 -> (d/6+1, d/6, d/6); == 2 -> (d/6, d/6+1, d/6+1) (dfot.md)
     assert rope3d_axis_dims(head_dim) == split
-    cos, sin = rope3d(head_dim, 2, 3, 4)
-    assert cos.shape == sin.shape == (24, head_dim) and cos.dtype == torch.float32
+    table = rope3d(head_dim, 2, 3, 4)
+    assert table.shape == (24, head_dim // 2, 2) and table.dtype == torch.float32
+
+
+def reference_rope(x: torch.Tensor, grid: tuple[int, int, int], theta: float = 10000.0) -> torch.Tensor:
+    """DFoT's formula, written out independently of modules_dfot: per axis, pair i of its d_a channels turns by
+    pos_a / theta ** (2 i / d_a); x * cos + (-x1, x0) * sin with tables repeated over each pair; in float64."""
+    positions = torch.cartesian_prod(*(torch.arange(n, dtype=torch.float64) for n in grid))  # (N, 3), f-major
+    angles = torch.cat([
+        positions[:, axis, None] / theta ** (torch.arange(0, d, 2, dtype=torch.float64) / d)
+        for axis, d in enumerate(rope3d_axis_dims(x.shape[-1]))
+    ], dim=-1).repeat_interleave(2, dim=-1)  # (N, head_dim)
+    angles = angles.view(angles.shape[0], *([1] * (x.ndim - 3)), angles.shape[-1])
+    x64 = x.double()
+    swapped = torch.stack([-x64[..., 1::2], x64[..., 0::2]], dim=-1).flatten(-2)
+    return x64 * angles.cos() + swapped * angles.sin()
+
+
+@pytest.mark.parametrize("path", ["eager (complex)", "compiled (real)"])
+def test_rope_matches_dfot_formula_on_fused_and_separate_layouts(path):
+    grid, heads, head_dim = (3, 2, 4), 2, 20
+    generator = torch.Generator().manual_seed(0)
+    qkv = torch.randn(2, 24, 3, heads, head_dim, generator=generator)  # a fused projection, (B, N, 3, heads, d)
+    table = rope3d(head_dim, *grid)
+    if path == "eager (complex)":
+        rotate = apply_rope3d
+    else:  # the formulation `torch.compile` traces, called directly
+        def rotate(x, emb):
+            view = emb.view(emb.shape[0], *([1] * (x.ndim - 3)), *emb.shape[1:])
+            return _rotate_pairs_real(x.float().unflatten(-1, (-1, 2)), view).flatten(-2).to(x.dtype)
+    query_key = qkv[:, :, :2]  # a strided view: read in place
+    expected = reference_rope(query_key, grid)
+    torch.testing.assert_close(rotate(query_key, table).double(), expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(rotate(qkv[:, :, 1], table).double(), expected[:, :, 1], rtol=0, atol=1e-5)
+    low = rotate(query_key.bfloat16(), table)
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.double(), reference_rope(query_key.bfloat16(), grid), rtol=1e-2, atol=1e-2)
+
+
+def test_rope_table_is_cached_and_serves_training_after_inference_mode():
+    _cached_rope3d_table.cache_clear()
+    with torch.inference_mode():
+        first = rope3d(8, 2, 3, 5)
+    assert rope3d(8, 2, 3, 5) is first and rope3d(8, 2, 3, 5, device="cpu") is first
+    assert rope3d(8, 2, 3, 5, theta=100.0) is not first
+    x = torch.randn(1, 30, 2, 8, requires_grad=True)
+    apply_rope3d(x, first).pow(2).sum().backward()  # an inference tensor could not be saved for backward
+    torch.testing.assert_close(x.grad, 2 * x.detach())  # a rotation: d|Rx|^2/dx = 2x
 
 
 def test_rope_scores_depend_only_on_relative_positions():

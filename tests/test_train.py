@@ -436,6 +436,27 @@ def test_load_models_from_pipeline_folder_transformer_folder_and_checkpoint(dfot
         load("--pretrained_model_name_or_path", tmp_path / "nope")
 
 
+@pytest.mark.slow
+def test_compile_flag_trains_like_eager(dataset, tmp_path):
+    """`--compile` (regional compilation; ~2 min of Inductor on the 2-core CI machine): the losses of an eager run
+    within float tolerance, and a pipeline folder with the usual weight names."""
+    train = _train_module()
+    common = ["--dataset_dir", str(dataset), "--model_preset", "dit-tiny", "--max_frames", "8", "--report_to", "none",
+              "--mixed_precision", "no", "--train_batch_size", "2", "--max_train_steps", "2",
+              "--checkpointing_steps", "100", "--learning_rate", "1e-3", "--use_ema", "--ema_decay", "0.9"]
+    eager = train.main(common + ["--output_dir", str(tmp_path / "eager")])
+    compiled = train.main(common + ["--output_dir", str(tmp_path / "compiled"), "--compile"])
+    losses = [[entry["train/loss"] for entry in _lines(tmp_path / name / "logs" / "train_log.jsonl")]
+              for name in ("eager", "compiled")]
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-4, atol=1e-6)
+    assert compiled["fixed_batch_loss_end"] == pytest.approx(eager["fixed_batch_loss_end"], rel=1e-4)
+    weights = [load_file(tmp_path / name / "transformer" / "diffusion_pytorch_model.safetensors")
+               for name in ("eager", "compiled")]
+    assert list(weights[1]) == list(weights[0])
+    for key, value in weights[0].items():
+        torch.testing.assert_close(weights[1][key], value, rtol=1e-3, atol=1e-5, msg=key)
+
+
 # --------------------------------------------------------------------------------------------------- two processes
 @pytest.mark.slow
 def test_two_processes_gloo(dataset, tmp_path):

@@ -16,7 +16,8 @@ Both backbones take the same inputs, so they accept and reject the same values w
 * ``condition_mask``, ``camera_rays_mask``: optional ``(B, F)`` bool tensors, False gives that frame the null embedding.
 
 Every floating-point input must be finite, masked frames included (a NaN times a zero mask is still NaN). The value
-checks (finiteness, timestep range) cost one sum per input and a single host synchronisation per forward.
+checks (finiteness, timestep range) cost one sum per input and a single host synchronisation per forward; they are
+skipped while `torch.compile` traces the forward (a whole-model compile), where the shape checks still run.
 """
 
 from collections.abc import Mapping, Sequence
@@ -351,6 +352,10 @@ def check_dfot_inputs(
     for name, value in (("condition", condition), ("camera_rays", camera_rays)):
         if value is not None:
             _check_float_input(name, value, device)
+    if torch.compiler.is_compiling():
+        # Traced into a graph, the host read-back would break it (or sync inside it): the value checks run in eager
+        # forwards only (regional compilation keeps the model's forward, hence these checks, eager).
+        return timestep
     discrete = config["noise_embedding_type"] == "sinusoidal"
     _check_values(
         {"hidden_states": hidden_states, "timestep": timestep, "condition": condition, "camera_rays": camera_rays},

@@ -5,6 +5,7 @@ features, the keep-mask of the per-frame vector condition, and the retired `came
 The inputs both backbones take, and the checks of their configuration and inputs, are in `checks_dfot.py`.
 """
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -16,8 +17,9 @@ from torch import nn
 
 logger = logging.get_logger(__name__)  # pylint: disable=invalid-name
 
-#: ``(cos, sin)``, each ``(N, head_dim)`` float32, for ``N`` tokens ordered frame-major ``(f, h, w)``.
-RotaryEmbedding = tuple[torch.Tensor, torch.Tensor]
+#: ``(N, head_dim / 2, 2)`` float32 ``(cos, sin)`` of the rotation of each channel pair, for ``N`` tokens ordered
+#: frame-major ``(f, h, w)`` (:func:`rope3d`).
+RotaryEmbedding = torch.Tensor
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -44,35 +46,85 @@ def rope3d(
     height: int,
     width: int,
     theta: float = 10000.0,
-    device: torch.device | None = None,
+    device: torch.device | str | None = None,
 ) -> RotaryEmbedding:
-    """``(cos, sin)``, each ``(num_frames * height * width, head_dim)`` float32, for tokens ordered ``(f, h, w)``.
+    """``(num_frames * height * width, head_dim / 2, 2)`` float32 ``(cos, sin)`` of each channel pair's rotation,
+    for tokens ordered ``(f, h, w)``.
 
     Axis ``a`` with ``d_a`` channels rotates pairs ``(x_2i, x_2i+1)`` by ``pos_a / theta ** (2 i / d_a)``; the axes
     occupy consecutive channel blocks in the order frame, height, width. Positions are computed for the actual grid,
     which equals slicing DFoT's flattened (max_frames, h, w) table whenever the grid matches the training size.
+
+    Tables are cached per shape, base and device (every forward of a model asks for the same one), so the returned
+    tensor is shared: read it, never modify it in place.
     """
+    device = torch.device("cpu" if device is None else device)
+    if torch.compiler.is_compiling():  # traced into the graph (constant for the compiled shape) rather than cached
+        return _rope3d_table(head_dim, num_frames, height, width, float(theta), device)
+    return _cached_rope3d_table(head_dim, num_frames, height, width, float(theta), device)
+
+
+def _rope3d_table(
+    head_dim: int, num_frames: int, height: int, width: int, theta: float, device: torch.device
+) -> RotaryEmbedding:
     grid = (num_frames, height, width)
     tables = []
     for axis, (axis_dim, length) in enumerate(zip(rope3d_axis_dims(head_dim), grid)):
         inv_freq = 1.0 / (theta ** (torch.arange(0, axis_dim, 2, device=device).float() / axis_dim))
         angles = torch.arange(length, device=device, dtype=torch.float32)[:, None] * inv_freq[None, :]
-        angles = angles.repeat_interleave(2, dim=-1)  # (length, axis_dim): each frequency for both members of a pair
-        shape = [1, 1, 1, axis_dim]
+        shape = [1, 1, 1, axis_dim // 2]
         shape[axis] = length
-        tables.append(angles.view(shape).expand(*grid, axis_dim))
-    angles = torch.cat(tables, dim=-1).flatten(0, 2)
-    return angles.cos(), angles.sin()
+        tables.append(angles.view(shape).expand(*grid, axis_dim // 2))
+    angles = torch.cat(tables, dim=-1).flatten(0, 2)  # (N, head_dim / 2): one angle per channel pair
+    return torch.stack([angles.cos(), angles.sin()], dim=-1)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_rope3d_table(
+    head_dim: int, num_frames: int, height: int, width: int, theta: float, device: torch.device
+) -> RotaryEmbedding:
+    # Built outside inference mode: a table first built under `torch.inference_mode()` must still serve training.
+    with torch.inference_mode(False), torch.no_grad():
+        return _rope3d_table(head_dim, num_frames, height, width, theta, device)
 
 
 def apply_rope3d(x: torch.Tensor, rotary_emb: RotaryEmbedding) -> torch.Tensor:
-    """Rotate interleaved pairs ``(x0, x1), (x2, x3), ...`` of ``x`` ``(B, N, heads, head_dim)`` by ``rotary_emb``
-    (:func:`rope3d`); computed in float32 as DFoT does, returned in the dtype of ``x``."""
-    cos, sin = (table[None, :, None, :] for table in rotary_emb)  # broadcast over batch and heads
-    x32 = x.float()
-    x_even, x_odd = x32.unflatten(-1, (-1, 2)).unbind(-1)
-    rotated = torch.stack([-x_odd, x_even], dim=-1).flatten(-2)  # (x0, x1) -> (-x1, x0)
-    return (x32 * cos + rotated * sin).to(x.dtype)
+    """Rotate interleaved pairs ``(x0, x1), (x2, x3), ...`` of ``x`` ``(B, N, ..., head_dim)`` by ``rotary_emb``
+    (:func:`rope3d`, ``N`` tokens on dim 1; any dims between, such as heads, broadcast); computed in (at least)
+    float32 as DFoT does, returned in the dtype of ``x``.
+
+    Eager: one complex multiply, which reads ``x`` in place (a float32 view of a fused q/k/v projection is not
+    copied). Under `torch.compile`: the same products written with real tensors, which Inductor fuses into one kernel
+    (it has no code generation for complex operators).
+    """
+    compute_dtype = torch.promote_types(x.dtype, torch.float32)
+    table = rotary_emb.view(rotary_emb.shape[0], *([1] * (x.ndim - 3)), *rotary_emb.shape[1:])
+    pairs = x.to(compute_dtype).unflatten(-1, (-1, 2))  # (B, N, ..., head_dim / 2, 2)
+    rotate = _rotate_pairs_real if torch.compiler.is_compiling() else _rotate_pairs_complex
+    return rotate(pairs, table).flatten(-2).to(x.dtype)
+
+
+def _rotate_pairs_complex(pairs: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """``(x0, x1) -> (x0 cos - x1 sin, x1 cos + x0 sin)`` as the complex product ``(x0 + i x1)(cos + i sin)``."""
+    if not _viewable_as_complex(pairs):
+        pairs = pairs.contiguous()
+    return torch.view_as_real(torch.view_as_complex(pairs) * torch.view_as_complex(table))
+
+
+def _rotate_pairs_real(pairs: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """The rotation of :func:`_rotate_pairs_complex` with real tensors only (for Inductor)."""
+    x_even, x_odd = pairs.unbind(-1)
+    cos, sin = table.unbind(-1)
+    return torch.stack([x_even * cos - x_odd * sin, x_odd * cos + x_even * sin], dim=-1)
+
+
+def _viewable_as_complex(pairs: torch.Tensor) -> bool:
+    """Whether `torch.view_as_complex` accepts ``pairs`` ``(..., 2)``: unit-stride pairs, even strides and offset."""
+    return (
+        pairs.stride(-1) == 1
+        and pairs.storage_offset() % 2 == 0
+        and all(stride % 2 == 0 for stride in pairs.stride()[:-1])
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------

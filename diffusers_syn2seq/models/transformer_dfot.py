@@ -44,7 +44,12 @@ logger = logging.get_logger(__name__)  # pylint: disable=invalid-name
 
 
 class DFoTAttnProcessor:
-    """Full 3D self-attention with axial RoPE on queries and keys, through `dispatch_attention_fn`."""
+    """Full 3D self-attention with axial RoPE on queries and keys, through `dispatch_attention_fn`.
+
+    Queries, keys and values are views of the projections in the ``(B, N, heads, head_dim)`` layout the dispatcher
+    takes; with fused projections (`fuse_qkv_projections`) RoPE rotates queries and keys in one call on the
+    ``(B, N, 2, heads, head_dim)`` view of the fused output.
+    """
 
     _attention_backend = None
     _parallel_config = None
@@ -57,18 +62,17 @@ class DFoTAttnProcessor:
         attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if attn.fused_projections:
-            query, key, value = attn.to_qkv(hidden_states).chunk(3, dim=-1)
+            qkv = attn.to_qkv(hidden_states).unflatten(-1, (3, attn.heads, -1))  # (B, N, 3, heads, head_dim)
+            query_key, value = qkv[:, :, :2], qkv[:, :, 2]
+            if rotary_emb is not None:
+                query_key = apply_rope3d(query_key, rotary_emb)
+            query, key = query_key.unbind(2)
         else:
-            query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
-
-        # (B, N, heads, head_dim): the layout `dispatch_attention_fn` expects.
-        query = query.unflatten(-1, (attn.heads, -1))
-        key = key.unflatten(-1, (attn.heads, -1))
-        value = value.unflatten(-1, (attn.heads, -1))
-
-        if rotary_emb is not None:
-            query = apply_rope3d(query, rotary_emb)
-            key = apply_rope3d(key, rotary_emb)
+            query, key, value = (
+                proj(hidden_states).unflatten(-1, (attn.heads, -1)) for proj in (attn.to_q, attn.to_k, attn.to_v)
+            )
+            if rotary_emb is not None:
+                query, key = apply_rope3d(query, rotary_emb), apply_rope3d(key, rotary_emb)
 
         hidden_states = dispatch_attention_fn(
             query,
@@ -115,8 +119,11 @@ class DFoTAttention(nn.Module, AttentionModuleMixin):
 class DFoTAdaLayerNorm(nn.Module):
     """LayerNorm without affine, modulated by ``n_chunks`` vectors from ``Linear(SiLU(c))`` (shift, scale[, gate]).
 
-    The modulation runs in float32 even under bf16 autocast: it sets the scale of every residual update.
-    ``c`` may be per frame (B, F, 1, D) or per token (B, F, P, D); the output broadcasts against x (B, F, P, D).
+    ``c`` may be per frame (B, F, 1, D) or per token (B, F, P, D); the output broadcasts against x (B, F, P, D). The
+    model applies the SiLU once for all its norms (:meth:`modulation` takes ``SiLU(c)``). The modulation is computed
+    in the compute dtype: the autocast dtype under autocast (the linear's weights stay float32 when
+    `_keep_in_fp32_modules` keeps them, and autocast casts them), else the linear's dtype, cast to the dtype of the
+    residual stream; the LayerNorm statistics are always accumulated in float32 by the kernel.
     """
 
     def __init__(self, dim: int, n_chunks: int, eps: float = 1e-6):
@@ -125,15 +132,21 @@ class DFoTAdaLayerNorm(nn.Module):
         self.eps = eps
         self.linear = nn.Linear(dim, n_chunks * dim, bias=True)
 
-    def modulation(self, cond: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        with torch.autocast(device_type=cond.device.type, enabled=False):
-            emb = F.linear(F.silu(cond.float()), self.linear.weight.float(), self.linear.bias.float())
-        return emb.chunk(self.n_chunks, dim=-1)
+    def modulation(self, cond: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        """``SiLU(c)`` -> ``(shift, 1 + scale[, gate])`` in ``dtype``: the 1 is added to the bias, not to the
+        (possibly per-token) scale, so that no extra pass over the modulation is needed."""
+        bias_chunks = self.linear.bias.chunk(self.n_chunks)
+        bias = torch.cat([bias_chunks[0], bias_chunks[1] + 1, *bias_chunks[2:]])
+        if not torch.is_autocast_enabled(cond.device.type):
+            cond = cond.to(self.linear.weight.dtype)
+        emb = F.linear(cond, self.linear.weight, bias)
+        return tuple(chunk.to(dtype) for chunk in emb.chunk(self.n_chunks, dim=-1))
 
-    def normalize(self, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            x = F.layer_norm(x.float(), (x.shape[-1],), eps=self.eps)
-            return x * (1 + scale) + shift
+    def normalize(self, x: torch.Tensor, shift: torch.Tensor, scale_plus_one: torch.Tensor) -> torch.Tensor:
+        """``LN(x) * (1 + scale) + shift`` in the dtype of ``x``, the multiply-add fused (`torch.addcmul`)."""
+        with torch.autocast(device_type=x.device.type, enabled=False):  # CUDA autocast would run LN in float32
+            normed = F.layer_norm(x, (x.shape[-1],), eps=self.eps)
+            return torch.addcmul(shift, normed, scale_plus_one)
 
 
 @maybe_allow_in_graph
@@ -167,24 +180,25 @@ class DFoTTransformerBlock(nn.Module):
         temb: torch.Tensor,
         rotary_emb: RotaryEmbedding | None = None,
     ) -> torch.Tensor:
-        """hidden_states (B, F, P, D); temb (B, F, 1 or P, D) per-frame or per-token conditioning."""
+        """hidden_states (B, F, P, D); temb (B, F, 1 or P, D) per-frame or per-token conditioning, after the SiLU
+        (the model applies it once for all blocks). Returns hidden states in the dtype they came in."""
         batch_size, num_frames, num_patches, dim = hidden_states.shape
-        compute_dtype = hidden_states.dtype  # the residual stream keeps the dtype the patch embedding produced
+        dtype = hidden_states.dtype  # the residual stream keeps the dtype the patch embedding produced
 
-        shift_msa, scale_msa, gate_msa = self.norm1.modulation(temb)
-        shift_mlp, scale_mlp, gate_mlp = self.norm2.modulation(temb)
+        shift_msa, scale_msa, gate_msa = self.norm1.modulation(temb, dtype)
+        shift_mlp, scale_mlp, gate_mlp = self.norm2.modulation(temb, dtype)
 
-        norm_hidden_states = self.norm1.normalize(hidden_states, shift_msa, scale_msa).to(compute_dtype)
+        norm_hidden_states = self.norm1.normalize(hidden_states, shift_msa, scale_msa)
         if self.residual_form == "dfot":
             hidden_states = norm_hidden_states
         attn_output = self.attn(norm_hidden_states.flatten(1, 2), rotary_emb=rotary_emb)
-        hidden_states = hidden_states + gate_msa * attn_output.view(batch_size, num_frames, num_patches, dim)
+        attn_output = attn_output.view(batch_size, num_frames, num_patches, dim)
+        hidden_states = torch.addcmul(hidden_states, gate_msa, attn_output.to(dtype))
 
-        norm_hidden_states = self.norm2.normalize(hidden_states, shift_mlp, scale_mlp).to(compute_dtype)
+        norm_hidden_states = self.norm2.normalize(hidden_states, shift_mlp, scale_mlp)
         if self.residual_form == "dfot":
             hidden_states = norm_hidden_states
-        hidden_states = hidden_states + gate_mlp * self.ff(norm_hidden_states)
-        return hidden_states.to(compute_dtype)
+        return torch.addcmul(hidden_states, gate_mlp, self.ff(norm_hidden_states).to(dtype))
 
 
 class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin, AttentionMixin):
@@ -228,6 +242,11 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
 
     Configs saved before `camera_dropout` was retired still load; the key is ignored (see
     `modules_dfot.retire_camera_dropout`).
+
+    Speed: `compile_repeated_blocks()` compiles the transformer blocks with `torch.compile` (regional compilation;
+    `pipe.transformer.compile_repeated_blocks()` for sampling, `train.py --compile` for training), and
+    `fuse_qkv_projections()` fuses the q/k/v projections for inference. Neither changes the weight names. The input
+    value checks are skipped while `torch.compile` traces a whole-model compile (`torch.compile(model)`).
     """
 
     _supports_gradient_checkpointing = True
@@ -337,6 +356,12 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
         nn.init.zeros_(self.proj_out.weight)
         nn.init.zeros_(self.proj_out.bias)
 
+    def _modulation_dtype(self, device: torch.device) -> torch.dtype:
+        """Dtype of the AdaLN modulation: the autocast dtype under autocast, else the modulation weights' dtype."""
+        if torch.is_autocast_enabled(device.type):
+            return torch.get_autocast_dtype(device.type)
+        return self.norm_out.linear.weight.dtype
+
     def embed_noise_levels(self, timestep: torch.Tensor) -> torch.Tensor:
         """(B, F) noise levels -> (B, F, D) float32 embeddings."""
         if self.time_proj is None:
@@ -365,7 +390,8 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
         if camera_rays is None:
             return torch.zeros(hidden_states.shape, dtype=torch.float32, device=hidden_states.device)
         rays = camera_rays.transpose(1, 2).flatten(0, 1).to(self.camera_embedding.weight.dtype)
-        ray_emb = self.camera_embedding(rays).flatten(2).transpose(1, 2).unflatten(0, hidden_states.shape[:2]).float()
+        ray_emb = self.camera_embedding(rays).flatten(2).transpose(1, 2).contiguous()  # (see step 1 of `forward`)
+        ray_emb = ray_emb.unflatten(0, hidden_states.shape[:2]).float()
         if camera_rays_mask is None:
             return ray_emb
         return ray_emb * camera_rays_mask.to(device=ray_emb.device, dtype=torch.bool)[:, :, None, None].float()
@@ -417,18 +443,23 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
         p = cfg.patch_size
         grid_h, grid_w = height // p, width // p
 
-        # 1. Patchify every frame: (B, C, F, H, W) -> (B, F, P, D), in the patch embedding's dtype.
+        # 1. Patchify every frame: (B, C, F, H, W) -> (B, F, P, D), in the patch embedding's dtype. Made contiguous
+        # once here: element-wise ops keep their input's layout, so a transposed residual stream would make every
+        # LayerNorm and reshape of every block copy it.
         frames = hidden_states.transpose(1, 2).flatten(0, 1).to(self.patch_embedding.weight.dtype)
-        hidden_states = self.patch_embedding(frames).flatten(2).transpose(1, 2).unflatten(0, (batch_size, num_frames))
+        hidden_states = self.patch_embedding(frames).flatten(2).transpose(1, 2).contiguous()
+        hidden_states = hidden_states.unflatten(0, (batch_size, num_frames))
         rotary_emb = rope3d(cfg.attention_head_dim, num_frames, grid_h, grid_w, cfg.rope_theta, hidden_states.device)
 
-        # 2. Conditioning, per frame (B, F, 1, D); per token (B, F, P, D) once camera rays are added.
+        # 2. Conditioning, per frame (B, F, 1, D); per token (B, F, P, D) once camera rays are added. Every AdaLN
+        # takes SiLU(temb): applied once here, in the dtype the modulations run in.
         temb = self.embed_noise_levels(timestep)
         if self.condition_embedding is not None and condition is not None:
             temb = temb + self.embed_condition(condition, condition_mask)
         temb = temb[:, :, None, :]
-        if self.camera_embedding is not None:
+        if self.camera_embedding is not None and camera_rays is not None:  # no rays: the null pose, zeros
             temb = temb + self.embed_camera_rays(camera_rays, camera_rays_mask, hidden_states)
+        temb = F.silu(temb).to(self._modulation_dtype(temb.device))
 
         # 3. Transformer blocks.
         for block in self.transformer_blocks:
@@ -438,8 +469,8 @@ class DFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMix
                 hidden_states = block(hidden_states, temb, rotary_emb)
 
         # 4. Output AdaLN + projection, then unpatchify (channel order within a patch: (p, q, c) as in DFoT).
-        shift, scale = self.norm_out.modulation(temb)
-        hidden_states = self.proj_out(self.norm_out.normalize(hidden_states, shift, scale).to(hidden_states.dtype))
+        shift, scale = self.norm_out.modulation(temb, hidden_states.dtype)
+        hidden_states = self.proj_out(self.norm_out.normalize(hidden_states, shift, scale))
         out_channels = cfg.out_channels or cfg.in_channels
         hidden_states = hidden_states.view(batch_size, num_frames, grid_h, grid_w, p, p, out_channels)
         output = hidden_states.permute(0, 6, 1, 2, 4, 3, 5).reshape(batch_size, out_channels, num_frames, height, width)
