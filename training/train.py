@@ -175,9 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "compared at equal compute, e.g. benchmarks/recipe_search.py. Resumed runs count afresh.")
     g.add_argument("--gradient_accumulation_steps", type=int, default=1)
     g.add_argument("--gradient_checkpointing", action="store_true")
-    g.add_argument("--compile", action="store_true", help="torch.compile the transformer blocks "
-                   "(compile_repeated_blocks); the first step, eval forward and input shape compile first. Off by "
-                   "default: no gain measured on CPU (matmul/attention bound). CPU needs a C++ compiler.")
+    g.add_argument("--compile", action="store_true", help="torch.compile the transformer blocks (compile_repeated_"
+                   "blocks); off by default: no gain measured on CPU, where it needs a C++ compiler.")
     g.add_argument("--learning_rate", type=float, default=1e-4)
     g.add_argument("--scale_lr", action="store_true", help="Multiply the LR by batch x accumulation x processes.")
     g.add_argument("--lr_scheduler", type=str, default="constant_with_warmup",
@@ -214,9 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--hub_model_id", type=str, default=None)
     g.add_argument("--hub_token", type=str, default=None)
     g.add_argument("--hub_private", action="store_true")
-    g.add_argument("--hub_dry_run", action="store_true",
-                   help="With --push_to_hub (an error without it): write what would be uploaded to "
-                        "OUTPUT/hub_dry_run instead of uploading, no network.")
+    g.add_argument("--hub_dry_run", action="store_true", help="With --push_to_hub (an error without it): write "
+                   "what would be uploaded to OUTPUT/hub_dry_run instead of uploading, no network.")
     g.add_argument("--license", type=str, default="apache-2.0")
     return p
 
