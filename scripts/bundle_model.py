@@ -32,6 +32,11 @@ MAX_BYTES = 20 * 1024 * 1024
 # the Syn2Seq settings travel in model_index.json (pipeline configuration)
 PIPELINE_FILES = ("model_index.json", TRAINING_SUMMARY_FILENAME)
 COMPONENT_SUFFIXES = (".json", ".safetensors")
+# the model card's closing section, after whichever scores the card gets
+LOADING_SECTION = ["", "## Loading the bundled copy", "", "```python",
+                   "from diffusers_syn2seq import Syn2SeqPipeline, bundled_model_path",
+                   "", "pipe = Syn2SeqPipeline.from_pretrained(bundled_model_path())", "```", "",
+                   "or `syn2seq demo` / `syn2seq generate --exo exo.mp4 --poses poses.json --out ego.mp4`.", ""]
 
 
 def resolve(path: str | Path) -> Path:
@@ -88,10 +93,7 @@ def scores_section(results: dict, row: str, seed: int) -> str:
                 lines.append(f"| {name} | {direction} | {b['summary']['psnr']['mean']:.2f} | "
                              f"{b['summary']['ssim']['mean']:.3f} |")
     lines += ["", "Full table, plot and commands: `benchmarks/results/REPORT.md` in the diffusers-syn2seq repository.",
-              "", "## Loading the bundled copy", "", "```python",
-              "from diffusers_syn2seq import Syn2SeqPipeline, bundled_model_path",
-              "", "pipe = Syn2SeqPipeline.from_pretrained(bundled_model_path())", "```", "",
-              "or `syn2seq demo` / `syn2seq generate --exo exo.mp4 --poses poses.json --out ego.mp4`.", ""]
+              *LOADING_SECTION]
     return "\n".join(lines)
 
 
@@ -131,10 +133,7 @@ def evaluation_section(report: dict, model: Path) -> str:
     for name, d in report.get("row_minus_baseline", {}).items():
         lines.append(f"| `{name}` | {_cell(d['psnr'], 2, '+')} | {_cell(d['ssim'], 3, '+')} | "
                      f"{_cell(d['layout_psnr'], 2, '+')} |")
-    lines += ["", "## Loading the bundled copy", "", "```python",
-              "from diffusers_syn2seq import Syn2SeqPipeline, bundled_model_path",
-              "", "pipe = Syn2SeqPipeline.from_pretrained(bundled_model_path())", "```", "",
-              "or `syn2seq demo` / `syn2seq generate --exo exo.mp4 --poses poses.json --out ego.mp4`.", ""]
+    lines += LOADING_SECTION
     return "\n".join(lines)
 
 
