@@ -41,9 +41,11 @@ interrupted training run resumes from its latest checkpoint):
    otherwise drawn with PIL).
 
 Scale `cpu-small` (the default) was sized on a 2-core AVX2 EPYC: 32x32 frames, 4 exo + 4 transition + 4 ego frames,
-a DiT of 4 layers x width 128 (patch 4, 1.3M parameters), batch 4, fp32, 1200 steps, 2 seeds. Measured with
+a DiT of 4 layers x width 128 (patch 4, 1.3M parameters), batch 4, fp32, 2 seeds; since issue 12 it trains with the
+bundled model's recipe (`flat_uniform` scenes, lr 1e-3 with 200 warm-up steps and cosine decay, EMA 0.999) for 1000
+steps. Per-step figures, measured with
 `training/train.py` (EMA on), two runs side by side at one thread each: 1.05 s per step with the 12-frame window and
-0.72 s with the 8-frame `jump` window; a 1-scene sampling forward takes 0.09 s. 9 runs x 1200 steps on 2 parallel
+0.72 s with the 8-frame `jump` window; a 1-scene sampling forward takes 0.09 s. 9 runs x 1000 steps on 2 parallel
 jobs plus 10 evaluations of 32 scenes x 25 steps x 5 generations (4 samples + the swapped-exo one) give the
 estimate printed at start-up: about 2 h.
 """
@@ -74,21 +76,25 @@ from jobs import log, run_commands  # noqa: E402
 SCALES: dict[str, dict] = {
     "cpu-small": dict(resolution=32, frames=4, transition_frames=4, num_train=400, num_validation=8, num_test=32,
                       preset="dit-s", model_config=dict(num_layers=4, num_attention_heads=2, attention_head_dim=64),
-                      patch_size=4, batch_size=4, steps=1200, learning_rate=3e-4, warmup=100, ema_decay=0.999,
+                      # the recipe of the bundled model (benchmarks/results/LONG_RUNS.md) at a shorter length
+                      style="flat_uniform", patch_size=4, batch_size=4, steps=1000, learning_rate=1e-3,
+                      lr_scheduler="cosine", warmup=200, ema_decay=0.999,
                       seeds=[0, 1], bidirectional_seeds=[0], inference_steps=25, num_samples=4, device="cpu",
                       precision="fp32", jobs=2, threads=1, checkpointing_steps=400,
                       # measured on the 2-core CPU (module docstring): seconds per training step at 12 and 8 frames
                       # and per sampling forward of one scene
                       est_step_s=1.05, est_step_jump_s=0.72, est_forward_s=0.09),
     "gpu": dict(resolution=64, frames=8, transition_frames=8, num_train=4000, num_validation=32, num_test=128,
-                preset="dit-s", model_config=None, patch_size=4, batch_size=32, steps=20000, learning_rate=2e-4,
-                warmup=500, ema_decay=0.9999, seeds=[0, 1, 2], bidirectional_seeds=[0], inference_steps=50,
+                preset="dit-s", model_config=None, style="textured", patch_size=4, batch_size=32, steps=20000,
+                learning_rate=2e-4, lr_scheduler="constant_with_warmup", warmup=500, ema_decay=0.9999,
+                seeds=[0, 1, 2], bidirectional_seeds=[0], inference_steps=50,
                 num_samples=4, device="cuda", precision="bf16", jobs=1, threads=4, checkpointing_steps=2000,
                 est_step_s=None, est_step_jump_s=None, est_forward_s=None),
     "smoke": dict(resolution=16, frames=2, transition_frames=2, num_train=3, num_validation=1, num_test=3,
                   preset="dit-tiny", model_config=dict(num_layers=1, num_attention_heads=1, attention_head_dim=16,
                                                        noise_embedding_dim=16),
-                  patch_size=4, batch_size=2, steps=2, learning_rate=1e-3, warmup=0, ema_decay=0.9,
+                  style="textured", patch_size=4, batch_size=2, steps=2, learning_rate=1e-3,
+                  lr_scheduler="constant_with_warmup", warmup=0, ema_decay=0.9,
                   seeds=[0, 1], bidirectional_seeds=[0], inference_steps=2, num_samples=2, device="cpu",
                   precision="fp32", jobs=1,
                   threads=1, checkpointing_steps=1000, est_step_s=None, est_step_jump_s=None, est_forward_s=None),
@@ -127,12 +133,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, help="exo frames = ego frames per take")
     p.add_argument("--transition_frames", "--transition-frames", type=int)
     p.add_argument("--style", choices=SCENE_STYLES,
-                   help="SynthEgoExo scene style of the data (default textured: procedural textures)")
+                   help="SynthEgoExo scene style of the data (default: flat_uniform at cpu-small, the style a CPU "
+                        "model learns; textured at gpu)")
     p.add_argument("--num_train", "--num-train", type=int)
     p.add_argument("--num_test", "--num-test", type=int)
     p.add_argument("--steps", type=int, help="training steps per run")
     p.add_argument("--batch_size", "--batch-size", type=int)
     p.add_argument("--learning_rate", "--learning-rate", type=float)
+    p.add_argument("--lr_scheduler", "--lr-scheduler", choices=["constant_with_warmup", "cosine"],
+                   help="learning-rate schedule of every training run (default: cosine at cpu-small)")
+    p.add_argument("--warmup", type=int, help="learning-rate warm-up steps")
     p.add_argument("--preset", choices=["dit-tiny", "dit-s", "dit-b", "dit-l", "dit-xl"],
                    help="DiT size (drops the scale's reduced model config)")
     p.add_argument("--seeds", type=int, nargs="+", help="training seeds of every row (>= 2 for intervals over seeds)")
@@ -158,10 +168,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_config(args: argparse.Namespace) -> dict:
     scale = "smoke" if args.smoke else args.scale
     cfg = dict(SCALES[scale], scale=scale)
-    cfg["style"] = "textured"
     for key in ("resolution", "frames", "transition_frames", "style", "num_train", "num_test", "steps", "batch_size",
-                "learning_rate", "seeds", "inference_steps", "num_samples", "device", "precision", "jobs",
-                "threads"):
+                "learning_rate", "lr_scheduler", "warmup", "seeds", "inference_steps", "num_samples", "device",
+                "precision", "jobs", "threads"):
         value = getattr(args, key)
         if value is not None:
             cfg[key] = value
@@ -213,7 +222,7 @@ def training_runs(cfg: dict, work: Path, render: Path, crossfade: Path) -> list[
                     "--mode", mode, "--reverse_prob", str(reverse), "--transition_source", "cached",
                     "--num_transition_frames", str(cfg["transition_frames"]), "--seed", str(seed),
                     "--train_batch_size", str(cfg["batch_size"]), "--max_train_steps", str(cfg["steps"]),
-                    "--learning_rate", str(cfg["learning_rate"]), "--lr_scheduler", "constant_with_warmup",
+                    "--learning_rate", str(cfg["learning_rate"]), "--lr_scheduler", cfg["lr_scheduler"],
                     "--lr_warmup_steps", str(cfg["warmup"]), "--use_ema", "--ema_decay", str(cfg["ema_decay"]),
                     "--mixed_precision", "no" if cfg["precision"] == "fp32" else "bf16",
                     "--checkpointing_steps", str(cfg["checkpointing_steps"]), "--checkpoints_total_limit", "1",
@@ -415,7 +424,9 @@ def write_report(results: dict, path: Path, plot_name: str) -> None:
               f"{' with ' + json.dumps(cfg['model_config']) if cfg['model_config'] else ''}, "
               f"patch {cfg['patch_size']}, "
               f"{results.get('num_parameters', 'n/a')} parameters, Plücker pose conditioning; {cfg['steps']} steps, "
-              f"batch {cfg['batch_size']}, lr {cfg['learning_rate']}, EMA {cfg['ema_decay']}; training seeds "
+              f"batch {cfg['batch_size']}, lr {cfg['learning_rate']} "
+              f"({cfg.get('lr_scheduler', 'constant_with_warmup')}, "
+              f"{cfg['warmup']} warm-up steps), EMA {cfg['ema_decay']}; training seeds "
               f"{cfg['seeds']} (both-directions model: {cfg['bidirectional_seeds']}); {cfg['inference_steps']} "
               f"sampling steps, full-sequence schedule, no guidance.", "",
               f"Scores: PSNR (dB) and SSIM over the generated target frames; mean over test scenes of each scene's "
