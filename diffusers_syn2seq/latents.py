@@ -1,22 +1,64 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Per-frame VAE encoding and decoding between pixels and model space, shared by the pipeline and training.
+"""VAE encoding and decoding between pixels and model space (per-frame image VAEs and causal video VAEs), shared by
+the pipeline and training, and the per-take latent cache.
 
-Latent models see each frame encoded on its own by a 2D `AutoencoderKL` (posterior mode), shifted and scaled into
-model space: `(z - shift_factor) * scaling_factor`. The pipeline, the training script and the latent cache all go
-through these functions, so training and sampling cannot disagree on that space.
+Per-frame VAEs (`AutoencoderKL`): each frame is encoded on its own (posterior mode) and shifted and scaled into model
+space, `(z - shift_factor) * scaling_factor`. Causal video VAEs (`AutoencoderKLWan`; any VAE whose config has
+`temperal_downsample`): a whole clip is encoded at once, frame 0 alone and then chunks of `t` frames
+(`vae_scale_factors`), and normalised per channel, `(z - latents_mean) / latents_std`. Such a VAE is causal: encoding
+a prefix gives the prefix of the joint encoding and decoding likewise, but a clip encoded on its own differs from the
+same frames inside a longer clip (its first latent becomes an image latent) and `enc(flip(x)) != flip(enc(x))`. So
+sequences are encoded jointly, in sequence order, and decoded from their first latent. The pipeline, the training
+script and the latent cache all go through these functions, so training and sampling cannot disagree on that space.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from .data.sequence import frames_to_tensor
+from .data.sequence import DIRECTIONS, build_syn2seq_sequence, frames_to_tensor, latent_sequence
 
-__all__ = ["decode_frames", "encode_frames", "encode_take_latents"]
+__all__ = [
+    "decode_frames",
+    "decode_video",
+    "encode_frames",
+    "encode_take_latents",
+    "encode_video",
+    "is_video_vae",
+    "vae_scale_factors",
+]
+
+
+def is_video_vae(vae) -> bool:
+    """True for a causal video VAE (`AutoencoderKLWan` and others whose config has `temperal_downsample`), which
+    encodes `(B, 3, F, H, W)` clips jointly; False for a per-frame image VAE and for None."""
+    return vae is not None and getattr(vae.config, "temperal_downsample", None) is not None
+
+
+def vae_scale_factors(vae) -> tuple[int, int]:
+    """`(temporal, spatial)` compression: `(1, 1)` without a VAE, `(1, 2 ** (levels - 1))` for a per-frame
+    `AutoencoderKL`, and for a causal video VAE `2 ** (temporal downsamplings)` pixel frames per latent frame after
+    the first (4 for Wan) and its `scale_factor_spatial` (else `2 ** len(temperal_downsample)`, 8 for Wan)."""
+    if vae is None:
+        return 1, 1
+    if is_video_vae(vae):
+        downsample = list(vae.config.temperal_downsample)
+        spatial = getattr(vae.config, "scale_factor_spatial", None) or 2 ** len(downsample)
+        return 2 ** sum(bool(d) for d in downsample), int(spatial)
+    return 1, 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+def _video_normalisation(vae, channels: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel `(mean, std)` of a video VAE's latents, shaped `(1, C, 1, 1, 1)` (0 and 1 when not configured)."""
+    mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
+    if mean is None or std is None or len(mean) != channels or len(std) != channels:
+        return torch.zeros(1, channels, 1, 1, 1, device=device), torch.ones(1, channels, 1, 1, 1, device=device)
+    shape = (1, channels, 1, 1, 1)
+    return (torch.tensor(mean, device=device).view(shape), torch.tensor(std, device=device).view(shape))
 
 
 def encode_frames(vae, frames: torch.Tensor) -> torch.Tensor:
@@ -35,15 +77,65 @@ def decode_frames(vae, latents: torch.Tensor) -> torch.Tensor:
     return vae.decode(z.to(vae.device, vae.dtype)).sample.float()
 
 
+def encode_video(vae, video: torch.Tensor) -> torch.Tensor:
+    """Clips `(B, 3, F, H, W)` in [-1, 1] -> model space `(B, C, F', h, w)` float32: the pixels themselves without a
+    VAE, each frame encoded on its own by a per-frame VAE (`F' = F`), or the whole clip encoded jointly by a causal
+    video VAE (`F = 1 + t a` frames -> `F' = 1 + a` latents; other counts raise, since the VAE would silently drop
+    the frames of an incomplete chunk)."""
+    if vae is None:
+        return video.float()
+    batch, _, frames = video.shape[:3]
+    if not is_video_vae(vae):
+        latents = encode_frames(vae, video.transpose(1, 2).flatten(0, 1))
+        return latents.unflatten(0, (batch, frames)).transpose(1, 2)
+    t = vae_scale_factors(vae)[0]
+    if frames < 1 or (frames - 1) % t:
+        raise ValueError(f"`video` must have 1 + {t} * a frames for a VAE compressing time {t}x, got {frames}.")
+    z = vae.encode(video.to(vae.device, vae.dtype)).latent_dist.mode().float()
+    mean, std = _video_normalisation(vae, z.shape[1], z.device)
+    return (z - mean) / std
+
+
+def decode_video(vae, latents: torch.Tensor) -> torch.Tensor:
+    """Inverse of `encode_video`: model space `(B, C, F', h, w)` -> pixels `(B, 3, F, H, W)` float32 in [-1, 1]. A
+    causal video VAE decodes the latents as one clip from their first latent (`F = 1 + t (F' - 1)` frames): pass the
+    whole sequence, source latents first, and keep the part you need."""
+    if vae is None:
+        return latents.float()
+    batch, _, frames = latents.shape[:3]
+    if not is_video_vae(vae):
+        images = decode_frames(vae, latents.transpose(1, 2).flatten(0, 1))
+        return images.unflatten(0, (batch, frames)).transpose(1, 2)
+    mean, std = _video_normalisation(vae, latents.shape[1], latents.device)
+    z = latents.float() * std + mean
+    return vae.decode(z.to(vae.device, vae.dtype)).sample.float()
+
+
 @torch.no_grad()
 def encode_take_latents(vae, take: Mapping[str, Any], transition_fn=None, num_transition_frames: int | None = None,
-                        batch_size: int = 16) -> dict[str, Any]:
-    """Latents of one decoded take for `Syn2SeqTrainingWindows(latents=...)`: `exo`, `ego`, `transition` (the cached
-    transition, else `transition_fn(exo[-1], ego[0], n)`, else None) as CPU `(T, C, h, w)`, and their poses.
+                        batch_size: int = 16, mode: str = "video+pose", reversal: str = "full",
+                        directions: Sequence[str] = DIRECTIONS) -> dict[str, Any]:
+    """Latents of one decoded take for `Syn2SeqTrainingWindows(latents=...)`.
 
-    `take` holds uint8 `(T, H, W, 3)` videos (`Syn2SeqClipDataset` items); they are encoded `batch_size` frames at a
-    time.
+    Per-frame VAE: `exo`, `ego`, `transition` (the cached transition, else `transition_fn(exo[-1], ego[0], n)`, else
+    None) as CPU `(T, C, h, w)`, encoded `batch_size` frames at a time, and their poses; any mode, direction and
+    reversal can be laid out from them (a latent per frame, so flipping latents is flipping frames).
+
+    Causal video VAE: that is not exact (a clip encoded alone differs from the same frames in the sequence, and
+    `enc(flip(x)) != flip(enc(x))`), so the cache holds, for each of `directions`, the whole pixel sequence of
+    `build_syn2seq_sequence(take, mode, direction == "ego2exo", reversal, ...)`, cut to latent boundaries and encoded
+    jointly in sequence order: exactly the latents the pipeline sees when it encodes that source and decodes after
+    it. Returned: `{"take_id", "mode", "reversal", "sequences": {direction: latent sequence (`latent_sequence`)}}`.
     """
+    if is_video_vae(vae):
+        t = vae_scale_factors(vae)[0]
+        sequences = {}
+        for direction in directions:
+            pixels = build_syn2seq_sequence(take, mode, direction == "ego2exo", reversal, transition_fn,
+                                            num_transition_frames, temporal_compression=t)
+            latents = encode_video(vae, pixels["frames"].transpose(0, 1)[None])[0].transpose(0, 1).cpu()
+            sequences[direction] = latent_sequence(pixels, latents, t)
+        return {"take_id": take.get("take_id"), "mode": mode, "reversal": reversal, "sequences": sequences}
 
     def encode(video: np.ndarray) -> torch.Tensor:
         pixels = frames_to_tensor(video)

@@ -23,23 +23,31 @@ Per-frame tensors of a built sequence (F frames): `frames` `(F, C, H, W)` float3
 latents); `poses` float64 `(F, 16)` in the take's world frame (the DFoT pose vector of `camera.py`; normalised per
 window by `windows.window_camera_rays`); `pose_mask` bool `(F,)`; `segment_ids` int64 `(F,)`; `frame_mask` bool
 `(F,)` (False only for collate padding); `frame_index` int64 `(F,)`, the frame's index within its own clip.
+
+Causal video VAEs (`AutoencoderKLWan`, time compressed `t = 4`x: pixel frame 0 alone, then chunks of `t`): a
+sequence is encoded jointly, in sequence order, and must lie on latent boundaries: the source (first segment) holds
+`1 + t*a` pixel frames, the transition `t*b` and the target `t*c`. `LatentLayout` counts such a sequence in latent
+frames (`1 + a | b | c`); `trim_to_latent_boundaries` fits a built pixel sequence to them and `latent_sequence` turns
+it into the per-frame tensors of its latents. Latents are never flipped (`enc(flip(x)) != flip(enc(x))`): Ego2Exo
+reverses the pixels before encoding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..camera import interpolate_camera_path
-from ..validation import check_choice, check_non_negative_int
+from ..validation import check_choice, check_non_negative_int, check_positive_int
 
 __all__ = [
     "DEFAULT_NUM_TRANSITION_FRAMES",
     "DIRECTIONS",
+    "LatentLayout",
     "MODES",
     "REVERSALS",
     "SEGMENT_EGO",
@@ -48,6 +56,8 @@ __all__ = [
     "SequenceLayout",
     "build_syn2seq_sequence",
     "frames_to_tensor",
+    "latent_sequence",
+    "trim_to_latent_boundaries",
 ]
 
 MODES = ("jump", "video", "video+pose")
@@ -58,6 +68,8 @@ SEGMENT_NAMES = {SEGMENT_EXO: "exo", SEGMENT_TRANSITION: "transition", SEGMENT_E
 # The one default transition length (training, pipeline config, command line); "jump" always has none.
 DEFAULT_NUM_TRANSITION_FRAMES = 4
 TransitionFn = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
+# The per-frame tensors of a built sequence (one row per frame, sequence order).
+PER_FRAME_KEYS = ("frames", "poses", "pose_mask", "segment_ids", "frame_mask", "frame_index")
 
 
 @dataclass(frozen=True)
@@ -185,6 +197,91 @@ class SequenceLayout:
         return self.gather(exo_poses, transition, ego_poses, dim=-2)
 
 
+@dataclass(frozen=True)
+class LatentLayout:
+    """A `SequenceLayout` counted in the latent frames of a causal video VAE that compresses time `t` times.
+
+    The VAE encodes pixel frame 0 of the sequence alone, then chunks of `t` frames: latent frame 0 holds pixel frame 0
+    and latent frame `j >= 1` pixel frames `1 + t (j - 1) .. t j` (sequence order). Segments start on latent
+    boundaries when the first segment (the source) has `1 + t a` pixel frames and the other two `t b` and `t c`; the
+    latent sequence is then `[1 + a | b | c]`. Every latent frame carries the pose, pose mask, segment id and clip
+    index of the last pixel frame it encodes (`pixel_index`: `0, t, 2t, ...`). Latents stay in sequence order: a
+    reversed segment cannot be flipped back in latent space (`slices`, unlike `SequenceLayout.split`).
+
+    Args:
+        pixels: the layout in pixel frames.
+        temporal_compression: `t` (>= 1).
+    """
+
+    pixels: SequenceLayout
+    temporal_compression: int
+
+    def __post_init__(self):
+        t = check_positive_int("temporal_compression", self.temporal_compression)
+        for position, (sid, n, _) in enumerate(self.pixels.segments):
+            name = f"num_{SEGMENT_NAMES[sid]}"
+            if position == 0 and (n < 1 or (n - 1) % t):
+                raise ValueError(f"`{name}` (the source, first in sequence order) must be 1 + {t} * a pixel frames "
+                                 f"(1, {1 + t}, {1 + 2 * t}, ...) for a VAE compressing time {t}x, got {n}.")
+            if position > 0 and n % t:
+                raise ValueError(f"`{name}` must be a multiple of {t} pixel frames (whole latent frames of a VAE "
+                                 f"compressing time {t}x), got {n}.")
+
+    @property
+    def segments(self) -> tuple[tuple[int, int, bool], ...]:
+        """`(segment_id, latent frames, reversed_in_time)` of each segment, in sequence order."""
+        t = self.temporal_compression
+        return tuple((sid, (n - 1) // t + 1 if position == 0 else n // t, flipped)
+                     for position, (sid, n, flipped) in enumerate(self.pixels.segments))
+
+    @property
+    def num_frames(self) -> int:
+        return sum(n for _, n, _ in self.segments)
+
+    @property
+    def source(self) -> str:
+        return self.pixels.source
+
+    @property
+    def target(self) -> str:
+        return self.pixels.target
+
+    @property
+    def pixel_index(self) -> torch.Tensor:
+        """int64 `(L,)`: the pixel frame (sequence order) whose pose, mask and ids each latent frame carries."""
+        return torch.arange(self.num_frames, dtype=torch.int64) * self.temporal_compression
+
+    def subsample(self, per_pixel_frame: torch.Tensor, dim: int = 0) -> torch.Tensor:
+        """A per-pixel-frame tensor in sequence order -> its values at the latent frames (`pixel_index`)."""
+        if per_pixel_frame.shape[dim] != self.pixels.num_frames:
+            raise ValueError(f"`per_pixel_frame` must have {self.pixels.num_frames} frames along dim {dim}, got "
+                             f"{per_pixel_frame.shape[dim]}.")
+        return per_pixel_frame.index_select(dim, self.pixel_index.to(per_pixel_frame.device))
+
+    @property
+    def segment_ids(self) -> torch.Tensor:
+        return self.subsample(self.pixels.segment_ids)
+
+    @property
+    def pose_mask(self) -> torch.Tensor:
+        return self.subsample(self.pixels.pose_mask)
+
+    @property
+    def frame_index(self) -> torch.Tensor:
+        return self.subsample(self.pixels.frame_index)
+
+    def slices(self, sequence: torch.Tensor, dim: int = 0) -> dict[str, torch.Tensor]:
+        """`{"exo", "transition", "ego"}` slices of a latent sequence, each left in sequence order."""
+        if sequence.shape[dim] != self.num_frames:
+            raise ValueError(f"`sequence` must have {self.num_frames} latent frames along dim {dim}, got "
+                             f"{sequence.shape[dim]}.")
+        out, start = {}, 0
+        for sid, n, _ in self.segments:
+            out[SEGMENT_NAMES[sid]] = sequence.narrow(dim, start, n)
+            start += n
+        return out
+
+
 def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
     """uint8 `(T, H, W, 3)` in [0, 255] -> float32 `(T, 3, H, W)` in [-1, 1]."""
     frames = np.asarray(frames)
@@ -235,6 +332,7 @@ def build_syn2seq_sequence(
     reversal: str = "full",
     transition_fn: TransitionFn | None = None,
     num_transition_frames: int | None = None,
+    temporal_compression: int = 1,
 ) -> dict[str, Any]:
     """Lay out one exo/ego take as a Syn2Seq sequence (module docstring for the tensors).
 
@@ -248,6 +346,8 @@ def build_syn2seq_sequence(
         transition_fn: makes the transition of image clips that have none (`first_frame, last_frame, num_frames ->
             frames`, e.g. `transitions.CrossfadeTransition`); required then in the `video` modes.
         num_transition_frames: frames for `transition_fn` (required with it).
+        temporal_compression: `t` of the causal video VAE the pixel sequence will be encoded with; above 1 the
+            sequence is cut to latent boundaries (`trim_to_latent_boundaries`).
 
     Returns:
         dict with `frames`, `poses`, `pose_mask`, `segment_ids`, `frame_mask`, `frame_index` (full length),
@@ -272,7 +372,7 @@ def build_syn2seq_sequence(
         _poses(sample["ego_poses"], len(ego), "ego_poses"),
         None if cached_path is None else _poses(cached_path, layout.num_transition, "transition_poses"),
     )
-    return {
+    sequence = {
         "frames": layout.gather(exo, transition, ego),
         "poses": poses,
         "pose_mask": layout.pose_mask,
@@ -285,3 +385,47 @@ def build_syn2seq_sequence(
         "num_frames": tuple(n for _, n, _ in layout.segments),
         "take_id": sample.get("take_id"),
     }
+    if check_positive_int("temporal_compression", temporal_compression) > 1:
+        sequence = trim_to_latent_boundaries(sequence, temporal_compression)
+    return sequence
+
+
+def trim_to_latent_boundaries(sequence: Mapping[str, Any], temporal_compression: int) -> dict[str, Any]:
+    """Cut a built pixel sequence (`build_syn2seq_sequence`) to the latent boundaries of a causal video VAE that
+    compresses time `t` times: the source keeps its last `1 + t a` frames in sequence order and the target its first
+    `t c` (the frames next to the transition; at most `t - 1` frames of each are dropped), so every direction of any
+    take fits. The transition is never cut: its length must be a multiple of `t`.
+    """
+    t = check_positive_int("temporal_compression", temporal_compression)
+    layout: SequenceLayout = sequence["layout"]
+    (source_id, num_source, _), (_, num_transition, _), (target_id, num_target, _) = layout.segments
+    if num_transition % t:
+        raise ValueError(f"the transition must be a multiple of {t} frames (whole latent frames of a VAE compressing "
+                         f"time {t}x; `num_transition_frames` or the cached transition clip), got {num_transition}.")
+    keep_source, keep_target = 1 + t * ((num_source - 1) // t), t * (num_target // t)
+    if num_source < 1 or keep_target < 1:
+        raise ValueError(f"take {sequence.get('take_id')!r}: the source needs at least 1 frame and the target at "
+                         f"least {t} for a VAE compressing time {t}x, got {num_source} and {num_target}.")
+    start = num_source - keep_source
+    end = start + keep_source + num_transition + keep_target
+    trimmed = replace(layout, **{f"num_{SEGMENT_NAMES[source_id]}": keep_source,
+                                 f"num_{SEGMENT_NAMES[target_id]}": keep_target})
+    out = dict(sequence)
+    out.update({key: sequence[key][start:end] for key in PER_FRAME_KEYS})
+    out.update(layout=trimmed, num_frames=tuple(n for _, n, _ in trimmed.segments))
+    return out
+
+
+def latent_sequence(sequence: Mapping[str, Any], latents: torch.Tensor, temporal_compression: int
+                    ) -> dict[str, Any]:
+    """A pixel sequence on latent boundaries (`trim_to_latent_boundaries`) and its joint encoding `latents`
+    `(L, C, h, w)` (sequence order) -> the same sequence in latent frames: `frames` = `latents`, the per-frame
+    tensors at the latent frames (`LatentLayout.subsample`), `layout` the `LatentLayout`, `num_frames` in latents."""
+    layout = LatentLayout(sequence["layout"], temporal_compression)
+    if latents.ndim != 4 or latents.shape[0] != layout.num_frames:
+        raise ValueError(f"`latents` must be ({layout.num_frames}, C, h, w) (the joint encoding of the "
+                         f"{layout.pixels.num_frames}-frame sequence), got {tuple(latents.shape)}.")
+    out = dict(sequence)
+    out.update({key: layout.subsample(sequence[key]) for key in PER_FRAME_KEYS if key != "frames"})
+    out.update(frames=latents, layout=layout, num_frames=tuple(n for _, n, _ in layout.segments))
+    return out

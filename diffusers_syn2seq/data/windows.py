@@ -197,9 +197,12 @@ class Syn2SeqTrainingWindows(torch.utils.data.Dataset):
         max_frames: window length.
         reverse_prob: probability of the Ego2Exo reversal (0.5 trains one model for both directions).
         seed: base seed.
-        latents: optional per-take cache (`diffusers_syn2seq.latents.encode_take_latents`: `exo`, `ego`,
-            `transition` as `(T, C, h, w)` latents plus the poses); when given, videos are not decoded and windows
-            hold latents in `frames`.
+        latents: optional per-take cache (`diffusers_syn2seq.latents.encode_take_latents`); when given, videos are
+            not decoded and windows hold latents in `frames`. A per-frame VAE's cache holds `exo`, `ego`,
+            `transition` as `(T, C, h, w)` latents plus the poses, laid out here like images; a causal video VAE's
+            cache holds the jointly encoded sequence of each direction (`sequences`), built for one `mode` and
+            `reversal` (checked here), whose windows are cut in latent frames (every window start is a latent
+            boundary, so `max_frames` counts latent frames).
 
     Item: a window of `sample_window` (`frames` `(F, C, H, W)`, `poses`, `pose_mask`, `segment_ids`, ...).
     """
@@ -219,6 +222,11 @@ class Syn2SeqTrainingWindows(torch.utils.data.Dataset):
         if not 0.0 <= reverse_prob <= 1.0:
             raise ValueError(f"reverse_prob must be in [0, 1], got {reverse_prob}")
         self.takes, self.latents = takes, latents
+        for entry in latents or ():
+            if "sequences" in entry and (entry["mode"], entry["reversal"]) != (mode, reversal):
+                raise ValueError(f"`latents` of take {entry.get('take_id')!r} were encoded for mode "
+                                 f"{entry['mode']!r} and reversal {entry['reversal']!r}, got mode {mode!r} and "
+                                 f"reversal {reversal!r}; rebuild the cache with the training settings.")
         self.mode, self.max_frames, self.reverse_prob, self.reversal = mode, max_frames, reverse_prob, reversal
         self.transition_fn, self.num_transition_frames = transition_fn, num_transition_frames
         self.seed, self.epoch = seed, 0
@@ -238,6 +246,14 @@ class Syn2SeqTrainingWindows(torch.utils.data.Dataset):
         if self.latents is None:
             sequence = build_syn2seq_sequence(self.takes[index], self.mode, reverse, self.reversal,
                                               self.transition_fn, self.num_transition_frames)
+        elif "sequences" in self.latents[index]:  # a causal video VAE's jointly encoded sequences
+            direction = "ego2exo" if reverse else "exo2ego"
+            sequences = self.latents[index]["sequences"]
+            if direction not in sequences:
+                raise ValueError(f"`latents` of take {self.latents[index].get('take_id')!r} hold the directions "
+                                 f"{sorted(sequences)}, got a draw of {direction!r} (reverse_prob="
+                                 f"{self.reverse_prob}); encode the cache for both directions.")
+            sequence = sequences[direction]
         else:
             # A latent cache has the keys of a take with `(T, C, h, w)` latents as clips (its transition, if any, was
             # made and encoded when the cache was built): the same layout applies, no fake frames needed.

@@ -19,7 +19,7 @@ from typing import Any
 import diffusers
 import torch
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
-from diffusers.models import AutoencoderKL
+from diffusers.models import AutoencoderKL, AutoencoderKLWan
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import logging, replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
@@ -29,7 +29,7 @@ from huggingface_hub import snapshot_download
 from ..bundled import legacy_settings
 from ..data.sequence import DEFAULT_NUM_TRANSITION_FRAMES, SequenceLayout
 from ..data.windows import plan_windows, window_camera_rays
-from ..latents import decode_frames, encode_frames
+from ..latents import decode_video, encode_video, vae_scale_factors
 from ..loaders.lora_pipeline import Syn2SeqLoraLoaderMixin
 from ..schedulers.scheduling_diffusion_forcing import DiffusionForcingScheduler
 from ..validation import check_finite, check_generator, check_non_negative_int, check_number
@@ -43,7 +43,8 @@ from .history_guidance import (
     history_guidance_branches,
 )
 from .pipeline_output import Syn2SeqPipelineOutput
-from .video_input import PoseInput, VideoInput, batch_poses, num_pose_frames, videos_to_tensor
+from .video_input import PoseInput, VideoInput, batch_poses, num_pose_frames
+from .video_latents import SequenceFrames, check_frame_counts, read_source
 
 logger = logging.get_logger(__name__)
 
@@ -77,8 +78,10 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         transformer ([`DFoTTransformer3DModel`] or any model with its forward signature and config names
             `in_channels`, `sample_size`, `max_frames`, `patch_size`, `noise_embedding_type`, `camera_ray_type`).
         scheduler ([`DiffusionForcingScheduler`]): its schedule kind must match the model's noise embedding.
-        vae ([`AutoencoderKL`], *optional*): per-frame image VAE of a latent model; None for pixel-space models. A
-            latent model without its VAE still samples from `source_latents` with `output_type="latent"`.
+        vae ([`AutoencoderKL`] or [`AutoencoderKLWan`], *optional*): the VAE of a latent model, a per-frame image VAE
+            or a causal video VAE compressing time (frame counts on latent boundaries, see `video_latents.py`); None
+            for pixel-space models. A latent model without its VAE still samples from `source_latents` with
+            `output_type="latent"`.
         mode (`str`, defaults to `"video+pose"`): the Syn2Seq mode the model was trained with: `"jump"` (no
             transition), `"video"` (transition frames without poses) or `"video+pose"` (transition frames on the
             interpolated camera path). Saved in `model_index.json`; `__call__(mode=...)` overrides it.
@@ -100,7 +103,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         self,
         transformer: torch.nn.Module,
         scheduler: DiffusionForcingScheduler,
-        vae: AutoencoderKL | None = None,
+        vae: AutoencoderKL | AutoencoderKLWan | None = None,
         mode: str = "video+pose",
         num_transition_frames: int = DEFAULT_NUM_TRANSITION_FRAMES,
         reversal: str = "full",
@@ -136,9 +139,13 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
     # ------------------------------------------------------------------------------------------------ properties
     @property
     def vae_scale_factor(self) -> int:
-        """Pixels per model-space cell: `2 ** (VAE levels - 1)`, 1 without a VAE (follows `pipe.vae = ...`)."""
-        vae = getattr(self, "vae", None)
-        return 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1
+        """Pixels per model-space cell along height and width (`latents.vae_scale_factors`; follows `pipe.vae`)."""
+        return vae_scale_factors(getattr(self, "vae", None))[1]
+
+    @property
+    def vae_scale_factor_temporal(self) -> int:
+        """Pixel frames per latent frame after the first: 4 for a Wan VAE, 1 for per-frame VAEs and pixel models."""
+        return vae_scale_factors(getattr(self, "vae", None))[0]
 
     @property
     def model_frame_size(self) -> tuple[int, int]:
@@ -175,26 +182,14 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
 
     # ------------------------------------------------------------------------------------------------ video io
     def encode_video(self, video: torch.Tensor) -> torch.Tensor:
-        """Pixels `(B, 3, F, H, W)` in [-1, 1] -> model space `(B, C, F, h, w)`: per-frame VAE latents (mode of the
-        posterior, `(z - shift_factor) * scaling_factor`) or the pixels themselves without a VAE."""
-        if self.vae is None:
-            return video
-        batch, _, frames = video.shape[:3]
-        latents = encode_frames(self.vae, video.transpose(1, 2).flatten(0, 1))
-        return latents.unflatten(0, (batch, frames)).transpose(1, 2)
+        """Pixels `(B, 3, F, H, W)` in [-1, 1] -> model space `(B, C, F', h, w)` (`latents.encode_video`: per-frame
+        VAE latents, a causal video VAE's joint encoding of `1 + t a` frames, or the pixels without a VAE)."""
+        return encode_video(self.vae, video)
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """Model space `(B, C, F, h, w)` -> pixels `(B, 3, F, H, W)` in [-1, 1] (per-frame VAE decode)."""
-        if self.vae is None:
-            return latents.float()
-        batch, _, frames = latents.shape[:3]
-        images = decode_frames(self.vae, latents.transpose(1, 2).flatten(0, 1))
-        return images.unflatten(0, (batch, frames)).transpose(1, 2)
-
-    def _to_output(self, latents: torch.Tensor, output_type: str):
-        if output_type == "latent":
-            return latents
-        return self.video_processor.postprocess_video(self.decode_latents(latents), output_type=output_type)
+        """Model space `(B, C, F', h, w)` -> pixels `(B, 3, F, H, W)` in [-1, 1] (`latents.decode_video`; a causal
+        video VAE decodes from the first latent: pass the source latents too)."""
+        return decode_video(self.vae, latents)
 
     # ------------------------------------------------------------------------------------------------ checks
     def check_inputs(self, settings: dict[str, Any], callback_on_step_end, callback_on_step_end_tensor_inputs
@@ -229,45 +224,6 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         config = self.transformer.config
         levels = len(getattr(config, "block_out_channels", None) or [0])  # U-ViT: one halving per extra level
         return self.vae_scale_factor * int(getattr(config, "patch_size", 1)) * 2 ** (levels - 1)
-
-    def _source_in_model_space(self, source_video, source_latents, height, width, device) -> torch.Tensor:
-        """`(B, C, Ns, h, w)` float32 model-space source in natural order, from pixels (resized to `height` x
-        `width`, default the model resolution) or from `source_latents`."""
-        if (source_video is None) == (source_latents is None):
-            raise ValueError("pass exactly one of `source_video` (pixels) and `source_latents` (model space), got "
-                             f"{'both' if source_video is not None else 'neither'}.")
-        channels = self.transformer.config.in_channels
-        if source_latents is not None:
-            if isinstance(source_latents, (list, tuple)) and source_latents \
-                    and all(isinstance(x, torch.Tensor) and x.ndim == 4 for x in source_latents) \
-                    and len({x.shape for x in source_latents}) == 1:
-                source_latents = torch.stack(list(source_latents))  # a list of (C, F, h, w) latents is a batch
-            if not isinstance(source_latents, torch.Tensor) or source_latents.ndim not in (4, 5) \
-                    or source_latents.shape[-4] != channels or source_latents.shape[-3] < 2:
-                got = tuple(source_latents.shape) if isinstance(source_latents, torch.Tensor) else \
-                    type(source_latents).__name__
-                raise ValueError(f"`source_latents` must be a tensor (C, F, h, w) or (B, C, F, h, w) with C = "
-                                 f"in_channels = {channels} and F >= 2, got {got}.")
-            latents = check_finite("source_latents", source_latents).float()
-            latents = latents[None] if latents.ndim == 4 else latents
-            if height is not None or width is not None:
-                expected = tuple(s * self.vae_scale_factor for s in latents.shape[-2:])
-                if (height or expected[0], width or expected[1]) != expected:
-                    raise ValueError(f"`height` x `width` must match `source_latents` ({expected[0]}x{expected[1]} "
-                                     f"pixels) or be None, got {height}x{width}.")
-            return latents.to(device)
-        if self.vae is None and channels != 3:
-            raise ValueError(f"This pipeline has no `vae` but its transformer works in a {channels}-channel latent "
-                             "space: pass `source_latents` (B, C, F, h, w) instead of `source_video`, or load the "
-                             "pipeline with its vae.")
-        model_h, model_w = self.model_frame_size
-        size = (height or model_h * self.vae_scale_factor, width or model_w * self.vae_scale_factor)
-        multiple = self._spatial_multiple()
-        if size[0] % multiple or size[1] % multiple:
-            raise ValueError(f"`height` and `width` must be multiples of {multiple} (vae_scale_factor x the "
-                             f"transformer's downsampling), got {size[0]}x{size[1]}.")
-        video = videos_to_tensor(source_video, size)  # (B, F, 3, H, W) in [-1, 1]
-        return self.encode_video(video.to(device).transpose(1, 2)).float()
 
     # ------------------------------------------------------------------------------------------------ poses
     def _sequence_poses(self, layout: SequenceLayout, source_poses, target_poses, transition_poses, batch: int
@@ -510,25 +466,31 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         self._guidance_scale, self._attention_kwargs = args["guidance_scale"], attention_kwargs
         self._interrupt, self._current_timestep, self._num_timesteps = False, None, 0
         num_transition, device = args["num_transition_frames"], self._execution_device
-        source = self._source_in_model_space(source_video, source_latents, args["height"], args["width"], device)
-        batch, channels, num_source, height, width = source.shape
+        clip = read_source(self, source_video, source_latents, args["height"], args["width"], device)
+        batch = clip.batch
         check_generator("generator", generator, batch)
         ray_type = getattr(self.transformer.config, "camera_ray_type", None)
         if ray_type is None and any(p is not None for p in (source_poses, target_poses, transition_poses)):
             raise ValueError("`source_poses` / `target_poses` were given but the transformer has no camera "
                              "conditioning (camera_ray_type=None); poses (transition_poses too) need a "
                              "pose-conditioned transformer.")
-        num_frames = args["num_frames"]
-        if num_frames is None:
-            num_frames = num_pose_frames(target_poses) or num_source
-        num_generate = num_transition + num_frames
+        num_frames, num_source = args["num_frames"], clip.num_frames
+        if num_frames is None:  # a causal video VAE's default target: 4a frames from 1 + 4a source frames
+            num_frames = num_pose_frames(target_poses) or num_source - (self.vae_scale_factor_temporal > 1)
+        check_frame_counts(self.vae_scale_factor_temporal, num_source, num_transition, num_frames,
+                           "source_video" if source_latents is None else "source_latents",
+                           "num_frames" if args["num_frames"] is not None or target_poses is None else "target_poses")
         lengths = {"exo": num_source, "ego": num_frames} if direction == "exo2ego" else \
             {"exo": num_frames, "ego": num_source}
         layout = SequenceLayout(lengths["exo"], num_transition, lengths["ego"], mode, direction, args["reversal"])
 
         # 1. The sequence [source | transition | target] in model (sampling) order, laid out by the same
-        # `SequenceLayout` training uses, with noise for the transition and target frames.
-        source = layout.source_in_sequence_order(source, dim=2)
+        # `SequenceLayout` training uses (`frames.model`: in latent frames for a causal video VAE, whose source is
+        # reversed in pixel space and encoded jointly), with noise for the transition and target frames.
+        frames = SequenceFrames(self.vae, layout)
+        source = frames.source(clip)
+        _, channels, num_source, height, width = source.shape
+        num_generate = frames.model.num_frames - num_source
         noise_shape = (batch, channels, num_generate, height, width)
         if latents is None:
             try:
@@ -548,8 +510,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         roles = [GROUND_TRUTH_HISTORY] * num_source + [GENERATE] * num_generate
         poses = pose_mask = None
         if ray_type is not None:
-            poses = self._sequence_poses(layout, source_poses, target_poses, transition_poses, batch).to(device)
-            pose_mask = layout.pose_mask.to(device).expand(batch, -1)
+            poses = frames.poses(self._sequence_poses(layout, source_poses, target_poses, transition_poses, batch))
+            poses, pose_mask = poses.to(device), frames.model.pose_mask.to(device).expand(batch, -1)
 
         # 2. Windows and their scheduling matrices.
         windows = plan_windows(num_source, num_generate, self.transformer.config.max_frames, args["context_frames"],
@@ -587,13 +549,9 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                 step_offset += matrix.shape[0] - 1
         self._current_timestep = None
 
-        # 4. Split into segments in natural time order, decode.
-        segments = layout.split(sequence, dim=2)
-        frames = self._to_output(segments[layout.target], output_type)
-        transition_frames = None
-        if return_transition and num_transition > 0:
-            transition_frames = self._to_output(segments["transition"], output_type)
-
+        # 4. Split into segments in natural time order and decode (a causal video VAE decodes the whole sequence).
+        frames, transition_frames = frames.outputs(sequence, output_type, self.video_processor.postprocess_video,
+                                                   return_transition)
         self.maybe_free_model_hooks()
         if not return_dict:
             return (frames, transition_frames) if return_transition else (frames,)
