@@ -35,7 +35,7 @@ import yaml
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
-from diffusers import AutoencoderKL
+from diffusers import AutoencoderKL, AutoencoderKLWan
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel, cast_training_params, free_memory
 from peft import LoraConfig
@@ -58,7 +58,7 @@ from diffusers_syn2seq.data import (
 from diffusers_syn2seq.data.transitions import CrossfadeTransition
 from diffusers_syn2seq.evaluation import evaluate_scene, frames_to_unit_tensor, new_scores
 from diffusers_syn2seq.hub import push_folder_to_hub
-from diffusers_syn2seq.latents import encode_take_latents
+from diffusers_syn2seq.latents import encode_take_latents, is_video_vae, vae_scale_factors
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
 from diffusers_syn2seq.model_card import save_model_card, training_command
 from diffusers_syn2seq.models import DIT_PRESETS, DFoTTransformer3DModel, load_transformer
@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--camera_ray_type", type=str, default="plucker", choices=["none", "ray", "plucker", "ray_encoding"])
     g.add_argument("--noise_schedule", type=str, default="cosine", choices=["cosine", "cosine_simple_diffusion"])
     g.add_argument("--vae_name_or_path", type=str, default=None,
-                   help="Per-frame diffusers AutoencoderKL (folder or repo) for latent-space training.")
+                   help="diffusers VAE (folder or repo) for latent-space training: a per-frame AutoencoderKL, or a "
+                        "causal video AutoencoderKLWan (needs --cache_latents; windows count latent frames).")
     g.add_argument("--vae_subfolder", type=str, default=None)
     g = p.add_argument_group("data")
     g.add_argument("--dataset_dir", type=str, default=None, help="Syn2Seq dataset folder (metadata.parquet + clips).")
@@ -400,16 +401,17 @@ def load_models(args, data_resolution: tuple[int, int]):
         if (Path(path) / "model_index.json").is_file():  # a pipeline also brings its scheduler and VAE
             scheduler = DiffusionForcingScheduler.from_pretrained(path, subfolder="scheduler")
             if _pipeline_has_vae(args):
-                vae = AutoencoderKL.from_pretrained(path, subfolder="vae")
+                vae = _load_vae(path, "vae")
     if args.vae_name_or_path:
-        vae = AutoencoderKL.from_pretrained(args.vae_name_or_path, subfolder=args.vae_subfolder)
-    vae_factor = 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1
+        vae = _load_vae(args.vae_name_or_path, args.vae_subfolder)
+    vae_factor = vae_scale_factors(vae)[1]
     if not path:
         height, width = data_resolution
         config = dict(DIT_PRESETS[args.model_preset])
         if args.model_config:
             config.update(_read_model_config(args.model_config))
-        config.setdefault("in_channels", vae.config.latent_channels if vae is not None else 3)
+        config.setdefault("in_channels", 3 if vae is None else getattr(vae.config, "latent_channels", None)
+                          or vae.config.z_dim)
         config.setdefault("sample_size", (height // vae_factor, width // vae_factor) if height != width
                           else height // vae_factor)
         config.setdefault("max_frames", args.max_frames)
@@ -422,6 +424,14 @@ def load_models(args, data_resolution: tuple[int, int]):
         schedule = "cosine_simple_diffusion" if transformer.config.noise_embedding_type == "fourier" else "cosine"
         scheduler = DiffusionForcingScheduler(noise_schedule=schedule)
     return transformer, scheduler, vae, vae_factor
+
+
+def _load_vae(path: str, subfolder: str | None):
+    """The VAE of a folder or repo, as the class its config names (a causal `AutoencoderKLWan` or an
+    `AutoencoderKL`)."""
+    name = AutoencoderKL.load_config(path, subfolder=subfolder).get("_class_name")
+    return (AutoencoderKLWan if name == AutoencoderKLWan.__name__ else AutoencoderKL).from_pretrained(
+        path, subfolder=subfolder)
 
 
 def _read_model_config(path: str) -> dict[str, Any]:
@@ -453,7 +463,9 @@ def check_data(args, split: str, role: str) -> Any:
     return table
 
 
-def check_windows(args, table, window: int) -> None:
+def check_windows(args, table, window: int, temporal: int = 1) -> None:
+    """Every take's sequence holds a window; with a causal video VAE compressing time `temporal` times, counted in
+    latent frames of the sequence cut to latent boundaries (`data.sequence.trim_to_latent_boundaries`)."""
     for row in table:
         n = row["num_frames"] if args.num_clip_frames is None else min(row["num_frames"], args.num_clip_frames)
         if args.num_clip_frames is not None and row["num_frames"] < args.num_clip_frames:
@@ -464,10 +476,13 @@ def check_windows(args, table, window: int) -> None:
             cached = row["transition_poses"]
             transition = len(cached) if (cached and args.transition_source == "cached") else args.num_transition_frames
         total = 2 * n + transition
+        if temporal > 1:
+            total = 1 + (n - 1) // temporal + transition // temporal + n // temporal
         if total < window:
             raise ValueError(f"--window_frames: expected at most the sequence length of every take, got a window of "
-                             f"{window} frames but take {row['take_id']!r} gives {total} (exo {n} + transition "
-                             f"{transition} + ego {n}); the clip is shorter than the window.")
+                             f"{window} frames but take {row['take_id']!r} gives {total}"
+                             f"{' latent frames' if temporal > 1 else ''} (exo {n} + transition {transition} + ego "
+                             f"{n}); the clip is shorter than the window.")
 
 
 def check_resolution(table, transformer, vae_factor: int) -> tuple[int, int]:
@@ -664,7 +679,10 @@ def make_training_data(args, accelerator, vae, window: int):
                                load_transition=args.transition_source == "cached" and args.num_clip_frames is None)
     latents = None
     if args.cache_latents:
-        latents = [encode_take_latents(vae, takes[i], transition_fn, args.num_transition_frames)
+        # A causal video VAE's cache holds the joint encoding of each direction that training can draw.
+        directions = [d for d, p in (("exo2ego", 1 - args.reverse_prob), ("ego2exo", args.reverse_prob)) if p > 0]
+        latents = [encode_take_latents(vae, takes[i], transition_fn, args.num_transition_frames, mode=args.mode,
+                                       reversal=args.reversal, directions=directions)
                    for i in tqdm(range(len(takes)), desc="caching latents",
                                  disable=not accelerator.is_local_main_process)]
     windows = Syn2SeqTrainingWindows(takes, args.mode, window, args.reverse_prob, args.reversal, transition_fn,
@@ -819,7 +837,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if window > transformer.config.max_frames:
         raise ValueError(f"--window_frames: expected at most the model's max_frames={transformer.config.max_frames}, "
                          f"got {window}.")
-    check_windows(args, train_table, window)
+    if is_video_vae(vae) and not args.cache_latents:
+        raise ValueError("--cache_latents: expected with a causal video VAE (its sequences are encoded jointly, per "
+                         "direction, before training), got none.")
+    check_windows(args, train_table, window, vae_scale_factors(vae)[0])
     settings = pipeline_settings(args, train_table)  # saved with every pipeline this run writes
     val_takes = []
     if args.validation_steps:

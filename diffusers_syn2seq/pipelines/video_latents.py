@@ -99,10 +99,14 @@ def check_frame_counts(temporal_compression: int, num_source: int, num_transitio
     if (num_source - 1) % t or num_source < 1 + t:
         raise ValueError(f"`{source_name}` must have 1 + {t} * a frames with a >= 1 ({1 + t}, {1 + 2 * t}, "
                          f"{1 + 3 * t}, ...: the VAE encodes frame 0 alone, then chunks of {t}), got {num_source}.")
+    rules = {"num_transition_frames": f"be a multiple of {t} (transition frames",
+             "num_frames": f"be a multiple of {t} (target frames",
+             "target_poses": f"hold a multiple of {t} poses (one per target frame"}
     for name, count in (("num_transition_frames", num_transition), (frames_name, num_frames)):
         if count % t:
-            raise ValueError(f"`{name}` must be a multiple of {t} (whole latent frames of a VAE compressing time "
-                             f"{t}x), got {count}.")
+            what = rules[name]
+            raise ValueError(f"`{name}` must {what}; whole latent frames of a VAE compressing time {t}x), got "
+                             f"{count}.")
 
 
 class SequenceFrames:
