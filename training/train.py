@@ -126,8 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--camera_ray_type", type=str, default="plucker", choices=["none", "ray", "plucker", "ray_encoding"])
     g.add_argument("--noise_schedule", type=str, default="cosine", choices=["cosine", "cosine_simple_diffusion"])
     g.add_argument("--vae_name_or_path", type=str, default=None,
-                   help="diffusers VAE (folder or repo) for latent-space training: a per-frame AutoencoderKL, or a "
-                        "causal video AutoencoderKLWan (needs --cache_latents; windows count latent frames).")
+                   help="AutoencoderKL or causal AutoencoderKLWan (with --cache_latents) for latent training.")
     g.add_argument("--vae_subfolder", type=str, default=None)
     g = p.add_argument_group("data")
     g.add_argument("--dataset_dir", type=str, default=None, help="Syn2Seq dataset folder (metadata.parquet + clips).")
@@ -953,7 +952,8 @@ def _card_info(args, model, scheduler, vae, num_params, num_trainable, window, n
         "repo_id": args.hub_model_id, "license": args.license, "rank": args.rank,
         "lora_alpha": args.lora_alpha or args.rank,
         "lora_layers": args.lora_layers, "transformer_class": type(model).__name__, "num_parameters": f"{num_params:,}",
-        "trainable_parameters": f"{num_trainable:,}", "space": "pixels" if vae is None else "per-frame VAE latents",
+        "trainable_parameters": f"{num_trainable:,}", "space": "pixels" if vae is None else
+        "causal video VAE latents" if is_video_vae(vae) else "per-frame VAE latents",
         "prediction_type": scheduler.config.prediction_type, "noise_schedule": scheduler.config.noise_schedule,
         "syn2seq_mode": args.mode, "segment_lengths": f"{lengths} / {transition} / {lengths}",
         "transition_source": transition, "window_frames": window, "reverse_prob": args.reverse_prob,

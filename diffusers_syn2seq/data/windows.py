@@ -77,7 +77,9 @@ def plan_windows(
     context_frames: int | None = None,
     sliding_window: bool = True,
 ) -> list[tuple[int, int, int]]:
-    """Split the sequence `[num_history known | num_generate to generate]` into sampling windows.
+    """Split the sequence `[num_history known | num_generate to generate]` into sampling windows. Counts are model
+    frames: latent frames with a causal video VAE (`data.sequence.LatentLayout`), where every window boundary is a
+    latent boundary.
 
     Returns a list of `(start, num_history_frames, num_generated_frames)`: the window covers sequence frames
     `start .. start + h + g - 1`, its first `h` frames are history (known or generated earlier), the next `g` are

@@ -389,6 +389,12 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         r"""
         Generate the target view of `source_video` (ego from exo, or exo from ego).
 
+        Causal video VAE (`pipe.vae_scale_factor_temporal` t > 1, e.g. `AutoencoderKLWan`, t = 4): videos, poses,
+        `num_frames` and `num_transition_frames` count PIXEL frames and must lie on latent boundaries (source `1 + t a`,
+        transition `t b`, target `t c`; else a ValueError naming the argument); the transformer, its `max_frames`,
+        `context_frames`, the windows, `latents` and the callback count LATENT frames (`1 + a | b | c`); latent frame
+        `j` carries the pose of pixel frame `t j` of the sequence. See `pipelines/video_latents.py`.
+
         Args:
             source_video: the clean source clip, at least 2 frames: tensor `(F, 3, H, W)` / `(B, F, 3, H, W)` or
                 array `(F, H, W, 3)` / `(B, F, H, W, 3)`, uint8 or float in [0, 1]; a list of PIL images; a video file
@@ -398,7 +404,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                 DFoT convention (fx, fy, px, py normalised by image size, then row-major world-to-camera [R|T]). Ray
                 maps are built at the model resolution by `data.windows.window_camera_rays`, relative to each window's
                 first frame with a known pose, exactly as in training.
-            num_frames: number of target frames (default: `len(target_poses)` if given, else the source length).
+            num_frames: number of target frames (default: `len(target_poses)` if given, else the source length;
+                source length - 1 with a causal video VAE).
             num_transition_frames: transition frames generated between source and target, discarded unless
                 `return_transition=True` (default: the pipeline's `config.num_transition_frames`; 0 in `"jump"` mode).
             mode: Syn2Seq mode (default: the pipeline's `config.mode`, the one the model was trained with):
@@ -406,7 +413,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                 dropped), `"video+pose"` (transition frames on the SLERP camera path from the last source to the first
                 target camera, or `transition_poses`).
             direction: `"exo2ego"` (source = exo clip) or `"ego2exo"` (source = ego clip; the model runs on the
-                reversed sequence, outputs are returned in natural time order).
+                reversed sequence, outputs are returned in natural time order; a causal video VAE's source is reversed
+                in pixel space, then encoded).
             reversal: Ego2Exo sequence order, `"full"` or `"segments"` (default: the pipeline's `config.reversal`).
             num_inference_steps: DDIM steps per frame (levels `-1, 19, ..., 999` for 50).
             schedule: `"full_sequence"`, `"autoregressive"` or `"pyramid"` (scheduling matrix of each window).
@@ -429,7 +437,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             generator: a generator, or one per video (each video then draws all its noise from its own, so a batch
                 gives the frames of single calls with the same generators).
             latents: initial noise of the generated frames, `(B, C, Ni + Nf, h, w)` in sequence order.
-            output_type: `"np"`, `"pt"`, `"pil"` or `"latent"` (see [`Syn2SeqPipelineOutput`]).
+            output_type: `"np"`, `"pt"`, `"pil"` or `"latent"` (see [`Syn2SeqPipelineOutput`]; a causal video VAE's
+                latents stay in sequence order and decode only after the source latents, `video_latents.py`).
             return_dict: return a [`Syn2SeqPipelineOutput`] instead of a tuple `(frames,)` /
                 `(frames, transition_frames)`.
             return_transition: also return the transition frames.
@@ -444,7 +453,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                 the transformer's downsampling and are outside what the model was trained on).
             source_latents: the source clip already in model space, `(C, F, h, w)` / `(B, C, F, h, w)` (or a list
                 of `(C, F, h, w)`) in natural order, instead of `source_video` (how a latent pipeline without its
-                `vae` samples; use `output_type="latent"` then).
+                `vae` samples; use `output_type="latent"` then). A causal video VAE's latents are its joint encoding of
+                the source (`latents.encode_video`), refused where the sequence plays the source backwards.
 
         Examples:
         """
