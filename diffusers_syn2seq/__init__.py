@@ -3,7 +3,7 @@
 
 from ._version import __version__
 from .bundled import bundled_model_path
-from .data import SequenceLayout
+from .data import LatentLayout, SequenceLayout
 from .loaders import Syn2SeqLoraLoaderMixin
 from .models import DIT_PRESETS, DFoTTransformer3DModel, DFoTUViT3DModel, convert_dfot_checkpoint, load_transformer
 
@@ -20,6 +20,7 @@ __all__ = [
     "DFoTUViT3DModel",
     "DiffusionForcingScheduler",
     "DiffusionForcingSchedulerOutput",
+    "LatentLayout",
     "SequenceLayout",
     "Syn2SeqLoraLoaderMixin",
     "Syn2SeqPipeline",

@@ -230,6 +230,22 @@ def test_frame_counts_off_latent_boundaries_raise(kwargs, match):
         pipe(**args, **kwargs)
 
 
+def test_a_configured_transition_off_latent_boundaries_fails_at_construction():
+    with pytest.raises(ValueError, match=r"^`num_transition_frames` must be a multiple of 4 \(transition frames; whole "
+                                         r"latent frames of a VAE compressing time 4x\), got 6\.$"):
+        make_pipeline(num_transition_frames=6)
+
+
+def test_a_batch_equals_single_calls_with_the_causal_vae():
+    pipe = make_pipeline()
+    videos = [video(seed=1), video(seed=2)]
+    kwargs = dict(source_poses=poses(9, 0.0), target_poses=poses(8, 1.0), num_inference_steps=2, output_type="pt")
+    batch = pipe(videos, generator=[gen(0), gen(1)], **kwargs).frames
+    for i, single in enumerate(videos):
+        torch.testing.assert_close(batch[i : i + 1], pipe(single, generator=gen(i), **kwargs).frames, atol=ATOL,
+                                   rtol=0)
+
+
 def test_source_latents_of_a_causal_vae_sample_like_the_video():
     pipe = make_pipeline()
     from_video = call(pipe, output_type="latent")

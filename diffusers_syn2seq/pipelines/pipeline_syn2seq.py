@@ -118,6 +118,10 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                              f"{type(scheduler).__name__}.")
         num_transition_frames = check_non_negative_int("num_transition_frames", num_transition_frames)
         SequenceLayout(1, 0 if mode == "jump" else num_transition_frames, 1, mode, reversal=reversal)
+        temporal = vae_scale_factors(vae)[0]
+        if mode != "jump" and num_transition_frames % temporal:
+            raise ValueError(f"`num_transition_frames` must be a multiple of {temporal} (transition frames; whole "
+                             f"latent frames of a VAE compressing time {temporal}x), got {num_transition_frames}.")
         self.register_modules(transformer=transformer, scheduler=scheduler, vae=vae)
         self.register_to_config(mode=mode, num_transition_frames=num_transition_frames, reversal=reversal)
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor, do_resize=False)
