@@ -31,7 +31,7 @@ from ..data.sequence import DEFAULT_NUM_TRANSITION_FRAMES, SequenceLayout
 from ..data.windows import plan_windows, window_camera_rays
 from ..latents import decode_frames, encode_frames
 from ..loaders.lora_pipeline import Syn2SeqLoraLoaderMixin
-from ..schedulers.scheduling_diffusion_forcing import DiffusionForcingScheduler
+from ..schedulers import PER_FRAME_SCHEDULERS, DiffusionForcingScheduler, FlowMatchDiffusionForcingScheduler
 from ..validation import check_finite, check_generator, check_non_negative_int, check_number
 from .call_arguments import check_call_arguments, check_callback, check_transition_poses
 from .history_guidance import (
@@ -76,7 +76,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
     Args:
         transformer ([`DFoTTransformer3DModel`] or any model with its forward signature and config names
             `in_channels`, `sample_size`, `max_frames`, `patch_size`, `noise_embedding_type`, `camera_ray_type`).
-        scheduler ([`DiffusionForcingScheduler`]): its schedule kind must match the model's noise embedding.
+        scheduler ([`DiffusionForcingScheduler`] or [`FlowMatchDiffusionForcingScheduler`]): its schedule kind must
+            match the model's noise embedding (`"flow"` for the SkyReels-V2 / Wan wrapper).
         vae ([`AutoencoderKL`], *optional*): per-frame image VAE of a latent model; None for pixel-space models. A
             latent model without its VAE still samples from `source_latents` with `output_type="latent"`.
         mode (`str`, defaults to `"video+pose"`): the Syn2Seq mode the model was trained with: `"jump"` (no
@@ -99,7 +100,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
     def __init__(
         self,
         transformer: torch.nn.Module,
-        scheduler: DiffusionForcingScheduler,
+        scheduler: DiffusionForcingScheduler | FlowMatchDiffusionForcingScheduler,
         vae: AutoencoderKL | None = None,
         mode: str = "video+pose",
         num_transition_frames: int = DEFAULT_NUM_TRANSITION_FRAMES,
@@ -110,9 +111,9 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         if not isinstance(transformer, torch.nn.Module) or not hasattr(transformer, "config"):
             raise ValueError(f"`transformer` must be a DFoT model (a torch module with a config), got "
                              f"{type(transformer).__name__}.")
-        if not isinstance(scheduler, DiffusionForcingScheduler):
-            raise ValueError(f"`scheduler` must be a DiffusionForcingScheduler (per-frame noise levels), got "
-                             f"{type(scheduler).__name__}.")
+        if not isinstance(scheduler, PER_FRAME_SCHEDULERS):
+            raise ValueError(f"`scheduler` must be a DiffusionForcingScheduler or FlowMatchDiffusionForcingScheduler "
+                             f"(per-frame noise levels), got {type(scheduler).__name__}.")
         num_transition_frames = check_non_negative_int("num_transition_frames", num_transition_frames)
         SequenceLayout(1, 0 if mode == "jump" else num_transition_frames, 1, mode, reversal=reversal)
         self.register_modules(transformer=transformer, scheduler=scheduler, vae=vae)
@@ -201,9 +202,9 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                      ) -> dict[str, Any]:
         """Check the scalar arguments of `__call__` (`settings`: name -> value, see `call_arguments`) and the
         components; returns the arguments normalised (Python ints and floats)."""
-        if not isinstance(self.scheduler, DiffusionForcingScheduler):
-            raise ValueError(f"`pipe.scheduler` must be a DiffusionForcingScheduler, got "
-                             f"{type(self.scheduler).__name__}.")
+        if not isinstance(self.scheduler, PER_FRAME_SCHEDULERS):
+            raise ValueError(f"`pipe.scheduler` must be a DiffusionForcingScheduler or "
+                             f"FlowMatchDiffusionForcingScheduler, got {type(self.scheduler).__name__}.")
         args = check_call_arguments(settings, self.scheduler.config.num_train_timesteps)
         check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
         self._check_components(args["output_type"])
