@@ -20,8 +20,10 @@ import torch
 from .conversion_dfot import PICKLE_SUFFIXES, convert_dfot_checkpoint
 from .transformer_dfot import DFoTTransformer3DModel
 from .transformer_uvit_dfot import DFoTUViT3DModel
+from .transformer_wan_dfot import WanDFoTTransformer3DModel
 
-TRANSFORMER_CLASSES = {cls.__name__: cls for cls in (DFoTTransformer3DModel, DFoTUViT3DModel)}
+TRANSFORMER_CLASSES = {cls.__name__: cls for cls in (DFoTTransformer3DModel, DFoTUViT3DModel,
+                                                     WanDFoTTransformer3DModel)}
 CHECKPOINT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
 EXPECTED = (
     "a Syn2Seq pipeline folder (model_index.json), a transformer folder (config.json), or an official DFoT checkpoint "
