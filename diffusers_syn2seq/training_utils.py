@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_LORA_TARGETS",
     "EMA_WEIGHTS_NAME",
     "check_total_limit",
+    "default_lora_targets",
     "checkpoint_problems",
     "checkpoint_steps",
     "incomplete_checkpoints",
@@ -58,6 +59,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 # Attention and MLP projections of `DFoTTransformerBlock`.
 DEFAULT_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"]
+
+
+def default_lora_targets(transformer: torch.nn.Module) -> list[str]:
+    """The LoRA target modules of a backbone: its class's `lora_target_modules` when it names its own (SkyReels-V2 /
+    Wan: feed-forward `ffn.net`), else the DFoT DiT's attention and MLP projections (`DEFAULT_LORA_TARGETS`)."""
+    return list(getattr(type(transformer), "lora_target_modules", DEFAULT_LORA_TARGETS))
 CHECKPOINT_PREFIX = "checkpoint-"
 CHECKPOINT_MARKER = "syn2seq_checkpoint.json"  # {"step": N, "files": {relative path: size}}, written last
 EMA_WEIGHTS_NAME = "ema.safetensors"

@@ -75,6 +75,7 @@ from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
 from diffusers_syn2seq.training_utils import (
     DEFAULT_LORA_TARGETS,
     check_total_limit,
+    default_lora_targets,
     load_ema_state,
     loadable_checkpoint,
     model_inputs,
@@ -164,8 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--train_mode", type=str, default="full", choices=["full", "lora"])
     g.add_argument("--rank", type=int, default=16)
     g.add_argument("--lora_alpha", type=int, default=None, help="Default: rank.")
-    g.add_argument("--lora_layers", type=str, default=",".join(DEFAULT_LORA_TARGETS),
-                   help="Comma-separated module names to adapt.")
+    g.add_argument("--lora_layers", type=str, default=None,
+                   help="Comma-separated module names to adapt (default: the backbone's attention and feed-forward "
+                        f"projections, {','.join(DEFAULT_LORA_TARGETS)} for DFoT, ffn.net.* for SkyReels-V2 / Wan).")
     g.add_argument("--output_dir", type=str, default="syn2seq-output")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--train_batch_size", type=int, default=4)
@@ -341,7 +343,7 @@ def check_flag_ranges(args: argparse.Namespace) -> None:
     if args.num_transition_frames < minimum:
         raise ValueError(f"--num_transition_frames: expected an integer >= {minimum} with --mode {args.mode}, got "
                          f"{args.num_transition_frames}.")
-    if not [t for t in args.lora_layers.split(",") if t.strip()]:
+    if args.lora_layers is not None and not [t for t in args.lora_layers.split(",") if t.strip()]:
         raise ValueError(f"--lora_layers: expected comma-separated module names, got {args.lora_layers!r}.")
 
 
@@ -593,7 +595,9 @@ def prepare_transformer(args, accelerator, transformer, vae):
         transformer.requires_grad_(False)
         if weight_dtype != torch.float32:  # frozen base in half precision; norms and embeddings stay float32
             _cast_keeping_fp32_modules(transformer, weight_dtype)
-        targets = [t.strip() for t in args.lora_layers.split(",") if t.strip()]
+        targets = [t.strip() for t in (args.lora_layers or "").split(",") if t.strip()] \
+            or default_lora_targets(transformer)
+        args.lora_layers = ",".join(targets)  # what ran, for the model card
         lora_config = LoraConfig(r=args.rank, lora_alpha=args.lora_alpha or args.rank, init_lora_weights=True,
                                  target_modules=targets)
         transformer.add_adapter(lora_config)

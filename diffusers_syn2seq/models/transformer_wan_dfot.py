@@ -78,6 +78,7 @@ class WanDFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
     _skip_layerwise_casting_patterns = ["patch_embedding", "condition_embedder", "norm", "camera_embedding"]
     _no_split_modules = ["SkyReelsV2TransformerBlock", "WanTransformerBlock"]
     _repeated_blocks = ["SkyReelsV2TransformerBlock", "WanTransformerBlock"]
+    lora_target_modules = WAN_LORA_TARGETS  # what `train.py --train_mode lora` adapts by default
 
     @register_to_config
     def __init__(
