@@ -111,3 +111,14 @@ def test_mismatched_scheduler_is_refused():
     with pytest.raises(ValueError, match=r"`scheduler` produces model timesteps for a 'sinusoidal' noise embedding "
                                          r".* but the transformer uses 'flow'"):
         pipe(source_latents=source_latents(), num_frames=TARGET, num_inference_steps=2, output_type="latent")
+
+
+def test_flow_scheduler_with_a_dfot_model_is_refused():
+    from diffusers_syn2seq import DFoTTransformer3DModel
+
+    model = DFoTTransformer3DModel(in_channels=4, sample_size=8, max_frames=6, patch_size=2, num_layers=1,
+                                   num_attention_heads=2, attention_head_dim=8, noise_embedding_dim=16)
+    pipe = Syn2SeqPipeline(transformer=model, scheduler=FlowMatchDiffusionForcingScheduler(), mode="video")
+    with pytest.raises(ValueError, match=r"`scheduler` produces model timesteps for a 'flow' noise embedding "
+                                         r"\(noise_schedule='rectified_flow'\) but the transformer uses 'sinusoidal'"):
+        pipe(source_latents=source_latents(), num_frames=TARGET, num_inference_steps=2, output_type="latent")

@@ -232,3 +232,25 @@ def test_camera_rays_of_the_wrong_shape_are_refused():
     with pytest.raises(ValueError, match=r"`camera_rays` must be a tensor of shape \(B, C_ray, F, H, W\) = "
                                          r"\(1, 6, 3, 8, 8\) for camera_ray_type='plucker', got \(1, 180, 3, 8, 8\)"):
         model(latents, timesteps, camera_rays=torch.zeros(1, 180, 3, 8, 8))
+
+
+@torch.no_grad()
+def test_from_pretrained_backbone_reads_a_checkpoint_folder_and_keeps_fp32_modules(tmp_path):
+    torch.manual_seed(4)
+    backbone = SkyReelsV2Transformer3DModel(**BACKBONE_TINY, inject_sample_info=True).eval()
+    backbone.save_pretrained(tmp_path / "transformer")
+    model = WanDFoTTransformer3DModel.from_pretrained_backbone(str(tmp_path), sample_size=8, max_frames=6,
+                                                               prompt_length=7).eval()
+    assert model.config.backbone_type == "skyreels-v2-df" and model.config.inject_sample_info
+    latents, timesteps = inputs()
+    model.set_prompt_embeds(torch.randn(7, 16))
+    expected = skyreels_call(backbone, latents, timesteps, model.prompt_embeds)
+    assert torch.allclose(model(latents, timesteps).sample, expected, atol=1e-6)
+    half = WanDFoTTransformer3DModel.from_pretrained_backbone(str(tmp_path), dtype=torch.bfloat16, sample_size=8,
+                                                              max_frames=6, prompt_length=7)
+    assert half.backbone.blocks[0].ffn.net[2].weight.dtype == torch.bfloat16
+    assert half.backbone.scale_shift_table.dtype == torch.float32  # _keep_in_fp32_modules
+    with pytest.raises(ValueError, match="`name_or_path` must hold a SkyReelsV2Transformer3DModel or "
+                                         "WanTransformer3DModel"):
+        tiny_wrapper().save_pretrained(tmp_path / "wrapper")
+        WanDFoTTransformer3DModel.from_pretrained_backbone(str(tmp_path / "wrapper"), subfolder=None)

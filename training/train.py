@@ -41,6 +41,7 @@ from diffusers.training_utils import EMAModel, cast_training_params, free_memory
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors import SafetensorError
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from diffusers_syn2seq.bundled import dataset_scene_style, trained_reverse_prob
@@ -61,8 +62,14 @@ from diffusers_syn2seq.hub import push_folder_to_hub
 from diffusers_syn2seq.latents import encode_take_latents
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
 from diffusers_syn2seq.model_card import save_model_card, training_command
-from diffusers_syn2seq.models import DIT_PRESETS, DFoTTransformer3DModel, load_transformer
-from diffusers_syn2seq.models.loading import _cast_keeping_fp32_modules
+from diffusers_syn2seq.models import (
+    DIT_PRESETS,
+    SKYREELS_V2_DF_1_3B_CONFIG,
+    DFoTTransformer3DModel,
+    WanDFoTTransformer3DModel,
+    load_transformer,
+)
+from diffusers_syn2seq.models.loading import TRANSFORMER_CLASSES, _cast_keeping_fp32_modules
 from diffusers_syn2seq.objective import (
     LOSS_WEIGHTINGS,
     MATCHED_FRACTIONS,
@@ -71,7 +78,7 @@ from diffusers_syn2seq.objective import (
 )
 from diffusers_syn2seq.pipelines import Syn2SeqPipeline
 from diffusers_syn2seq.safe_io import atomic_write_text, check_output_dir, fix_weight_modes, publish_folder
-from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
+from diffusers_syn2seq.schedulers import DiffusionForcingScheduler, FlowMatchDiffusionForcingScheduler
 from diffusers_syn2seq.training_utils import (
     DEFAULT_LORA_TARGETS,
     check_total_limit,
@@ -89,6 +96,7 @@ logger = get_logger(__name__)
 # Renamed flags, old name -> new name: the old name is still accepted on the command line and in --config files,
 # with a deprecation warning.
 RENAMED_FLAGS = {"condition_dropout": "camera_dropout"}
+BACKBONE_CHOICES = ("dfot", "skyreels-v2-df", "wan")
 
 
 # ====================================================================================================================
@@ -113,9 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=str, default=None, help="YAML file of flag values (keys without dashes).")
     add_debug_flag(p)
     g = p.add_argument_group("model")
+    g.add_argument("--backbone", type=str, default="dfot", choices=list(BACKBONE_CHOICES),
+                   help="'dfot': a DFoT DiT3D / U-ViT3D with the DDIM diffusion-forcing scheduler; 'skyreels-v2-df' / "
+                        "'wan': a SkyReels-V2 DF / Wan 2.1 transformer (WanDFoTTransformer3DModel) trained with the "
+                        "rectified-flow scheduler.")
     g.add_argument("--pretrained_model_name_or_path", type=str, default=None,
                    help="Syn2Seq pipeline folder, transformer folder (config.json) or official DFoT checkpoint file "
-                        "(with --dfot_config). Omit to train from scratch.")
+                        "(with --dfot_config); with --backbone skyreels-v2-df|wan also a SkyReels-V2 / Wan diffusers "
+                        "checkpoint (Hub repo id or folder with transformer/). Omit to train from scratch.")
     g.add_argument("--dfot_config", type=str, default=None,
                    help="JSON/YAML backbone settings of an official checkpoint.")
     g.add_argument("--model_preset", type=str, default="dit-s", choices=sorted(DIT_PRESETS),
@@ -126,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max_frames", type=int, default=16, help="Model window (from scratch).")
     g.add_argument("--camera_ray_type", type=str, default="plucker", choices=["none", "ray", "plucker", "ray_encoding"])
     g.add_argument("--noise_schedule", type=str, default="cosine", choices=["cosine", "cosine_simple_diffusion"])
+    g.add_argument("--flow_shift", type=float, default=5.0,
+                   help="skyreels-v2-df / wan: shift of the flow scheduler's sampling grid (SkyReels: 8 text-to-video, "
+                        "5 image-to-video).")
+    g.add_argument("--prompt_embeds", type=str, default=None,
+                   help="skyreels-v2-df / wan: safetensors file with the `prompt_embeds` (1, L, text_dim) the model is "
+                        "conditioned on (WanDFoTTransformer3DModel.encode_prompt_embeds; default: the stored one).")
     g.add_argument("--vae_name_or_path", type=str, default=None,
                    help="Per-frame diffusers AutoencoderKL (folder or repo) for latent-space training.")
     g.add_argument("--vae_subfolder", type=str, default=None)
@@ -155,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inference_matched: fractions of samples with clean history (source frames at level -1, "
                         "later frames at one shared level, as sampling sees them) and with noisy history (history "
                         "and later frames each at one shared level); the rest keep i.i.d. levels.")
-    g.add_argument("--loss_weighting", type=str, default="sigmoid", choices=list(LOSS_WEIGHTINGS))
+    g.add_argument("--loss_weighting", type=str, default=None, choices=list(LOSS_WEIGHTINGS),
+                   help="Default: sigmoid for --backbone dfot, uniform (plain velocity MSE, how SkyReels-V2 and Wan "
+                        "were trained) for skyreels-v2-df / wan.")
     g.add_argument("--camera_dropout", type=float, default=0.1,
                    help="Probability of dropping a sample's camera poses (trains the unconditional branch of pose "
                         "guidance).")
@@ -253,6 +274,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for option in sorted(vars(args).pop("_renamed_flags_used", ())):
         _warn_renamed(option, f"--{RENAMED_FLAGS[option.lstrip('-')]}", "flag ")
     check_flag_types(parser, args)
+    if args.loss_weighting is None:
+        args.loss_weighting = "sigmoid" if args.backbone == "dfot" else "uniform"
     args.command = _command_line(argv)
     if args.reverse_prob is None:  # a LoRA on an Exo2Ego-only base stays Exo2Ego unless asked otherwise
         base = args.pretrained_model_name_or_path
@@ -309,6 +332,7 @@ FLOAT_FLAG_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "adam_beta2": (0.0, 1.0, True, False), "adam_weight_decay": (0.0, math.inf, True, False),
     "adam_epsilon": (0.0, math.inf, False, False), "max_grad_norm": (0.0, math.inf, False, False),
     "ema_decay": (0.0, 1.0, False, False), "max_train_minutes": (0.0, math.inf, False, False),
+    "flow_shift": (0.0, math.inf, False, False),
 }
 
 
@@ -365,7 +389,10 @@ def check_args(args: argparse.Namespace) -> None:
             and args.dfot_config is None:
         raise ValueError("--dfot_config: expected the backbone settings (JSON/YAML) of the official DFoT checkpoint "
                          f"{args.pretrained_model_name_or_path!r}, got none.")
-    for flag in ("config", "model_config", "dfot_config"):
+    if args.backbone != "dfot" and (args.dfot_config is not None or args.noise_schedule != "cosine"):
+        raise ValueError(f"--dfot_config / --noise_schedule: expected with --backbone dfot only, got --backbone "
+                         f"{args.backbone} (its flow scheduler is set by --flow_shift).")
+    for flag in ("config", "model_config", "dfot_config", "prompt_embeds"):
         value = getattr(args, flag)
         if value is not None and not Path(value).is_file():
             raise ValueError(f"--{flag}: expected an existing file, got {value!r}.")
@@ -390,6 +417,8 @@ def _pipeline_has_vae(args) -> bool:
 # ====================================================================================================================
 def load_models(args, data_resolution: tuple[int, int]):
     """Transformer, scheduler and optional VAE from a pipeline / model folder, an official checkpoint, or a preset."""
+    if args.backbone != "dfot":
+        return load_foundation_models(args, data_resolution)
     path = args.pretrained_model_name_or_path
     vae, scheduler = None, None
     if path:
@@ -420,10 +449,67 @@ def load_models(args, data_resolution: tuple[int, int]):
         config.setdefault("noise_embedding_type", "fourier" if args.noise_schedule == "cosine_simple_diffusion"
                           else "sinusoidal")
         transformer = DFoTTransformer3DModel(**config)
+    if isinstance(transformer, WanDFoTTransformer3DModel):
+        raise ValueError(f"--backbone: expected {transformer.config.backbone_type!r} for the SkyReels-V2 / Wan model "
+                         f"in {path!r}, got 'dfot'.")
     if scheduler is None:
         schedule = "cosine_simple_diffusion" if transformer.config.noise_embedding_type == "fourier" else "cosine"
         scheduler = DiffusionForcingScheduler(noise_schedule=schedule)
     return transformer, scheduler, vae, vae_factor
+
+
+def _load_vae(args):
+    """The per-frame VAE of `--vae_name_or_path`, else of a pipeline folder's `vae/`, else None; and its factor."""
+    vae = None
+    if _pipeline_has_vae(args):
+        vae = AutoencoderKL.from_pretrained(args.pretrained_model_name_or_path, subfolder="vae")
+    if args.vae_name_or_path:
+        vae = AutoencoderKL.from_pretrained(args.vae_name_or_path, subfolder=args.vae_subfolder)
+    return vae, 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1
+
+
+def load_foundation_models(args, data_resolution: tuple[int, int]):
+    """`--backbone skyreels-v2-df|wan`: a `WanDFoTTransformer3DModel` (from a Syn2Seq folder, a SkyReels-V2 / Wan
+    diffusers checkpoint, or `--model_config` from scratch), the flow scheduler and the optional per-frame VAE."""
+    path = args.pretrained_model_name_or_path
+    vae, vae_factor = _load_vae(args)
+    height, width = data_resolution
+    size = (height // vae_factor, width // vae_factor)
+    wrapper_settings = dict(sample_size=list(size), max_frames=args.max_frames,
+                            camera_ray_type=None if args.camera_ray_type == "none" else args.camera_ray_type)
+    scheduler = None
+    if path and _is_syn2seq_folder(path):
+        transformer = load_transformer(path)
+        if (Path(path) / "model_index.json").is_file():
+            scheduler = FlowMatchDiffusionForcingScheduler.from_pretrained(path, subfolder="scheduler")
+    elif path:
+        transformer = WanDFoTTransformer3DModel.from_pretrained_backbone(path, backbone_type=args.backbone,
+                                                                         **wrapper_settings)
+    else:
+        channels = vae.config.latent_channels if vae else 3
+        config = {**SKYREELS_V2_DF_1_3B_CONFIG, "in_channels": channels, "out_channels": channels,
+                  "inject_sample_info": args.backbone == "skyreels-v2-df"}
+        if args.model_config:
+            config.update(_read_model_config(args.model_config))
+        transformer = WanDFoTTransformer3DModel(**{**config, **wrapper_settings, "backbone_type": args.backbone})
+    if not isinstance(transformer, WanDFoTTransformer3DModel) or transformer.config.backbone_type != args.backbone:
+        got = transformer.config.backbone_type if isinstance(transformer, WanDFoTTransformer3DModel) else "dfot"
+        raise ValueError(f"--backbone: expected the backbone of {path!r}, {got!r}, got {args.backbone!r}.")
+    if args.prompt_embeds:
+        transformer.set_prompt_embeds(load_file(args.prompt_embeds)["prompt_embeds"])
+    return transformer, scheduler or FlowMatchDiffusionForcingScheduler(shift=args.flow_shift), vae, vae_factor
+
+
+def _is_syn2seq_folder(path: str) -> bool:
+    """A Syn2Seq pipeline folder or a transformer folder of this package (else: a SkyReels-V2 / Wan checkpoint)."""
+    folder = Path(path)
+    for name, classes in (("model_index.json", ("Syn2SeqPipeline",)), ("config.json", tuple(TRANSFORMER_CLASSES))):
+        if (folder / name).is_file():
+            try:
+                return json.loads((folder / name).read_text()).get("_class_name") in classes
+            except (ValueError, AttributeError):
+                return False
+    return False
 
 
 def _read_model_config(path: str) -> dict[str, Any]:
@@ -937,7 +1023,8 @@ def _card_info(args, model, scheduler, vae, num_params, num_trainable, window, n
         "lora_alpha": args.lora_alpha or args.rank,
         "lora_layers": args.lora_layers, "transformer_class": type(model).__name__, "num_parameters": f"{num_params:,}",
         "trainable_parameters": f"{num_trainable:,}", "space": "pixels" if vae is None else "per-frame VAE latents",
-        "prediction_type": scheduler.config.prediction_type, "noise_schedule": scheduler.config.noise_schedule,
+        "prediction_type": scheduler.config.prediction_type, "noise_schedule": scheduler.config.get(
+            "noise_schedule", f"rectified flow (shift {scheduler.config.get('shift')})"),
         "syn2seq_mode": args.mode, "segment_lengths": f"{lengths} / {transition} / {lengths}",
         "transition_source": transition, "window_frames": window, "reverse_prob": args.reverse_prob,
         "noise_level_sampling": args.noise_level_sampling, "loss_weighting": args.loss_weighting,

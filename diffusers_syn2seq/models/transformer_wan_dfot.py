@@ -170,7 +170,26 @@ class WanDFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         settings.update(kwargs)
         model = cls(**settings)
         model.backbone.load_state_dict(backbone.state_dict())
-        return model.to(dtype=backbone.dtype, device=backbone.device)
+        model.to(device=backbone.device)
+        if backbone.dtype != torch.float32:  # like `from_pretrained(dtype=...)`: the fp32 modules stay float32
+            from .loading import _cast_keeping_fp32_modules
+
+            _cast_keeping_fp32_modules(model, backbone.dtype)
+        return model
+
+    @classmethod
+    def from_pretrained_backbone(cls, name_or_path: str, subfolder: str | None = "transformer",
+                                 dtype: torch.dtype | None = None, **kwargs: Any) -> "WanDFoTTransformer3DModel":
+        """Wrap a diffusers SkyReels-V2 DF or Wan 2.1 text-to-video checkpoint: a Hub repo id or folder of its
+        pipeline (`subfolder="transformer"`, e.g. `"Skywork/SkyReels-V2-DF-1.3B-540P-Diffusers"`) or a transformer
+        folder (`subfolder=None`). `kwargs` are :meth:`from_backbone`'s (the wrapper's own settings)."""
+        config = SkyReelsV2Transformer3DModel.load_config(name_or_path, subfolder=subfolder)
+        classes = {klass.__name__: klass for klass in BACKBONES.values()}
+        if config.get("_class_name") not in classes:
+            raise ValueError(f"`name_or_path` must hold a {' or '.join(classes)} (config `_class_name`), got "
+                             f"{config.get('_class_name')!r} in {name_or_path!r} (subfolder={subfolder!r}).")
+        backbone = classes[config["_class_name"]].from_pretrained(name_or_path, subfolder=subfolder, torch_dtype=dtype)
+        return cls.from_backbone(backbone, **kwargs)
 
     def set_prompt_embeds(self, prompt_embeds: torch.Tensor) -> None:
         """Store one prompt embedding `(L, text_dim)` or `(1, L, text_dim)` (e.g. `encode_prompt_embeds(...)`);

@@ -211,11 +211,12 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         return args
 
     def _check_components(self, output_type: str) -> None:
-        model_kind = self.transformer.config.noise_embedding_type
+        model_kind, schedule = self.transformer.config.noise_embedding_type, self.scheduler.config
         if self.scheduler.noise_embedding_type != model_kind:
             raise ValueError(
                 f"`scheduler` produces model timesteps for a {self.scheduler.noise_embedding_type!r} noise embedding "
-                f"(noise_schedule={self.scheduler.config.noise_schedule!r}) but the transformer uses {model_kind!r}."
+                f"(noise_schedule={schedule.get('noise_schedule', 'rectified_flow')!r}) but the transformer uses "
+                f"{model_kind!r}."
             )
         if getattr(self.transformer.config, "condition_dim", None):
             raise ValueError("Transformers with per-frame condition vectors (`condition_dim`) are not supported by "
