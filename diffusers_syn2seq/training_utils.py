@@ -60,11 +60,6 @@ logger = logging.getLogger(__name__)
 # Attention and MLP projections of `DFoTTransformerBlock`.
 DEFAULT_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"]
 
-
-def default_lora_targets(transformer: torch.nn.Module) -> list[str]:
-    """The LoRA target modules of a backbone: its class's `lora_target_modules` when it names its own (SkyReels-V2 /
-    Wan: feed-forward `ffn.net`), else the DFoT DiT's attention and MLP projections (`DEFAULT_LORA_TARGETS`)."""
-    return list(getattr(type(transformer), "lora_target_modules", DEFAULT_LORA_TARGETS))
 CHECKPOINT_PREFIX = "checkpoint-"
 CHECKPOINT_MARKER = "syn2seq_checkpoint.json"  # {"step": N, "files": {relative path: size}}, written last
 EMA_WEIGHTS_NAME = "ema.safetensors"
@@ -72,6 +67,13 @@ MODEL_WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 LORA_WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
 LEGACY_EMA_PICKLE = "custom_checkpoint_0.pkl"  # the EMA of checkpoints written before ema.safetensors
 LEGACY_CHECKPOINT_FILES = ("optimizer.bin", "scheduler.bin", "random_states_0.pkl")
+
+
+def default_lora_targets(transformer: torch.nn.Module | type) -> list[str]:
+    """The LoRA target modules of a backbone: its class's `lora_target_modules` when it names its own (SkyReels-V2 /
+    Wan: feed-forward `ffn.net`), else the DFoT DiT's attention and MLP projections (`DEFAULT_LORA_TARGETS`)."""
+    klass = transformer if isinstance(transformer, type) else type(transformer)
+    return list(getattr(klass, "lora_target_modules", DEFAULT_LORA_TARGETS))
 
 
 # ----------------------------------------------------------------------------------------------------------------

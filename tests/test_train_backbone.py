@@ -102,7 +102,8 @@ def test_train_lora_on_a_skyreels_checkpoint_in_latent_space(dataset, tmp_path):
     out = tmp_path / "lora"
     launch(["--backbone", "skyreels-v2-df", "--pretrained_model_name_or_path", checkpoint, "--train_mode", "lora",
             "--rank", 4, "--vae_name_or_path", vae, "--cache_latents", "--prompt_embeds", prompt, "--dataset_dir",
-            dataset, "--output_dir", out, "--max_frames", 8, "--mode", "video", "--train_batch_size", 2,
+            dataset, "--output_dir", out, "--max_frames", 8, "--mode", "video", "--camera_ray_type", "none",
+            "--train_batch_size", 2,
             "--max_train_steps", 3, "--checkpointing_steps", 3, "--learning_rate", 1e-2, "--report_to", "none"])
     state = load_file(out / "pytorch_lora_weights.safetensors")
     assert any(".ffn.net.0.proj.lora_A" in key for key in state) and any(".attn2.to_k.lora_B" in key for key in state)
@@ -141,3 +142,32 @@ def test_loss_weighting_default_follows_the_backbone(dataset, tmp_path):
     assert train.parse_args(common).loss_weighting == "sigmoid"
     assert train.parse_args(common + ["--backbone", "wan"]).loss_weighting == "uniform"
     assert train.parse_args(common + ["--backbone", "wan", "--loss_weighting", "min_snr"]).loss_weighting == "min_snr"
+
+
+def test_model_loading_errors_name_the_flag(dataset, tmp_path):
+    train = load_script("training/train.py", "syn2seq_train_backbone")
+    torch.manual_seed(0)
+    SkyReelsV2Transformer3DModel(patch_size=(1, 2, 2), in_channels=3, out_channels=3,
+                                 **{k: v for k, v in TINY.items() if k not in ("patch_size", "prompt_length")}
+                                 ).save_pretrained(tmp_path / "ckpt" / "transformer")
+    common = ["--dataset_dir", str(dataset), "--output_dir", str(tmp_path / "x")]
+    args = train.parse_args(common + ["--backbone", "skyreels-v2-df", "--train_mode", "lora",
+                                      "--pretrained_model_name_or_path", str(tmp_path / "ckpt")])
+    with pytest.raises(ValueError, match="--camera_ray_type: expected none with --train_mode lora on the "
+                                         "skyreels-v2-df checkpoint"):
+        train.load_models(args, (RES, RES))
+    WanDFoTTransformer3DModel(backbone_type="skyreels-v2-df", in_channels=3, out_channels=3, sample_size=RES,
+                              **TINY).save_pretrained(tmp_path / "wrapper")
+    for backbone, expected, got in (("wan", "'skyreels-v2-df'", "'wan'"), ("dfot", "'skyreels-v2-df'", "'dfot'")):
+        args = train.parse_args(common + ["--backbone", backbone, "--pretrained_model_name_or_path",
+                                          str(tmp_path / "wrapper")])
+        with pytest.raises(ValueError, match=f"--backbone: expected .*{expected}.*, got {got}"):
+            train.load_models(args, (RES, RES))
+
+
+def test_shipped_1_3b_lora_config_parses():
+    train = load_script("training/train.py", "syn2seq_train_backbone")
+    args = train.parse_args(["--config", "training/configs/skyreels_v2_df_1.3b_lora.yaml"])
+    assert (args.backbone, args.train_mode, args.rank, args.mixed_precision) == ("skyreels-v2-df", "lora", 64, "bf16")
+    assert args.gradient_checkpointing and args.camera_ray_type == "none" and args.loss_weighting == "uniform"
+    assert args.lora_layers.split(",") == default_lora_targets(WanDFoTTransformer3DModel)

@@ -483,6 +483,11 @@ def load_foundation_models(args, data_resolution: tuple[int, int]):
         if (Path(path) / "model_index.json").is_file():
             scheduler = FlowMatchDiffusionForcingScheduler.from_pretrained(path, subfolder="scheduler")
     elif path:
+        if args.train_mode == "lora" and wrapper_settings["camera_ray_type"] is not None:
+            raise ValueError(f"--camera_ray_type: expected none with --train_mode lora on the {args.backbone} "
+                             f"checkpoint {path!r} (its new, zero-initialised camera adapter would stay frozen and is "
+                             f"not part of a LoRA file; use --mode video, or --train_mode full), got "
+                             f"{args.camera_ray_type}.")
         transformer = WanDFoTTransformer3DModel.from_pretrained_backbone(path, backbone_type=args.backbone,
                                                                          **wrapper_settings)
     else:
