@@ -59,7 +59,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 # Attention and MLP projections of `DFoTTransformerBlock`.
 DEFAULT_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"]
-
 CHECKPOINT_PREFIX = "checkpoint-"
 CHECKPOINT_MARKER = "syn2seq_checkpoint.json"  # {"step": N, "files": {relative path: size}}, written last
 EMA_WEIGHTS_NAME = "ema.safetensors"
