@@ -32,7 +32,7 @@ from diffusers.utils import is_ftfy_available
 from torch import nn
 
 from ..camera import RAY_MAP_CHANNELS
-from ..validation import check_choice, check_int, check_positive_int, describe
+from ..validation import check_choice, check_finite, check_int, check_positive_int, describe
 from .checks_dfot import _check_frame_mask, _check_sample_size, _check_video, broadcast_timestep
 
 BACKBONES = {"skyreels-v2-df": SkyReelsV2Transformer3DModel, "wan": WanTransformer3DModel}
@@ -218,10 +218,12 @@ class WanDFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
     def _check_inputs(self, hidden_states, timestep, camera_rays, camera_rays_mask) -> torch.Tensor:
         """Shapes of every input (errors name the argument); returns the `(B, F)` timesteps."""
         _check_video(hidden_states, self.config.in_channels, self.config.max_frames, self.config.patch_size)
+        check_finite("hidden_states", hidden_states)
         batch, _, frames, height, width = hidden_states.shape
         timestep = broadcast_timestep(timestep, batch, frames, hidden_states.device)
-        if not bool(torch.isfinite(timestep.float()).all()):
-            raise ValueError("`timestep` must be finite model timesteps (sigma * 1000), got NaN or infinite values.")
+        if not bool((torch.isfinite(timestep.float()) & (timestep >= 0)).all()):
+            raise ValueError("`timestep` must be finite, non-negative model timesteps (sigma * 1000, 0 = clean), got "
+                             f"min {timestep.float().min().item()} and max {timestep.float().max().item()}.")
         if camera_rays is not None:
             got = tuple(camera_rays.shape) if isinstance(camera_rays, torch.Tensor) else describe(camera_rays)
             if self.camera_embedding is None:
@@ -231,6 +233,7 @@ class WanDFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
             if not isinstance(camera_rays, torch.Tensor) or tuple(camera_rays.shape) != expected:
                 raise ValueError(f"`camera_rays` must be a tensor of shape (B, C_ray, F, H, W) = {expected} for "
                                  f"camera_ray_type={self.config.camera_ray_type!r}, got {got}.")
+            check_finite("camera_rays", camera_rays)
         _check_frame_mask("camera_rays_mask", camera_rays_mask, batch, frames)
         return timestep
 
@@ -271,7 +274,13 @@ class WanDFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         batch, _, frames, height, width = hidden_states.shape
         dtype = self.backbone.patch_embedding.weight.dtype
         text = self.prompt_embeds if encoder_hidden_states is None else encoder_hidden_states
-        text = text.to(device=hidden_states.device, dtype=dtype).expand(batch, -1, -1)
+        if not isinstance(text, torch.Tensor) or text.ndim != 3 or text.shape[0] not in (1, batch) \
+                or text.shape[-1] != self.config.text_dim:
+            got = tuple(text.shape) if isinstance(text, torch.Tensor) else describe(text)
+            raise ValueError(f"`encoder_hidden_states` must be a tensor (1 or B={batch}, L, text_dim="
+                             f"{self.config.text_dim}), got {got}.")
+        text = check_finite("encoder_hidden_states", text).to(device=hidden_states.device, dtype=dtype)
+        text = text.expand(batch, -1, -1)
         kwargs: dict[str, Any] = {}
         if self.config.backbone_type == "skyreels-v2-df":
             kwargs["enable_diffusion_forcing"] = True
