@@ -156,12 +156,14 @@ def test_model_loading_errors_name_the_flag(dataset, tmp_path):
     with pytest.raises(ValueError, match="--camera_ray_type: expected none with --train_mode lora on the "
                                          "skyreels-v2-df checkpoint"):
         train.load_models(args, (RES, RES))
-    WanDFoTTransformer3DModel(backbone_type="skyreels-v2-df", in_channels=3, out_channels=3, sample_size=RES,
-                              **TINY).save_pretrained(tmp_path / "wrapper")
-    for backbone, expected, got in (("wan", "'skyreels-v2-df'", "'wan'"), ("dfot", "'skyreels-v2-df'", "'dfot'")):
+    wrapper = WanDFoTTransformer3DModel(backbone_type="skyreels-v2-df", in_channels=3, out_channels=3,
+                                        sample_size=RES, **TINY)
+    wrapper.save_pretrained(tmp_path / "wrapper")
+    Syn2SeqPipeline(transformer=wrapper, scheduler=FlowMatchDiffusionForcingScheduler()).save_pretrained(tmp_path / "p")
+    for backbone, folder in (("wan", "wrapper"), ("dfot", "wrapper"), ("wan", "p"), ("dfot", "p")):
         args = train.parse_args(common + ["--backbone", backbone, "--pretrained_model_name_or_path",
-                                          str(tmp_path / "wrapper")])
-        with pytest.raises(ValueError, match=f"--backbone: expected .*{expected}.*, got {got}"):
+                                          str(tmp_path / folder)])
+        with pytest.raises(ValueError, match=f"--backbone: expected .*'skyreels-v2-df'.*, got '{backbone}'"):
             train.load_models(args, (RES, RES))
 
 

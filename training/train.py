@@ -428,6 +428,9 @@ def load_models(args, data_resolution: tuple[int, int]):
             transformer = load_transformer(path, dfot_config)
         except ValueError as error:
             raise ValueError(f"--pretrained_model_name_or_path / --dfot_config: {error}") from error
+        if isinstance(transformer, WanDFoTTransformer3DModel):
+            raise ValueError(f"--backbone: expected {transformer.config.backbone_type!r} for the SkyReels-V2 / Wan "
+                             f"model in {path!r}, got 'dfot'.")
         if (Path(path) / "model_index.json").is_file():  # a pipeline also brings its scheduler and VAE
             scheduler = DiffusionForcingScheduler.from_pretrained(path, subfolder="scheduler")
             if _pipeline_has_vae(args):
@@ -449,9 +452,6 @@ def load_models(args, data_resolution: tuple[int, int]):
         config.setdefault("noise_embedding_type", "fourier" if args.noise_schedule == "cosine_simple_diffusion"
                           else "sinusoidal")
         transformer = DFoTTransformer3DModel(**config)
-    if isinstance(transformer, WanDFoTTransformer3DModel):
-        raise ValueError(f"--backbone: expected {transformer.config.backbone_type!r} for the SkyReels-V2 / Wan model "
-                         f"in {path!r}, got 'dfot'.")
     if scheduler is None:
         schedule = "cosine_simple_diffusion" if transformer.config.noise_embedding_type == "fourier" else "cosine"
         scheduler = DiffusionForcingScheduler(noise_schedule=schedule)
