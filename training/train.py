@@ -121,10 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=str, default=None, help="YAML file of flag values (keys without dashes).")
     add_debug_flag(p)
     g = p.add_argument_group("model")
-    g.add_argument("--backbone", type=str, default="dfot", choices=list(BACKBONE_CHOICES),
-                   help="'dfot': a DFoT DiT3D / U-ViT3D with the DDIM diffusion-forcing scheduler; 'skyreels-v2-df' / "
-                        "'wan': a SkyReels-V2 DF / Wan 2.1 transformer (WanDFoTTransformer3DModel) trained with the "
-                        "rectified-flow scheduler.")
+    _add_foundation_flags(g)
     g.add_argument("--pretrained_model_name_or_path", type=str, default=None,
                    help="Syn2Seq pipeline folder, transformer folder (config.json) or official DFoT checkpoint file "
                         "(with --dfot_config); with --backbone skyreels-v2-df|wan also a SkyReels-V2 / Wan diffusers "
@@ -139,12 +136,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max_frames", type=int, default=16, help="Model window (from scratch).")
     g.add_argument("--camera_ray_type", type=str, default="plucker", choices=["none", "ray", "plucker", "ray_encoding"])
     g.add_argument("--noise_schedule", type=str, default="cosine", choices=["cosine", "cosine_simple_diffusion"])
-    g.add_argument("--flow_shift", type=float, default=5.0,
-                   help="skyreels-v2-df / wan: shift of the flow scheduler's sampling grid (SkyReels: 8 text-to-video, "
-                        "5 image-to-video).")
-    g.add_argument("--prompt_embeds", type=str, default=None,
-                   help="skyreels-v2-df / wan: safetensors file with the `prompt_embeds` (1, L, text_dim) the model is "
-                        "conditioned on (WanDFoTTransformer3DModel.encode_prompt_embeds; default: the stored one).")
     g.add_argument("--vae_name_or_path", type=str, default=None,
                    help="Per-frame diffusers AutoencoderKL (folder or repo) for latent-space training.")
     g.add_argument("--vae_subfolder", type=str, default=None)
@@ -231,7 +222,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="accelerate tracker(s): tensorboard, wandb, comet_ml, mlflow, ..., 'all' or 'none'.")
     g.add_argument("--logging_dir", type=str, default="logs")
     g.add_argument("--tracker_project_name", type=str, default="syn2seq")
-    g = p.add_argument_group("hub")
+    _add_hub_flags(p.add_argument_group("hub"))
+    return p
+
+
+def _add_foundation_flags(g: argparse._ArgumentGroup) -> None:
+    """`--backbone` and the settings of the SkyReels-V2 DF / Wan backbones (issue 16)."""
+    g.add_argument("--backbone", type=str, default="dfot", choices=list(BACKBONE_CHOICES),
+                   help="'dfot': a DFoT DiT3D / U-ViT3D with the DDIM diffusion-forcing scheduler; 'skyreels-v2-df' / "
+                        "'wan': a SkyReels-V2 DF / Wan 2.1 transformer (WanDFoTTransformer3DModel) trained with the "
+                        "rectified-flow scheduler.")
+    g.add_argument("--flow_shift", type=float, default=5.0,
+                   help="skyreels-v2-df / wan: shift of the flow scheduler's sampling grid (SkyReels: 8 text-to-video, "
+                        "5 image-to-video).")
+    g.add_argument("--prompt_embeds", type=str, default=None,
+                   help="skyreels-v2-df / wan: safetensors file with the `prompt_embeds` (1, L, text_dim) the model is "
+                        "conditioned on (models.encode_prompt_embeds; default: the model's stored one).")
+
+
+def _add_hub_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--push_to_hub", action="store_true")
     g.add_argument("--hub_model_id", type=str, default=None)
     g.add_argument("--hub_token", type=str, default=None)
@@ -239,7 +248,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--hub_dry_run", action="store_true", help="With --push_to_hub (an error without it): write "
                    "what would be uploaded to OUTPUT/hub_dry_run instead of uploading, no network.")
     g.add_argument("--license", type=str, default="apache-2.0")
-    return p
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
