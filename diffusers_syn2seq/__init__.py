@@ -5,12 +5,19 @@ from ._version import __version__
 from .bundled import bundled_model_path
 from .data import LatentLayout, SequenceLayout
 from .loaders import Syn2SeqLoraLoaderMixin
-from .models import DIT_PRESETS, DFoTTransformer3DModel, DFoTUViT3DModel, convert_dfot_checkpoint, load_transformer
+from .models import (
+    DIT_PRESETS,
+    DFoTTransformer3DModel,
+    DFoTUViT3DModel,
+    WanDFoTTransformer3DModel,
+    convert_dfot_checkpoint,
+    load_transformer,
+)
 
 # Importing the pipelines module also registers Syn2SeqPipeline with diffusers, so that
 # `DiffusionPipeline.from_pretrained(folder)` resolves it from `model_index.json`.
 from .pipelines import Syn2SeqPipeline, Syn2SeqPipelineOutput
-from .schedulers import DiffusionForcingScheduler, DiffusionForcingSchedulerOutput
+from .schedulers import DiffusionForcingScheduler, DiffusionForcingSchedulerOutput, FlowMatchDiffusionForcingScheduler
 
 __all__ = [
     "__version__",
@@ -21,10 +28,12 @@ __all__ = [
     "DiffusionForcingScheduler",
     "DiffusionForcingSchedulerOutput",
     "LatentLayout",
+    "FlowMatchDiffusionForcingScheduler",
     "SequenceLayout",
     "Syn2SeqLoraLoaderMixin",
     "Syn2SeqPipeline",
     "Syn2SeqPipelineOutput",
+    "WanDFoTTransformer3DModel",
     "convert_dfot_checkpoint",
     "load_transformer",
 ]

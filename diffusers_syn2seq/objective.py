@@ -44,7 +44,7 @@ def sample_noise_levels(
     num_history: torch.Tensor | None = None,
     matched_fractions: tuple[float, float] = MATCHED_FRACTIONS,
 ) -> torch.Tensor:
-    """Training levels `(B, F)` of `scheduler` (a `DiffusionForcingScheduler`), one per (sample, frame).
+    """Training levels `(B, F)` of `scheduler` (a per-frame scheduler, DDIM or flow), one per (sample, frame).
 
     Args:
         strategy: `"iid"`: independent levels (DFoT); `"uniform_future"`: the first `num_context_frames` frames
@@ -135,7 +135,9 @@ def loss_weights(
     """Per-frame weights `(B, F)` of an MSE computed in the `prediction_type` space of `scheduler` at `levels` `(B, F)`.
 
     Each strategy defines an epsilon-space weight `w_eps`, converted like DFoT (`w_eps` for epsilon,
-    `w_eps * SNR` for sample, `w_eps * SNR / (SNR + 1)` for v), so the losses are equal whatever the target:
+    `w_eps * SNR` for sample, `w_eps * SNR / (SNR + 1)` for v; `w_eps (1 - sigma)^2` for the flow velocity of
+    `FlowMatchDiffusionForcingScheduler`, whose `SNR = (1 - sigma)^2 / sigma^2`), so the losses are equal whatever
+    the target:
 
     - `sigmoid`: `sigmoid(bias - logSNR)` (Kingma & Gao 2023; DFoT continuous models, bias -1);
     - `min_snr`: `min(SNR, snr_clip) / SNR` (Hang et al. 2023);
@@ -180,6 +182,8 @@ def loss_weights(
         weights = w_eps
     elif kind == "sample":
         weights = w_eps * snr
+    elif kind == "flow_prediction":  # rectified flow: eps error = (1 - sigma) x velocity error
+        weights = w_eps * scheduler.prediction_loss_factor(levels).double()
     else:
         weights = w_eps * snr / (snr + 1.0)
     return weights.to(torch.float32)

@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_LORA_TARGETS",
     "EMA_WEIGHTS_NAME",
     "check_total_limit",
+    "default_lora_targets",
     "checkpoint_problems",
     "checkpoint_steps",
     "incomplete_checkpoints",
@@ -65,6 +66,13 @@ MODEL_WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 LORA_WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
 LEGACY_EMA_PICKLE = "custom_checkpoint_0.pkl"  # the EMA of checkpoints written before ema.safetensors
 LEGACY_CHECKPOINT_FILES = ("optimizer.bin", "scheduler.bin", "random_states_0.pkl")
+
+
+def default_lora_targets(transformer: torch.nn.Module | type) -> list[str]:
+    """The LoRA target modules of a backbone: its class's `lora_target_modules` when it names its own (SkyReels-V2 /
+    Wan: feed-forward `ffn.net`), else the DFoT DiT's attention and MLP projections (`DEFAULT_LORA_TARGETS`)."""
+    klass = transformer if isinstance(transformer, type) else type(transformer)
+    return list(getattr(klass, "lora_target_modules", DEFAULT_LORA_TARGETS))
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -142,8 +142,8 @@ def test_errors(dfot_fixtures_dir, tmp_path):
         load_transformer(tmp_path / "model", config)
     other = json.loads((tmp_path / "model" / "config.json").read_text())
     (tmp_path / "model" / "config.json").write_text(json.dumps({**other, "_class_name": "UNet2DModel"}))
-    with pytest.raises(ValueError, match=r"`_class_name` one of \['DFoTTransformer3DModel', 'DFoTUViT3DModel'\], "
-                                         r"got 'UNet2DModel'"):
+    with pytest.raises(ValueError, match=r"`_class_name` one of \['DFoTTransformer3DModel', 'DFoTUViT3DModel', "
+                                         r"'WanDFoTTransformer3DModel'\], got 'UNet2DModel'"):
         load_transformer(tmp_path / "model")
 
     (tmp_path / "pipeline").mkdir()

@@ -282,7 +282,8 @@ def test_missing_components_raise_a_clear_error():
         Syn2SeqPipeline(transformer=None, scheduler=DiffusionForcingScheduler())
     pipe = make_pipeline(tiny_transformer())
     pipe.scheduler = None
-    with pytest.raises(ValueError, match=r"`pipe.scheduler` must be a DiffusionForcingScheduler, got NoneType"):
+    with pytest.raises(ValueError, match=r"`pipe.scheduler` must be a DiffusionForcingScheduler or "
+                                         r"FlowMatchDiffusionForcingScheduler, got NoneType"):
         pipe(random_video(3), num_frames=2)
 
 

@@ -41,6 +41,7 @@ from diffusers.training_utils import EMAModel, cast_training_params, free_memory
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors import SafetensorError
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from diffusers_syn2seq.bundled import dataset_scene_style, trained_reverse_prob
@@ -61,8 +62,14 @@ from diffusers_syn2seq.hub import push_folder_to_hub
 from diffusers_syn2seq.latents import encode_take_latents, is_video_vae, vae_scale_factors
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
 from diffusers_syn2seq.model_card import save_model_card, training_command
-from diffusers_syn2seq.models import DIT_PRESETS, DFoTTransformer3DModel, load_transformer
-from diffusers_syn2seq.models.loading import _cast_keeping_fp32_modules
+from diffusers_syn2seq.models import (
+    DIT_PRESETS,
+    SKYREELS_V2_DF_1_3B_CONFIG,
+    DFoTTransformer3DModel,
+    WanDFoTTransformer3DModel,
+    load_transformer,
+)
+from diffusers_syn2seq.models.loading import TRANSFORMER_CLASSES, _cast_keeping_fp32_modules
 from diffusers_syn2seq.objective import (
     LOSS_WEIGHTINGS,
     MATCHED_FRACTIONS,
@@ -71,10 +78,11 @@ from diffusers_syn2seq.objective import (
 )
 from diffusers_syn2seq.pipelines import Syn2SeqPipeline
 from diffusers_syn2seq.safe_io import atomic_write_text, check_output_dir, fix_weight_modes, publish_folder
-from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
+from diffusers_syn2seq.schedulers import DiffusionForcingScheduler, FlowMatchDiffusionForcingScheduler
 from diffusers_syn2seq.training_utils import (
     DEFAULT_LORA_TARGETS,
     check_total_limit,
+    default_lora_targets,
     load_ema_state,
     loadable_checkpoint,
     model_inputs,
@@ -88,6 +96,7 @@ logger = get_logger(__name__)
 # Renamed flags, old name -> new name: the old name is still accepted on the command line and in --config files,
 # with a deprecation warning.
 RENAMED_FLAGS = {"condition_dropout": "camera_dropout"}
+BACKBONE_CHOICES = ("dfot", "skyreels-v2-df", "wan")
 
 
 # ====================================================================================================================
@@ -112,9 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=str, default=None, help="YAML file of flag values (keys without dashes).")
     add_debug_flag(p)
     g = p.add_argument_group("model")
+    _add_foundation_flags(g)
     g.add_argument("--pretrained_model_name_or_path", type=str, default=None,
                    help="Syn2Seq pipeline folder, transformer folder (config.json) or official DFoT checkpoint file "
-                        "(with --dfot_config). Omit to train from scratch.")
+                        "(with --dfot_config); with --backbone skyreels-v2-df|wan also a SkyReels-V2 / Wan diffusers "
+                        "checkpoint (Hub repo id or folder with transformer/). Omit to train from scratch.")
     g.add_argument("--dfot_config", type=str, default=None,
                    help="JSON/YAML backbone settings of an official checkpoint.")
     g.add_argument("--model_preset", type=str, default="dit-s", choices=sorted(DIT_PRESETS),
@@ -154,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inference_matched: fractions of samples with clean history (source frames at level -1, "
                         "later frames at one shared level, as sampling sees them) and with noisy history (history "
                         "and later frames each at one shared level); the rest keep i.i.d. levels.")
-    g.add_argument("--loss_weighting", type=str, default="sigmoid", choices=list(LOSS_WEIGHTINGS))
+    g.add_argument("--loss_weighting", type=str, default=None, choices=list(LOSS_WEIGHTINGS),
+                   help="Default: sigmoid for --backbone dfot, uniform (plain velocity MSE, how SkyReels-V2 and Wan "
+                        "were trained) for skyreels-v2-df / wan.")
     g.add_argument("--camera_dropout", type=float, default=0.1,
                    help="Probability of dropping a sample's camera poses (trains the unconditional branch of pose "
                         "guidance).")
@@ -164,8 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--train_mode", type=str, default="full", choices=["full", "lora"])
     g.add_argument("--rank", type=int, default=16)
     g.add_argument("--lora_alpha", type=int, default=None, help="Default: rank.")
-    g.add_argument("--lora_layers", type=str, default=",".join(DEFAULT_LORA_TARGETS),
-                   help="Comma-separated module names to adapt.")
+    g.add_argument("--lora_layers", type=str, default=None,
+                   help="Comma-separated module names to adapt (default: the backbone's attention and feed-forward "
+                        f"projections, {','.join(DEFAULT_LORA_TARGETS)} for DFoT, ffn.net.* for SkyReels-V2 / Wan).")
     g.add_argument("--output_dir", type=str, default="syn2seq-output")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--train_batch_size", type=int, default=4)
@@ -208,7 +222,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="accelerate tracker(s): tensorboard, wandb, comet_ml, mlflow, ..., 'all' or 'none'.")
     g.add_argument("--logging_dir", type=str, default="logs")
     g.add_argument("--tracker_project_name", type=str, default="syn2seq")
-    g = p.add_argument_group("hub")
+    _add_hub_flags(p.add_argument_group("hub"))
+    return p
+
+
+def _add_foundation_flags(g: argparse._ArgumentGroup) -> None:
+    """`--backbone` and the settings of the SkyReels-V2 DF / Wan backbones (issue 16)."""
+    g.add_argument("--backbone", type=str, default="dfot", choices=list(BACKBONE_CHOICES),
+                   help="'dfot': a DFoT DiT3D / U-ViT3D with the DDIM diffusion-forcing scheduler; 'skyreels-v2-df' / "
+                        "'wan': a SkyReels-V2 DF / Wan 2.1 transformer (WanDFoTTransformer3DModel) trained with the "
+                        "rectified-flow scheduler.")
+    g.add_argument("--flow_shift", type=float, default=5.0,
+                   help="skyreels-v2-df / wan: shift of the flow scheduler's sampling grid (SkyReels: 8 text-to-video, "
+                        "5 image-to-video).")
+    g.add_argument("--prompt_embeds", type=str, default=None,
+                   help="skyreels-v2-df / wan: safetensors file with the `prompt_embeds` (1, L, text_dim) the model is "
+                        "conditioned on (models.encode_prompt_embeds; default: the model's stored one).")
+
+
+def _add_hub_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--push_to_hub", action="store_true")
     g.add_argument("--hub_model_id", type=str, default=None)
     g.add_argument("--hub_token", type=str, default=None)
@@ -216,7 +248,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--hub_dry_run", action="store_true", help="With --push_to_hub (an error without it): write "
                    "what would be uploaded to OUTPUT/hub_dry_run instead of uploading, no network.")
     g.add_argument("--license", type=str, default="apache-2.0")
-    return p
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -251,6 +282,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for option in sorted(vars(args).pop("_renamed_flags_used", ())):
         _warn_renamed(option, f"--{RENAMED_FLAGS[option.lstrip('-')]}", "flag ")
     check_flag_types(parser, args)
+    if args.loss_weighting is None:
+        args.loss_weighting = "sigmoid" if args.backbone == "dfot" else "uniform"
     args.command = _command_line(argv)
     if args.reverse_prob is None:  # a LoRA on an Exo2Ego-only base stays Exo2Ego unless asked otherwise
         base = args.pretrained_model_name_or_path
@@ -307,6 +340,7 @@ FLOAT_FLAG_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "adam_beta2": (0.0, 1.0, True, False), "adam_weight_decay": (0.0, math.inf, True, False),
     "adam_epsilon": (0.0, math.inf, False, False), "max_grad_norm": (0.0, math.inf, False, False),
     "ema_decay": (0.0, 1.0, False, False), "max_train_minutes": (0.0, math.inf, False, False),
+    "flow_shift": (0.0, math.inf, False, False),
 }
 
 
@@ -341,7 +375,7 @@ def check_flag_ranges(args: argparse.Namespace) -> None:
     if args.num_transition_frames < minimum:
         raise ValueError(f"--num_transition_frames: expected an integer >= {minimum} with --mode {args.mode}, got "
                          f"{args.num_transition_frames}.")
-    if not [t for t in args.lora_layers.split(",") if t.strip()]:
+    if args.lora_layers is not None and not [t for t in args.lora_layers.split(",") if t.strip()]:
         raise ValueError(f"--lora_layers: expected comma-separated module names, got {args.lora_layers!r}.")
 
 
@@ -363,7 +397,10 @@ def check_args(args: argparse.Namespace) -> None:
             and args.dfot_config is None:
         raise ValueError("--dfot_config: expected the backbone settings (JSON/YAML) of the official DFoT checkpoint "
                          f"{args.pretrained_model_name_or_path!r}, got none.")
-    for flag in ("config", "model_config", "dfot_config"):
+    if args.backbone != "dfot" and (args.dfot_config is not None or args.noise_schedule != "cosine"):
+        raise ValueError(f"--dfot_config / --noise_schedule: expected with --backbone dfot only, got --backbone "
+                         f"{args.backbone} (its flow scheduler is set by --flow_shift).")
+    for flag in ("config", "model_config", "dfot_config", "prompt_embeds"):
         value = getattr(args, flag)
         if value is not None and not Path(value).is_file():
             raise ValueError(f"--{flag}: expected an existing file, got {value!r}.")
@@ -388,6 +425,8 @@ def _pipeline_has_vae(args) -> bool:
 # ====================================================================================================================
 def load_models(args, data_resolution: tuple[int, int]):
     """Transformer, scheduler and optional VAE from a pipeline / model folder, an official checkpoint, or a preset."""
+    if args.backbone != "dfot":
+        return load_foundation_models(args, data_resolution)
     path = args.pretrained_model_name_or_path
     vae, scheduler = None, None
     if path:
@@ -397,6 +436,9 @@ def load_models(args, data_resolution: tuple[int, int]):
             transformer = load_transformer(path, dfot_config)
         except ValueError as error:
             raise ValueError(f"--pretrained_model_name_or_path / --dfot_config: {error}") from error
+        if isinstance(transformer, WanDFoTTransformer3DModel):
+            raise ValueError(f"--backbone: expected {transformer.config.backbone_type!r} for the SkyReels-V2 / Wan "
+                             f"model in {path!r}, got 'dfot'.")
         if (Path(path) / "model_index.json").is_file():  # a pipeline also brings its scheduler and VAE
             scheduler = DiffusionForcingScheduler.from_pretrained(path, subfolder="scheduler")
             if _pipeline_has_vae(args):
@@ -431,6 +473,65 @@ def _load_vae(path: str, subfolder: str | None):
     name = AutoencoderKL.load_config(path, subfolder=subfolder).get("_class_name")
     return (AutoencoderKLWan if name == AutoencoderKLWan.__name__ else AutoencoderKL).from_pretrained(
         path, subfolder=subfolder)
+
+
+def _foundation_vae(args):
+    """The VAE of `--vae_name_or_path`, else of a pipeline folder's `vae/`, else None; and its spatial factor."""
+    vae = None
+    if _pipeline_has_vae(args):
+        vae = _load_vae(args.pretrained_model_name_or_path, "vae")
+    if args.vae_name_or_path:
+        vae = _load_vae(args.vae_name_or_path, args.vae_subfolder)
+    return vae, vae_scale_factors(vae)[1]
+
+
+def load_foundation_models(args, data_resolution: tuple[int, int]):
+    """`--backbone skyreels-v2-df|wan`: a `WanDFoTTransformer3DModel` (from a Syn2Seq folder, a SkyReels-V2 / Wan
+    diffusers checkpoint, or `--model_config` from scratch), the flow scheduler and the optional per-frame VAE."""
+    path = args.pretrained_model_name_or_path
+    vae, vae_factor = _foundation_vae(args)
+    height, width = data_resolution
+    size = (height // vae_factor, width // vae_factor)
+    wrapper_settings = dict(sample_size=list(size), max_frames=args.max_frames,
+                            camera_ray_type=None if args.camera_ray_type == "none" else args.camera_ray_type)
+    scheduler = None
+    if path and _is_syn2seq_folder(path):
+        transformer = load_transformer(path)
+        if (Path(path) / "model_index.json").is_file():
+            scheduler = FlowMatchDiffusionForcingScheduler.from_pretrained(path, subfolder="scheduler")
+    elif path:
+        if args.train_mode == "lora" and wrapper_settings["camera_ray_type"] is not None:
+            raise ValueError(f"--camera_ray_type: expected none with --train_mode lora on the {args.backbone} "
+                             f"checkpoint {path!r} (its new, zero-initialised camera adapter would stay frozen and is "
+                             f"not part of a LoRA file; use --mode video, or --train_mode full), got "
+                             f"{args.camera_ray_type}.")
+        transformer = WanDFoTTransformer3DModel.from_pretrained_backbone(path, backbone_type=args.backbone,
+                                                                         **wrapper_settings)
+    else:
+        channels = (getattr(vae.config, "latent_channels", None) or vae.config.z_dim) if vae else 3
+        config = {**SKYREELS_V2_DF_1_3B_CONFIG, "in_channels": channels, "out_channels": channels,
+                  "inject_sample_info": args.backbone == "skyreels-v2-df"}
+        if args.model_config:
+            config.update(_read_model_config(args.model_config))
+        transformer = WanDFoTTransformer3DModel(**{**config, **wrapper_settings, "backbone_type": args.backbone})
+    if not isinstance(transformer, WanDFoTTransformer3DModel) or transformer.config.backbone_type != args.backbone:
+        got = transformer.config.backbone_type if isinstance(transformer, WanDFoTTransformer3DModel) else "dfot"
+        raise ValueError(f"--backbone: expected the backbone of {path!r}, {got!r}, got {args.backbone!r}.")
+    if args.prompt_embeds:
+        transformer.set_prompt_embeds(load_file(args.prompt_embeds)["prompt_embeds"])
+    return transformer, scheduler or FlowMatchDiffusionForcingScheduler(shift=args.flow_shift), vae, vae_factor
+
+
+def _is_syn2seq_folder(path: str) -> bool:
+    """A Syn2Seq pipeline folder or a transformer folder of this package (else: a SkyReels-V2 / Wan checkpoint)."""
+    folder = Path(path)
+    for name, classes in (("model_index.json", ("Syn2SeqPipeline",)), ("config.json", tuple(TRANSFORMER_CLASSES))):
+        if (folder / name).is_file():
+            try:
+                return json.loads((folder / name).read_text()).get("_class_name") in classes
+            except (ValueError, AttributeError):
+                return False
+    return False
 
 
 def _read_model_config(path: str) -> dict[str, Any]:
@@ -607,7 +708,9 @@ def prepare_transformer(args, accelerator, transformer, vae):
         transformer.requires_grad_(False)
         if weight_dtype != torch.float32:  # frozen base in half precision; norms and embeddings stay float32
             _cast_keeping_fp32_modules(transformer, weight_dtype)
-        targets = [t.strip() for t in args.lora_layers.split(",") if t.strip()]
+        targets = [t.strip() for t in (args.lora_layers or "").split(",") if t.strip()] \
+            or default_lora_targets(transformer)
+        args.lora_layers = ",".join(targets)  # what ran, for the model card
         lora_config = LoraConfig(r=args.rank, lora_alpha=args.lora_alpha or args.rank, init_lora_weights=True,
                                  target_modules=targets)
         transformer.add_adapter(lora_config)
@@ -954,7 +1057,8 @@ def _card_info(args, model, scheduler, vae, num_params, num_trainable, window, n
         "lora_layers": args.lora_layers, "transformer_class": type(model).__name__, "num_parameters": f"{num_params:,}",
         "trainable_parameters": f"{num_trainable:,}", "space": "pixels" if vae is None else
         "causal video VAE latents" if is_video_vae(vae) else "per-frame VAE latents",
-        "prediction_type": scheduler.config.prediction_type, "noise_schedule": scheduler.config.noise_schedule,
+        "prediction_type": scheduler.config.prediction_type, "noise_schedule": scheduler.config.get(
+            "noise_schedule", f"rectified flow (shift {scheduler.config.get('shift')})"),
         "syn2seq_mode": args.mode, "segment_lengths": f"{lengths} / {transition} / {lengths}",
         "transition_source": transition, "window_frames": window, "reverse_prob": args.reverse_prob,
         "noise_level_sampling": args.noise_level_sampling, "loss_weighting": args.loss_weighting,

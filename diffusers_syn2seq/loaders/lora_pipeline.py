@@ -35,8 +35,9 @@ _LOW_CPU_MEM_USAGE_DEFAULT_LORA = (
 
 
 class Syn2SeqLoraLoaderMixin(LoraBaseMixin):
-    r"""Load, save, fuse and unfuse LoRA layers of the pipeline's transformer ([`DFoTTransformer3DModel`] or
-    [`DFoTUViT3DModel`]). Mixed into [`Syn2SeqPipeline`]."""
+    r"""Load, save, fuse and unfuse LoRA layers of the pipeline's transformer ([`DFoTTransformer3DModel`],
+    [`DFoTUViT3DModel`] or [`WanDFoTTransformer3DModel`], whose keys carry its `backbone.` prefix and whose default
+    targets are `training_utils.default_lora_targets`). Mixed into [`Syn2SeqPipeline`]."""
 
     _lora_loadable_modules = [TRANSFORMER_NAME]
     transformer_name = TRANSFORMER_NAME

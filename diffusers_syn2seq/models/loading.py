@@ -5,7 +5,8 @@ One entry point for every place that starts from "a model path" (training, bench
 dispatch and its error messages live here and nowhere else:
 
 * a Syn2Seq pipeline folder (``model_index.json``): its ``transformer/`` subfolder;
-* a transformer folder (``config.json``): ``DFoTTransformer3DModel`` or ``DFoTUViT3DModel`` from ``_class_name``;
+* a transformer folder (``config.json``): ``DFoTTransformer3DModel``, ``DFoTUViT3DModel`` or
+  ``WanDFoTTransformer3DModel`` from ``_class_name``;
 * an official DFoT checkpoint (file or state dict) plus its backbone settings: ``convert_dfot_checkpoint``.
 """
 
@@ -20,8 +21,10 @@ import torch
 from .conversion_dfot import PICKLE_SUFFIXES, convert_dfot_checkpoint
 from .transformer_dfot import DFoTTransformer3DModel
 from .transformer_uvit_dfot import DFoTUViT3DModel
+from .transformer_wan_dfot import WanDFoTTransformer3DModel
 
-TRANSFORMER_CLASSES = {cls.__name__: cls for cls in (DFoTTransformer3DModel, DFoTUViT3DModel)}
+TRANSFORMER_CLASSES = {cls.__name__: cls for cls in (DFoTTransformer3DModel, DFoTUViT3DModel,
+                                                     WanDFoTTransformer3DModel)}
 CHECKPOINT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
 EXPECTED = (
     "a Syn2Seq pipeline folder (model_index.json), a transformer folder (config.json), or an official DFoT checkpoint "
@@ -115,13 +118,14 @@ def load_transformer(
     dfot_config: Mapping[str, Any] | str | os.PathLike | None = None,
     **kwargs: Any,
 ) -> DFoTTransformer3DModel | DFoTUViT3DModel:
-    """Load a DFoT backbone, in eval mode, from whatever a Syn2Seq user has at hand.
+    """Load a DFoT backbone (or the SkyReels-V2 / Wan wrapper), in eval mode, from what a Syn2Seq user has at hand.
 
     Args:
         path_or_checkpoint: a local Syn2Seq pipeline folder (``model_index.json``; its ``transformer/`` subfolder is
-            loaded), a transformer folder (``config.json`` with ``_class_name`` ``DFoTTransformer3DModel`` or
-            ``DFoTUViT3DModel``), or an official DFoT checkpoint: a ``.ckpt``/``.pt``/``.pth``/``.bin``/``.safetensors``
-            file or an already loaded state dict (Lightning or bare backbone keys).
+            loaded), a transformer folder (``config.json`` with ``_class_name`` ``DFoTTransformer3DModel``,
+            ``DFoTUViT3DModel`` or ``WanDFoTTransformer3DModel``), or an official DFoT checkpoint: a
+            ``.ckpt``/``.pt``/``.pth``/``.bin``/``.safetensors`` file or an already loaded state dict (Lightning or
+            bare backbone keys).
         dfot_config: the official backbone settings of a checkpoint (``{"backbone_config": ..., "x_shape": ...,
             "max_tokens": ...}``), as a dict or a JSON/YAML file; required for checkpoints, refused for folders.
         kwargs: passed to ``from_pretrained`` for folders (``dtype``, ``low_cpu_mem_usage``, ...); a checkpoint

@@ -31,7 +31,7 @@ from ..data.sequence import DEFAULT_NUM_TRANSITION_FRAMES, SequenceLayout
 from ..data.windows import plan_windows, window_camera_rays
 from ..latents import decode_video, encode_video, vae_scale_factors
 from ..loaders.lora_pipeline import Syn2SeqLoraLoaderMixin
-from ..schedulers.scheduling_diffusion_forcing import DiffusionForcingScheduler
+from ..schedulers import PER_FRAME_SCHEDULERS, DiffusionForcingScheduler, FlowMatchDiffusionForcingScheduler
 from ..validation import check_finite, check_generator, check_non_negative_int, check_number
 from .call_arguments import check_call_arguments, check_callback, check_transition_poses
 from .history_guidance import (
@@ -77,7 +77,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
     Args:
         transformer ([`DFoTTransformer3DModel`] or any model with its forward signature and config names
             `in_channels`, `sample_size`, `max_frames`, `patch_size`, `noise_embedding_type`, `camera_ray_type`).
-        scheduler ([`DiffusionForcingScheduler`]): its schedule kind must match the model's noise embedding.
+        scheduler ([`DiffusionForcingScheduler`] or [`FlowMatchDiffusionForcingScheduler`]): its schedule kind must
+            match the model's noise embedding (`"flow"` for the SkyReels-V2 / Wan wrapper).
         vae ([`AutoencoderKL`] or [`AutoencoderKLWan`], *optional*): the VAE of a latent model, a per-frame image VAE
             or a causal video VAE compressing time (frame counts on latent boundaries, see `video_latents.py`); None
             for pixel-space models. A latent model without its VAE still samples from `source_latents` with
@@ -102,7 +103,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
     def __init__(
         self,
         transformer: torch.nn.Module,
-        scheduler: DiffusionForcingScheduler,
+        scheduler: DiffusionForcingScheduler | FlowMatchDiffusionForcingScheduler,
         vae: AutoencoderKL | AutoencoderKLWan | None = None,
         mode: str = "video+pose",
         num_transition_frames: int = DEFAULT_NUM_TRANSITION_FRAMES,
@@ -113,9 +114,9 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         if not isinstance(transformer, torch.nn.Module) or not hasattr(transformer, "config"):
             raise ValueError(f"`transformer` must be a DFoT model (a torch module with a config), got "
                              f"{type(transformer).__name__}.")
-        if not isinstance(scheduler, DiffusionForcingScheduler):
-            raise ValueError(f"`scheduler` must be a DiffusionForcingScheduler (per-frame noise levels), got "
-                             f"{type(scheduler).__name__}.")
+        if not isinstance(scheduler, PER_FRAME_SCHEDULERS):
+            raise ValueError(f"`scheduler` must be a DiffusionForcingScheduler or FlowMatchDiffusionForcingScheduler "
+                             f"(per-frame noise levels), got {type(scheduler).__name__}.")
         num_transition_frames = check_non_negative_int("num_transition_frames", num_transition_frames)
         SequenceLayout(1, 0 if mode == "jump" else num_transition_frames, 1, mode, reversal=reversal)
         temporal = vae_scale_factors(vae)[0]
@@ -200,20 +201,21 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                      ) -> dict[str, Any]:
         """Check the scalar arguments of `__call__` (`settings`: name -> value, see `call_arguments`) and the
         components; returns the arguments normalised (Python ints and floats)."""
-        if not isinstance(self.scheduler, DiffusionForcingScheduler):
-            raise ValueError(f"`pipe.scheduler` must be a DiffusionForcingScheduler, got "
-                             f"{type(self.scheduler).__name__}.")
+        if not isinstance(self.scheduler, PER_FRAME_SCHEDULERS):
+            raise ValueError(f"`pipe.scheduler` must be a DiffusionForcingScheduler or "
+                             f"FlowMatchDiffusionForcingScheduler, got {type(self.scheduler).__name__}.")
         args = check_call_arguments(settings, self.scheduler.config.num_train_timesteps)
         check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
         self._check_components(args["output_type"])
         return args
 
     def _check_components(self, output_type: str) -> None:
-        model_kind = self.transformer.config.noise_embedding_type
+        model_kind, schedule = self.transformer.config.noise_embedding_type, self.scheduler.config
         if self.scheduler.noise_embedding_type != model_kind:
             raise ValueError(
                 f"`scheduler` produces model timesteps for a {self.scheduler.noise_embedding_type!r} noise embedding "
-                f"(noise_schedule={self.scheduler.config.noise_schedule!r}) but the transformer uses {model_kind!r}."
+                f"(noise_schedule={schedule.get('noise_schedule', 'rectified_flow')!r}) but the transformer uses "
+                f"{model_kind!r}."
             )
         if getattr(self.transformer.config, "condition_dim", None):
             raise ValueError("Transformers with per-frame condition vectors (`condition_dim`) are not supported by "
