@@ -46,12 +46,15 @@ from tqdm.auto import tqdm
 from diffusers_syn2seq.bundled import dataset_scene_style, trained_reverse_prob
 from diffusers_syn2seq.cli_support import ToolArgumentParser, add_debug_flag, run_tool
 from diffusers_syn2seq.data import (
+    DEFAULT_CACHE_BUDGET_MB,
     DEFAULT_NUM_TRANSITION_FRAMES,
     MODES,
     EpochShuffleSampler,
+    InMemoryTakes,
     Syn2SeqClipDataset,
     Syn2SeqTrainingWindows,
     collate_syn2seq,
+    decoded_take_bytes,
     load_metadata,
     write_video,
 )
@@ -128,24 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--vae_name_or_path", type=str, default=None,
                    help="Per-frame diffusers AutoencoderKL (folder or repo) for latent-space training.")
     g.add_argument("--vae_subfolder", type=str, default=None)
-    g = p.add_argument_group("data")
-    g.add_argument("--dataset_dir", type=str, default=None, help="Syn2Seq dataset folder (metadata.parquet + clips).")
-    g.add_argument("--train_split", type=str, default="train")
-    g.add_argument("--validation_split", type=str, default="validation")
-    g.add_argument("--num_clip_frames", type=int, default=None, help="Use the first N frames of exo and ego clips.")
-    g.add_argument("--mode", type=str, default="video+pose", choices=list(MODES), help="Syn2Seq sequence mode.")
-    g.add_argument("--window_frames", type=int, default=None, help="Training window (default: model max_frames).")
-    g.add_argument("--reverse_prob", type=float, default=None,
-                   help="Probability of the Ego2Exo reversal (default: the base pipeline's, from its "
-                        "training_summary.json, when training from a pipeline folder that records it, else 0.5).")
-    g.add_argument("--reversal", type=str, default="full", choices=["full", "segments"])
-    g.add_argument("--transition_source", type=str, default="cached", choices=["cached", "crossfade"],
-                   help="'cached': transitions stored in the dataset (crossfade fallback for takes without one).")
-    g.add_argument("--num_transition_frames", type=int, default=DEFAULT_NUM_TRANSITION_FRAMES,
-                   help="Frames of crossfade transitions (and of the saved pipeline's transition when the dataset "
-                        "caches none).")
-    g.add_argument("--cache_latents", action="store_true", help="Encode every take once with the VAE and reuse it.")
-    g.add_argument("--dataloader_num_workers", type=int, default=0)
+    _add_data_arguments(p)
     g = p.add_argument_group("objective")
     g.add_argument("--noise_level_sampling", type=str, default="iid", choices=list(NOISE_LEVEL_SAMPLINGS))
     g.add_argument("--num_context_frames", type=int, default=0, help="uniform_future: frames with i.i.d. levels.")
@@ -217,6 +203,34 @@ def build_parser() -> argparse.ArgumentParser:
                    "what would be uploaded to OUTPUT/hub_dry_run instead of uploading, no network.")
     g.add_argument("--license", type=str, default="apache-2.0")
     return p
+
+
+def _add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """The data flags of `build_parser`."""
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset_dir", type=str, default=None, help="Syn2Seq dataset folder (metadata.parquet + clips).")
+    g.add_argument("--train_split", type=str, default="train")
+    g.add_argument("--validation_split", type=str, default="validation")
+    g.add_argument("--num_clip_frames", type=int, default=None, help="Use the first N frames of exo and ego clips.")
+    g.add_argument("--mode", type=str, default="video+pose", choices=list(MODES), help="Syn2Seq sequence mode.")
+    g.add_argument("--window_frames", type=int, default=None, help="Training window (default: model max_frames).")
+    g.add_argument("--reverse_prob", type=float, default=None,
+                   help="Probability of the Ego2Exo reversal (default: the base pipeline's, from its "
+                        "training_summary.json, when training from a pipeline folder that records it, else 0.5).")
+    g.add_argument("--reversal", type=str, default="full", choices=["full", "segments"])
+    g.add_argument("--transition_source", type=str, default="cached", choices=["cached", "crossfade"],
+                   help="'cached': transitions stored in the dataset (crossfade fallback for takes without one).")
+    g.add_argument("--num_transition_frames", type=int, default=DEFAULT_NUM_TRANSITION_FRAMES,
+                   help="Frames of crossfade transitions (and of the saved pipeline's transition when the dataset "
+                        "caches none).")
+    g.add_argument("--cache_latents", action="store_true", help="Encode every take once with the VAE and reuse it.")
+    g.add_argument("--cache_data", type=str, default="auto", choices=["auto", "always", "never"],
+                   help="Decode the training takes once and keep them in memory (per process) instead of decoding "
+                        "every batch: 'auto' when they fit --cache_data_max_mb (else a log line and per-batch "
+                        "decoding), 'always' (an error when they do not fit), 'never'.")
+    g.add_argument("--cache_data_max_mb", type=float, default=DEFAULT_CACHE_BUDGET_MB,
+                   help="Memory budget of --cache_data, in MiB of decoded uint8 frames and poses per process.")
+    g.add_argument("--dataloader_num_workers", type=int, default=0)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -307,6 +321,7 @@ FLOAT_FLAG_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "adam_beta2": (0.0, 1.0, True, False), "adam_weight_decay": (0.0, math.inf, True, False),
     "adam_epsilon": (0.0, math.inf, False, False), "max_grad_norm": (0.0, math.inf, False, False),
     "ema_decay": (0.0, 1.0, False, False), "max_train_minutes": (0.0, math.inf, False, False),
+    "cache_data_max_mb": (0.0, math.inf, True, False),
 }
 
 
@@ -654,7 +669,8 @@ def register_checkpoint_hooks(args, accelerator, lora_config, ema) -> None:
 
 
 def make_training_data(args, accelerator, vae, window: int):
-    """Decoded takes (in the DataLoader workers) or cached latents -> deterministic Syn2Seq windows -> batches.
+    """Decoded takes (kept in memory by `--cache_data`, else decoded per batch in the DataLoader workers) or cached
+    latents -> deterministic Syn2Seq windows -> batches.
 
     Returns `(windows, sampler, dataloader)`."""
     transition_fn = None
@@ -667,6 +683,8 @@ def make_training_data(args, accelerator, vae, window: int):
         latents = [encode_take_latents(vae, takes[i], transition_fn, args.num_transition_frames)
                    for i in tqdm(range(len(takes)), desc="caching latents",
                                  disable=not accelerator.is_local_main_process)]
+    else:
+        takes = cache_decoded_takes(args, accelerator, takes)
     windows = Syn2SeqTrainingWindows(takes, args.mode, window, args.reverse_prob, args.reversal, transition_fn,
                                      args.num_transition_frames, seed=args.seed, latents=latents)
     sampler = EpochShuffleSampler(len(windows), seed=args.seed)
@@ -675,6 +693,27 @@ def make_training_data(args, accelerator, vae, window: int):
         collate_fn=lambda batch: collate_syn2seq(batch, pad_to=window), drop_last=False,
     )
     return windows, sampler, dataloader
+
+
+def cache_decoded_takes(args, accelerator, takes):
+    """`--cache_data`: the takes decoded once and kept in memory (`InMemoryTakes`) when they fit
+    `--cache_data_max_mb`; otherwise, with `auto`, the takes as they are (decoded per batch) and a log line saying
+    why, with `always` a `ValueError` naming the flags and both sizes. Batches are the same either way."""
+    if args.cache_data == "never":
+        return takes
+    need_mb = decoded_take_bytes(takes) / 2**20
+    if need_mb > args.cache_data_max_mb:
+        if args.cache_data == "always":
+            raise ValueError(f"--cache_data always: expected the decoded training takes to fit --cache_data_max_mb="
+                             f"{args.cache_data_max_mb:g} MiB, got {need_mb:.1f} MiB for {len(takes)} takes; raise "
+                             "--cache_data_max_mb or use --cache_data auto (decodes per batch when over budget).")
+        logger.info(f"--cache_data auto: not caching the training takes ({need_mb:.1f} MiB decoded, over "
+                    f"--cache_data_max_mb={args.cache_data_max_mb:g}); every batch decodes its clips")
+        return takes
+    logger.info(f"--cache_data {args.cache_data}: decoding {len(takes)} training takes once into memory "
+                f"({need_mb:.1f} MiB)")
+    return InMemoryTakes(takes, progress=lambda indices: tqdm(indices, desc="decoding takes",
+                                                              disable=not accelerator.is_local_main_process))
 
 
 def make_optimizer(args, accelerator, transformer):
