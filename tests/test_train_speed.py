@@ -93,7 +93,7 @@ def _losses(output: Path) -> list[float]:
 
 def test_cache_data_trains_exactly_like_per_batch_decoding(dataset, tmp_path, train, caplog):
     with caplog.at_level(logging.INFO):
-        cached = train.main(_argv(dataset, tmp_path / "cached", "--cache_data", "always"))
+        cached = train.main(_argv(dataset, tmp_path / "cached", "--cache_data", "always", "--logging_steps", "2"))
     assert "--cache_data always: decoding 3 training takes once into memory" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.INFO):  # over budget: falls back to decoding every batch, and says so
@@ -102,7 +102,8 @@ def test_cache_data_trains_exactly_like_per_batch_decoding(dataset, tmp_path, tr
     assert "over --cache_data_max_mb=0.01); every batch decodes its clips" in caplog.text
     losses = _losses(tmp_path / "cached")
     assert len(losses) == 3 and all(math.isfinite(x) for x in losses)
-    assert losses == _losses(tmp_path / "decoded")  # the same batches, bit for bit
+    # the same batches, bit for bit; the losses read back every 2 steps (cached) or once at the end (decoded)
+    assert losses == _losses(tmp_path / "decoded")
     assert cached["fixed_batch_loss_end"] == decoded["fixed_batch_loss_end"]
 
 
@@ -125,3 +126,25 @@ def test_cache_data_flag_errors(dataset, tmp_path, train, extra, match):
     with pytest.raises(ValueError, match=match):
         train.main(_argv(dataset, output, *extra))
     assert not (output / "logs" / "train_log.jsonl").exists() and not list(output.glob("checkpoint-*"))
+
+
+def test_loss_log_reads_back_in_bulk_and_stops_at_a_non_finite_loss(tmp_path, train):
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    path = tmp_path / "train_log.jsonl"
+    log = train.LossLog(Accelerator(cpu=True), tqdm(disable=True), path)
+    for step, value in ((1, 0.5), (2, 0.25)):
+        log.add_micro_step(step, step - 1, torch.tensor(value))
+        log.add_step(step, torch.tensor(value), 1e-3 * step)
+    assert not path.exists()  # nothing read back before the flush
+    log.flush()
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [
+        {"step": 1, "train/loss": 0.5, "train/lr": 1e-3}, {"step": 2, "train/loss": 0.25, "train/lr": 2e-3}]
+    log.add_micro_step(3, 4, torch.tensor(0.1))
+    log.add_micro_step(3, 5, torch.tensor(float("nan")))  # an accumulated micro-batch, not the logged one
+    log.add_step(3, torch.tensor(0.1), 3e-3)
+    with pytest.raises(FloatingPointError, match=r"non-finite loss nan at step 3 \(micro-step 5\); lower "
+                                                 r"--learning_rate or use --mixed_precision no"):
+        log.flush()
+    assert len(path.read_text().splitlines()) == 2  # the failing flush logs nothing

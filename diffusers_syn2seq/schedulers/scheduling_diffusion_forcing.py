@@ -408,7 +408,9 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
         return levels.expand(batch, frames).reshape(batch, 1, frames, 1, 1)
 
     def _alpha_sigma(self, levels: LevelLike, sample: torch.Tensor, name: str = "timesteps"):
-        levels = self._as_levels(levels, name, sample.device)
+        # Levels are checked and looked up where they are (numbers: on the CPU) and only alpha is moved to the
+        # sample: CPU levels for a GPU sample cost no host synchronisation (the value checks of device levels do).
+        levels = self._as_levels(levels, name)
         alpha = self.alphas_cumprod_at(self._per_frame(levels, sample, name)).to(sample.device)
         return alpha.sqrt(), (1.0 - alpha).clamp(min=0).sqrt()
 
