@@ -17,6 +17,7 @@ Reading order: arguments -> checks (before anything heavy) -> models -> data -> 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import math
@@ -73,7 +74,13 @@ from diffusers_syn2seq.objective import (
     diffusion_forcing_loss,
 )
 from diffusers_syn2seq.pipelines import Syn2SeqPipeline
-from diffusers_syn2seq.safe_io import atomic_write_text, check_output_dir, fix_weight_modes, publish_folder
+from diffusers_syn2seq.safe_io import (
+    atomic_write_bytes,
+    atomic_write_text,
+    check_output_dir,
+    fix_weight_modes,
+    publish_folder,
+)
 from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
 from diffusers_syn2seq.training_utils import (
     DEFAULT_LORA_TARGETS,
@@ -562,7 +569,9 @@ def log_validation(args, accelerator, transformer, scheduler, vae, takes, step: 
         grid = np.concatenate(list(video), axis=0)  # frames stacked vertically
         from PIL import Image
 
-        Image.fromarray(grid).save(out_dir / f"sample-{i}.png")
+        png = io.BytesIO()
+        Image.fromarray(grid).save(png, format="PNG")
+        atomic_write_bytes(out_dir / f"sample-{i}.png", png.getvalue())  # a reader never sees half a PNG
         images.append(grid)
     metrics = {f"val/{name}": float(np.mean(scores[key])) for key, name in VALIDATION_METRICS if key in scores}
     accelerator.log(metrics, step=step)
