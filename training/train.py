@@ -833,8 +833,9 @@ class LossLog:
     synchronisation per flush instead of one per step), then checked and logged step by step: `train_log.jsonl`, the
     trackers and the progress bar get every step's loss (mean over processes) and learning rate, as before.
 
-    A non-finite loss of any micro-step raises a `FloatingPointError` naming its step at the next flush, which comes
-    before every checkpoint, validation and the final save: a NaN never reaches a saved file."""
+    A non-finite loss of any micro-step on any process raises a `FloatingPointError` naming its step on every
+    process at the next flush, which comes before every checkpoint, validation and the final save: a NaN never
+    reaches a saved file."""
 
     def __init__(self, accelerator, progress, path: Path):
         self.accelerator, self.progress, self.path = accelerator, progress, path
@@ -849,10 +850,14 @@ class LossLog:
 
     def flush(self) -> None:
         if self.micro:
-            finite = torch.isfinite(torch.stack([loss for _, _, loss in self.micro])).tolist()
+            # gathered, so that every process sees a non-finite loss of any of them and all stop together
+            micro = self.accelerator.gather(torch.stack([loss for _, _, loss in self.micro])[None])
+            finite = torch.isfinite(micro).all(dim=0).tolist()
             if not all(finite):
-                step, micro_step, loss = self.micro[finite.index(False)]
-                raise FloatingPointError(f"non-finite loss {loss.item()} at step {step} (micro-step {micro_step}); "
+                index = finite.index(False)
+                step, micro_step, _ = self.micro[index]
+                value = micro[:, index][~torch.isfinite(micro[:, index])][0].item()
+                raise FloatingPointError(f"non-finite loss {value} at step {step} (micro-step {micro_step}); "
                                          "lower --learning_rate or use --mixed_precision no.")
             self.micro = []
         if not self.steps:
