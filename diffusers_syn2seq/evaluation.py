@@ -14,6 +14,7 @@ Per scene `i` (seed `s = seed + i`), `evaluate_scene` records:
   its input. Each costs generations: `num_samples` + 1 per scene with both.
 """
 
+import io
 import os
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import torch
 
 from .data.sequence import MODES
 from .metrics import default_layout_block, exo_dependence, layout_psnr, mean_of_samples_psnr, psnr, ssim
+from .safe_io import atomic_write_bytes
 from .validation import check_choice, check_positive_int
 
 
@@ -286,4 +288,6 @@ def side_by_side(rows: list[tuple[str, np.ndarray]], path: Path, scale: int = 2)
         canvas.paste(image, (label_width, y))
         draw.multiline_text((4, y + 4), label, fill="black", font=font)
         y += image.height
-    canvas.save(path)
+    png = io.BytesIO()
+    canvas.save(png, format="PNG")
+    atomic_write_bytes(path, png.getvalue())  # a reader never sees half a PNG

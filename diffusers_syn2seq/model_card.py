@@ -17,6 +17,8 @@ from typing import Any
 from diffusers.utils.hub_utils import populate_model_card
 from huggingface_hub import ModelCard, ModelCardData
 
+from .safe_io import atomic_write_text
+
 __all__ = ["DEFAULT_TEMPLATE_PATH", "BASE_TAGS", "metrics_table", "model_card_tags", "save_model_card",
            "training_command"]
 
@@ -154,5 +156,5 @@ def save_model_card(
     card = ModelCard.from_template(card_data, template_path=str(template), **values)
     card = populate_model_card(card, tags=model_card_tags(mode))
     Path(output_dir).mkdir(parents=True, exist_ok=True)
-    card.save(Path(output_dir) / "README.md")
+    atomic_write_text(Path(output_dir) / "README.md", str(card))  # (card.save writes in place)
     return card

@@ -211,7 +211,8 @@ def diffusion_forcing_loss(
 
     Args:
         x0: clean frames `(B, C, F, H, W)` in model space.
-        frame_mask: `(B, F)` True for real frames; padded frames are fully noised and get no loss.
+        frame_mask: `(B, F)` True for real frames; padded frames are fully noised and get no loss. Keep it (and
+            `pose_mask`, `num_history`, `levels`) on the CPU to avoid a host synchronisation on accelerators.
         camera_rays, pose_mask: pose conditioning (`model_inputs`); frames with `pose_mask` False get the null
             camera embedding.
         noise_level_sampling: `sample_noise_levels` strategy: `"iid"` (DFoT), `"uniform_future"` (frames after
@@ -230,14 +231,18 @@ def diffusion_forcing_loss(
     """
     batch, _, num_frames = x0.shape[:3]
     device = x0.device
+    # Every per-frame (B, F) quantity (levels, their checks, weights, model timesteps) is computed on the CPU and only
+    # the results are sent to the device: no device-to-host copy, hence no host synchronisation, when the caller keeps
+    # the masks on the CPU (`model_inputs` does); masks on the device cost one copy here.
+    frame_mask = frame_mask.to("cpu")
     if levels is None:
         levels = sample_noise_levels(
             scheduler, batch, num_frames, strategy=noise_level_sampling,
-            num_context_frames=min(num_context_frames, num_frames), frame_mask=frame_mask.cpu(),
+            num_context_frames=min(num_context_frames, num_frames), frame_mask=frame_mask,
             continuous=scheduler.is_continuous, generator=generator, num_history=num_history,
             matched_fractions=matched_fractions,
         )
-    levels = levels.to(device)
+    levels = levels.to("cpu")
     if noise is None:
         noise = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(device)
     noise = noise.clamp(-20.0, 20.0)  # DFoT clips the training noise
@@ -259,7 +264,7 @@ def diffusion_forcing_loss(
         return_dict=False,
     )[0]
     mse = ((prediction.float() - target.float()) ** 2).mean(dim=(1, 3, 4))  # (B, F)
-    weights = loss_weights(scheduler, levels.cpu(), strategy=loss_weighting).to(device)
-    valid = (frame_mask.to(device) & (levels >= 0)).float()
+    weights = loss_weights(scheduler, levels, strategy=loss_weighting).to(device)
+    valid = (frame_mask & (levels >= 0)).float().to(device)
     loss = (mse * weights * valid).sum() / valid.sum().clamp(min=1.0)
-    return loss, {"mse": mse.detach(), "weights": weights, "levels": levels}
+    return loss, {"mse": mse.detach(), "weights": weights, "levels": levels.to(device)}

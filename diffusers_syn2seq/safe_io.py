@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = [
+    "atomic_write_bytes",
     "atomic_write_text",
     "check_output_dir",
     "check_output_file",
@@ -117,18 +118,23 @@ def fix_weight_modes(paths: Iterable[str | os.PathLike]) -> None:
                 file.chmod(mode)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write `text` to `path` through a temporary file in the same folder and a rename: on any error (disk full,
-    read-only) the old file stays as it was and the temporary file is removed."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` through a temporary file in the same folder and a rename: on any error (disk full,
+    read-only) the old file stays as it was and the temporary file is removed; a reader never sees a partial file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text)
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """`atomic_write_bytes` of `text` encoded as UTF-8."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def publish_folder(staging: Path, destination: Path, last: str | None = None) -> None:

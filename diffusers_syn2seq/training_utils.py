@@ -87,8 +87,14 @@ def step_seed(seed: int, micro_step: int, process_index: int) -> int:
 # ----------------------------------------------------------------------------------------------------------------
 # Model space
 # ----------------------------------------------------------------------------------------------------------------
-def model_inputs(batch: Mapping[str, Any], transformer_config, vae=None) -> dict[str, torch.Tensor | None]:
+def model_inputs(batch: Mapping[str, Any], transformer_config, vae=None, device: torch.device | str | None = None
+                 ) -> dict[str, torch.Tensor | None]:
     """Collated windows -> transformer inputs in model space.
+
+    Args:
+        device: where `x0` and `camera_rays` go (default: where the batch's frames are). The masks and `num_history`
+            stay where the batch is, and the camera rays are computed there: with the batch on the CPU (train.py's
+            loader) nothing is read back from the device, so neither this nor the objective synchronises with it.
 
     Returns:
         `x0` `(B, C, F, h, w)` float32 (pixels in [-1, 1], or scaled latents: VAE-encoded here unless the windows
@@ -98,20 +104,22 @@ def model_inputs(batch: Mapping[str, Any], transformer_config, vae=None) -> dict
         `window_camera_rays`, the conditioning the pipeline uses when sampling.
     """
     frames = batch["frames"]  # (B, F, C, H, W)
+    device = frames.device if device is None else torch.device(device)
+    frames = frames.to(device)
     if vae is not None and frames.shape[2] == 3 and frames.shape[2] != transformer_config.in_channels:
         b, f = frames.shape[:2]
         frames = encode_frames(vae, frames.flatten(0, 1)).unflatten(0, (b, f))
     x0 = frames.transpose(1, 2).float()
-    out: dict[str, torch.Tensor | None] = {"x0": x0, "frame_mask": batch["frame_mask"].to(x0.device)}
+    out: dict[str, torch.Tensor | None] = {"x0": x0, "frame_mask": batch["frame_mask"]}
     out["num_history"] = None
     if "segment_ids" in batch:  # collated windows; hand-made batches without a layout get random history lengths
-        out["num_history"] = window_history_lengths(batch["segment_ids"], batch["reversed"]).to(x0.device)
+        out["num_history"] = window_history_lengths(batch["segment_ids"], batch["reversed"])
     ray_type = getattr(transformer_config, "camera_ray_type", None)
     out["camera_rays"] = out["pose_mask"] = None
     if ray_type is not None:
         rays, mask = window_camera_rays(batch["poses"], batch["pose_mask"] & batch["frame_mask"], x0.shape[-2],
                                         x0.shape[-1], ray_type)
-        out["camera_rays"], out["pose_mask"] = rays.to(x0.device), mask.to(x0.device)
+        out["camera_rays"], out["pose_mask"] = rays.to(device), mask
     return out
 
 

@@ -281,3 +281,21 @@ def test_config_round_trip_and_compatibles(tmp_path):
     assert ddim.config.prediction_type == "v_prediction"
     back = DiffusionForcingScheduler.from_config(ddim.config)
     assert back.config.prediction_type == "v_prediction"
+
+
+def test_compatibles_convert_configs_but_keep_the_noise_schedule_only_when_asked():
+    """What the class docstring says of `_compatibles`: a DDIM made from the config has linear betas unless given
+    `beta_schedule="squaredcos_cap_v2"`, which matches the discrete cosine schedule; the pipeline refuses DDIM."""
+    scheduler = DiffusionForcingScheduler()
+    plain = DDIMScheduler.from_config(scheduler.config)
+    assert plain.config.beta_schedule == "linear"
+    assert (plain.alphas_cumprod - scheduler.alphas_cumprod).abs().max() > 0.1
+    cosine = DDIMScheduler.from_config(scheduler.config, beta_schedule="squaredcos_cap_v2")
+    torch.testing.assert_close(cosine.alphas_cumprod[:-1], scheduler.alphas_cumprod[:-1], rtol=0, atol=1e-6)
+    assert scheduler.alphas_cumprod[-1] == 0 and cosine.alphas_cumprod[-1] < 1e-8  # the zero-SNR level
+    from diffusers_syn2seq.models import DIT_PRESETS, DFoTTransformer3DModel
+    from diffusers_syn2seq.pipelines import Syn2SeqPipeline
+
+    model = DFoTTransformer3DModel(in_channels=3, sample_size=8, max_frames=4, patch_size=4, **DIT_PRESETS["dit-tiny"])
+    with pytest.raises(ValueError, match="`scheduler` must be a DiffusionForcingScheduler"):
+        Syn2SeqPipeline(transformer=model, scheduler=cosine)

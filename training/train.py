@@ -17,6 +17,7 @@ Reading order: arguments -> checks (before anything heavy) -> models -> data -> 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import math
@@ -47,12 +48,15 @@ from tqdm.auto import tqdm
 from diffusers_syn2seq.bundled import dataset_scene_style, trained_reverse_prob
 from diffusers_syn2seq.cli_support import ToolArgumentParser, add_debug_flag, run_tool
 from diffusers_syn2seq.data import (
+    DEFAULT_CACHE_BUDGET_MB,
     DEFAULT_NUM_TRANSITION_FRAMES,
     MODES,
     EpochShuffleSampler,
+    InMemoryTakes,
     Syn2SeqClipDataset,
     Syn2SeqTrainingWindows,
     collate_syn2seq,
+    decoded_take_bytes,
     load_metadata,
     write_video,
 )
@@ -77,7 +81,13 @@ from diffusers_syn2seq.objective import (
     diffusion_forcing_loss,
 )
 from diffusers_syn2seq.pipelines import Syn2SeqPipeline
-from diffusers_syn2seq.safe_io import atomic_write_text, check_output_dir, fix_weight_modes, publish_folder
+from diffusers_syn2seq.safe_io import (
+    atomic_write_bytes,
+    atomic_write_text,
+    check_output_dir,
+    fix_weight_modes,
+    publish_folder,
+)
 from diffusers_syn2seq.schedulers import DiffusionForcingScheduler, FlowMatchDiffusionForcingScheduler
 from diffusers_syn2seq.training_utils import (
     DEFAULT_LORA_TARGETS,
@@ -139,24 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--vae_name_or_path", type=str, default=None,
                    help="AutoencoderKL or causal AutoencoderKLWan (with --cache_latents) for latent training.")
     g.add_argument("--vae_subfolder", type=str, default=None)
-    g = p.add_argument_group("data")
-    g.add_argument("--dataset_dir", type=str, default=None, help="Syn2Seq dataset folder (metadata.parquet + clips).")
-    g.add_argument("--train_split", type=str, default="train")
-    g.add_argument("--validation_split", type=str, default="validation")
-    g.add_argument("--num_clip_frames", type=int, default=None, help="Use the first N frames of exo and ego clips.")
-    g.add_argument("--mode", type=str, default="video+pose", choices=list(MODES), help="Syn2Seq sequence mode.")
-    g.add_argument("--window_frames", type=int, default=None, help="Training window (default: model max_frames).")
-    g.add_argument("--reverse_prob", type=float, default=None,
-                   help="Probability of the Ego2Exo reversal (default: the base pipeline's, from its "
-                        "training_summary.json, when training from a pipeline folder that records it, else 0.5).")
-    g.add_argument("--reversal", type=str, default="full", choices=["full", "segments"])
-    g.add_argument("--transition_source", type=str, default="cached", choices=["cached", "crossfade"],
-                   help="'cached': transitions stored in the dataset (crossfade fallback for takes without one).")
-    g.add_argument("--num_transition_frames", type=int, default=DEFAULT_NUM_TRANSITION_FRAMES,
-                   help="Frames of crossfade transitions (and of the saved pipeline's transition when the dataset "
-                        "caches none).")
-    g.add_argument("--cache_latents", action="store_true", help="Encode every take once with the VAE and reuse it.")
-    g.add_argument("--dataloader_num_workers", type=int, default=0)
+    _add_data_arguments(p)
     g = p.add_argument_group("objective")
     g.add_argument("--noise_level_sampling", type=str, default="iid", choices=list(NOISE_LEVEL_SAMPLINGS))
     g.add_argument("--num_context_frames", type=int, default=0, help="uniform_future: frames with i.i.d. levels.")
@@ -221,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--report_to", type=str, default="tensorboard",
                    help="accelerate tracker(s): tensorboard, wandb, comet_ml, mlflow, ..., 'all' or 'none'.")
     g.add_argument("--logging_dir", type=str, default="logs")
+    g.add_argument("--logging_steps", type=int, default=10,
+                   help="Read the losses back from the device every N steps (one host synchronisation) and log "
+                        "every step's loss then; also before each checkpoint, validation and the end.")
     g.add_argument("--tracker_project_name", type=str, default="syn2seq")
     _add_hub_flags(p.add_argument_group("hub"))
     return p
@@ -248,6 +244,34 @@ def _add_hub_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--hub_dry_run", action="store_true", help="With --push_to_hub (an error without it): write "
                    "what would be uploaded to OUTPUT/hub_dry_run instead of uploading, no network.")
     g.add_argument("--license", type=str, default="apache-2.0")
+
+
+def _add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """The data flags of `build_parser`."""
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset_dir", type=str, default=None, help="Syn2Seq dataset folder (metadata.parquet + clips).")
+    g.add_argument("--train_split", type=str, default="train")
+    g.add_argument("--validation_split", type=str, default="validation")
+    g.add_argument("--num_clip_frames", type=int, default=None, help="Use the first N frames of exo and ego clips.")
+    g.add_argument("--mode", type=str, default="video+pose", choices=list(MODES), help="Syn2Seq sequence mode.")
+    g.add_argument("--window_frames", type=int, default=None, help="Training window (default: model max_frames).")
+    g.add_argument("--reverse_prob", type=float, default=None,
+                   help="Probability of the Ego2Exo reversal (default: the base pipeline's, from its "
+                        "training_summary.json, when training from a pipeline folder that records it, else 0.5).")
+    g.add_argument("--reversal", type=str, default="full", choices=["full", "segments"])
+    g.add_argument("--transition_source", type=str, default="cached", choices=["cached", "crossfade"],
+                   help="'cached': transitions stored in the dataset (crossfade fallback for takes without one).")
+    g.add_argument("--num_transition_frames", type=int, default=DEFAULT_NUM_TRANSITION_FRAMES,
+                   help="Frames of crossfade transitions (and of the saved pipeline's transition when the dataset "
+                        "caches none).")
+    g.add_argument("--cache_latents", action="store_true", help="Encode every take once with the VAE and reuse it.")
+    g.add_argument("--cache_data", type=str, default="auto", choices=["auto", "always", "never"],
+                   help="Decode the training takes once and keep them in memory (per process) instead of decoding "
+                        "every batch: 'auto' when they fit --cache_data_max_mb (else a log line and per-batch "
+                        "decoding), 'always' (an error when they do not fit), 'never'.")
+    g.add_argument("--cache_data_max_mb", type=float, default=DEFAULT_CACHE_BUDGET_MB,
+                   help="Memory budget of --cache_data, in MiB of decoded uint8 frames and poses per process.")
+    g.add_argument("--dataloader_num_workers", type=int, default=0)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -332,7 +356,7 @@ INT_FLAG_RANGES: dict[str, tuple[int, int | None, bool]] = {
     "checkpointing_steps": (1, None, False), "checkpoints_total_limit": (1, None, True),
     "validation_steps": (1, None, True), "num_validation_videos": (1, None, False),
     "validation_inference_steps": (1, None, False), "validation_num_frames": (1, None, True),
-    "validation_num_samples": (1, None, False),
+    "validation_num_samples": (1, None, False), "logging_steps": (1, None, False),
 }
 FLOAT_FLAG_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "reverse_prob": (0.0, 1.0, True, True), "camera_dropout": (0.0, 1.0, True, True),
@@ -341,6 +365,7 @@ FLOAT_FLAG_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "adam_epsilon": (0.0, math.inf, False, False), "max_grad_norm": (0.0, math.inf, False, False),
     "ema_decay": (0.0, 1.0, False, False), "max_train_minutes": (0.0, math.inf, False, False),
     "flow_shift": (0.0, math.inf, False, False),
+    "cache_data_max_mb": (0.0, math.inf, True, False),
 }
 
 
@@ -659,7 +684,9 @@ def log_validation(args, accelerator, transformer, scheduler, vae, takes, step: 
         grid = np.concatenate(list(video), axis=0)  # frames stacked vertically
         from PIL import Image
 
-        Image.fromarray(grid).save(out_dir / f"sample-{i}.png")
+        png = io.BytesIO()
+        Image.fromarray(grid).save(png, format="PNG")
+        atomic_write_bytes(out_dir / f"sample-{i}.png", png.getvalue())  # a reader never sees half a PNG
         images.append(grid)
     metrics = {f"val/{name}": float(np.mean(scores[key])) for key, name in VALIDATION_METRICS if key in scores}
     accelerator.log(metrics, step=step)
@@ -771,7 +798,8 @@ def register_checkpoint_hooks(args, accelerator, lora_config, ema) -> None:
 
 
 def make_training_data(args, accelerator, vae, window: int):
-    """Decoded takes (in the DataLoader workers) or cached latents -> deterministic Syn2Seq windows -> batches.
+    """Decoded takes (kept in memory by `--cache_data`, else decoded per batch in the DataLoader workers) or cached
+    latents -> deterministic Syn2Seq windows -> batches.
 
     Returns `(windows, sampler, dataloader)`."""
     transition_fn = None
@@ -787,6 +815,8 @@ def make_training_data(args, accelerator, vae, window: int):
                                        reversal=args.reversal, directions=directions)
                    for i in tqdm(range(len(takes)), desc="caching latents",
                                  disable=not accelerator.is_local_main_process)]
+    else:
+        takes = cache_decoded_takes(args, accelerator, takes)
     windows = Syn2SeqTrainingWindows(takes, args.mode, window, args.reverse_prob, args.reversal, transition_fn,
                                      args.num_transition_frames, seed=args.seed, latents=latents)
     sampler = EpochShuffleSampler(len(windows), seed=args.seed)
@@ -795,6 +825,27 @@ def make_training_data(args, accelerator, vae, window: int):
         collate_fn=lambda batch: collate_syn2seq(batch, pad_to=window), drop_last=False,
     )
     return windows, sampler, dataloader
+
+
+def cache_decoded_takes(args, accelerator, takes):
+    """`--cache_data`: the takes decoded once and kept in memory (`InMemoryTakes`) when they fit
+    `--cache_data_max_mb`; otherwise, with `auto`, the takes as they are (decoded per batch) and a log line saying
+    why, with `always` a `ValueError` naming the flags and both sizes. Batches are the same either way."""
+    if args.cache_data == "never":
+        return takes
+    need_mb = decoded_take_bytes(takes) / 2**20
+    if need_mb > args.cache_data_max_mb:
+        if args.cache_data == "always":
+            raise ValueError(f"--cache_data always: expected the decoded training takes to fit --cache_data_max_mb="
+                             f"{args.cache_data_max_mb:g} MiB, got {need_mb:.1f} MiB for {len(takes)} takes; raise "
+                             "--cache_data_max_mb or use --cache_data auto (decodes per batch when over budget).")
+        logger.info(f"--cache_data auto: not caching the training takes ({need_mb:.1f} MiB decoded, over "
+                    f"--cache_data_max_mb={args.cache_data_max_mb:g}); every batch decodes its clips")
+        return takes
+    logger.info(f"--cache_data {args.cache_data}: decoding {len(takes)} training takes once into memory "
+                f"({need_mb:.1f} MiB)")
+    return InMemoryTakes(takes, progress=lambda indices: tqdm(indices, desc="decoding takes",
+                                                              disable=not accelerator.is_local_main_process))
 
 
 def make_optimizer(args, accelerator, transformer):
@@ -835,8 +886,7 @@ def fixed_batch_loss(args, accelerator, transformer, scheduler, vae, batch) -> f
     model = accelerator.unwrap_model(transformer)
     was_training = model.training
     model.eval()
-    inputs = model_inputs(batch, model.config, vae)
-    inputs = {k: v.to(accelerator.device) if v is not None else None for k, v in inputs.items()}
+    inputs = model_inputs(batch, model.config, vae, accelerator.device)
     generator = torch.Generator().manual_seed(12345)
     with torch.no_grad(), accelerator.autocast():
         loss, _ = diffusion_forcing_loss(model, scheduler, inputs["x0"], inputs["frame_mask"], inputs["camera_rays"],
@@ -849,21 +899,21 @@ def fixed_batch_loss(args, accelerator, transformer, scheduler, vae, batch) -> f
 
 
 def training_step(args, accelerator, transformer, scheduler, vae, batch, params, optimizer, lr_scheduler,
-                  micro_step: int, global_step: int) -> torch.Tensor:
+                  micro_step: int) -> torch.Tensor:
     """One micro-batch: model inputs, the diffusion-forcing loss (noise, levels and pose dropout drawn from the
-    micro-step's own seed, so a resumed run draws what an uninterrupted one would), backward, optimiser step."""
+    micro-step's own seed, so a resumed run draws what an uninterrupted one would), backward, optimiser step.
+
+    The batch stays on the CPU (the loader does not place it) and nothing is read back from the device: the loss is
+    returned as a tensor, checked and logged by `LossLog` every `--logging_steps` steps."""
     generator = torch.Generator().manual_seed(step_seed(args.seed, micro_step, accelerator.process_index))
     torch.manual_seed(step_seed(args.seed, micro_step, accelerator.process_index))  # model-internal dropout
     with accelerator.accumulate(transformer):
-        inputs = model_inputs(batch, accelerator.unwrap_model(transformer).config, vae)
+        inputs = model_inputs(batch, accelerator.unwrap_model(transformer).config, vae, accelerator.device)
         loss, _ = diffusion_forcing_loss(
             transformer, scheduler, inputs["x0"], inputs["frame_mask"], inputs["camera_rays"], inputs["pose_mask"],
             args.noise_level_sampling, args.num_context_frames, args.loss_weighting, args.camera_dropout, generator,
             num_history=inputs["num_history"], matched_fractions=tuple(args.matched_fractions),
         )
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss {loss.item()} at step {global_step} (micro-step "
-                                     f"{micro_step}); lower --learning_rate or use --mixed_precision no.")
         accelerator.backward(loss)
         if accelerator.sync_gradients and args.max_grad_norm > 0:
             accelerator.clip_grad_norm_(params, args.max_grad_norm)
@@ -884,12 +934,64 @@ def validate_with_ema(args, accelerator, model, scheduler, vae, ema, val_takes, 
     return metrics
 
 
-def time_is_up(accelerator, deadline: float | None) -> bool:
-    """True once the `--max_train_minutes` deadline has passed on any process (all processes stop together)."""
+def time_is_up(accelerator, deadline: float | None, flushed: bool) -> bool:
+    """True once the `--max_train_minutes` deadline has passed on any process (all processes stop together). One
+    process checks its clock at every step; several agree through a gather (a host synchronisation) at the steps
+    whose losses were just flushed (`flushed`), so they stop within `--logging_steps` steps of the deadline."""
     if deadline is None:
+        return False
+    if accelerator.num_processes == 1:
+        return time.monotonic() > deadline
+    if not flushed:
         return False
     expired = torch.tensor([time.monotonic() > deadline], device=accelerator.device)
     return bool(accelerator.gather(expired).any())
+
+
+class LossLog:
+    """The training losses, kept on the device and read back every `--logging_steps` steps in one transfer (one host
+    synchronisation per flush instead of one per step), then checked and logged step by step: `train_log.jsonl`, the
+    trackers and the progress bar get every step's loss (mean over processes) and learning rate, as before.
+
+    A non-finite loss of any micro-step on any process raises a `FloatingPointError` naming its step on every
+    process at the next flush, which comes before every checkpoint, validation and the final save: a NaN never
+    reaches a saved file."""
+
+    def __init__(self, accelerator, progress, path: Path):
+        self.accelerator, self.progress, self.path = accelerator, progress, path
+        self.micro: list[tuple[int, int, torch.Tensor]] = []  # (step, micro-step, loss) of every micro-batch
+        self.steps: list[tuple[int, torch.Tensor, float]] = []  # (step, loss, lr) of every optimiser step
+
+    def add_micro_step(self, step: int, micro_step: int, loss: torch.Tensor) -> None:
+        self.micro.append((step, micro_step, loss.detach()))
+
+    def add_step(self, step: int, loss: torch.Tensor, lr: float) -> None:
+        self.steps.append((step, loss.detach(), lr))
+
+    def flush(self) -> None:
+        if self.micro:
+            # gathered, so that every process sees a non-finite loss of any of them and all stop together
+            micro = self.accelerator.gather(torch.stack([loss for _, _, loss in self.micro])[None])
+            finite = torch.isfinite(micro).all(dim=0).tolist()
+            if not all(finite):
+                index = finite.index(False)
+                step, micro_step, _ = self.micro[index]
+                value = micro[:, index][~torch.isfinite(micro[:, index])][0].item()
+                raise FloatingPointError(f"non-finite loss {value} at step {step} (micro-step {micro_step}); "
+                                         "lower --learning_rate or use --mixed_precision no.")
+            self.micro = []
+        if not self.steps:
+            return
+        losses = torch.stack([loss for _, loss, _ in self.steps])
+        means = self.accelerator.gather(losses[None]).mean(dim=0).tolist()  # (processes, steps) -> per step
+        for (step, _, lr), loss in zip(self.steps, means):
+            logs = {"train/loss": loss, "train/lr": lr}
+            self.accelerator.log(logs, step=step)
+            if self.accelerator.is_main_process:
+                with open(self.path, "a") as f:
+                    f.write(json.dumps({"step": step, **logs}) + "\n")
+        self.progress.set_postfix(loss=f"{means[-1]:.4f}")
+        self.steps = []
 
 
 def save_outputs(args, model, scheduler, vae, lora_config, settings, summary: dict[str, Any], card: dict[str, Any]
@@ -956,9 +1058,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     register_checkpoint_hooks(args, accelerator, lora_config, ema)
     windows, sampler, train_dataloader = make_training_data(args, accelerator, vae, window)
     params, optimizer, lr_scheduler = make_optimizer(args, accelerator, transformer)
-    transformer, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(
-        transformer, optimizer, train_dataloader, lr_scheduler
-    )
+    transformer, optimizer, lr_scheduler = accelerator.prepare(transformer, optimizer, lr_scheduler)
+    # Batches stay on the CPU: `model_inputs` moves frames and rays to the device and keeps the masks on the CPU,
+    # where the objective's per-frame maths runs without reading anything back from the device.
+    train_dataloader = accelerator.prepare_data_loader(train_dataloader, device_placement=False)
     steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
     num_epochs = math.ceil(args.max_train_steps / steps_per_epoch)
     if accelerator.is_main_process:
@@ -985,6 +1088,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     disable=not accelerator.is_local_main_process)
     deadline = None if args.max_train_minutes is None else time.monotonic() + 60 * args.max_train_minutes
     start_time, out_of_time = time.monotonic(), False
+    loss_log = LossLog(accelerator, progress, log_path)
     for epoch in range(first_epoch, num_epochs):
         sampler.select_epoch(epoch)
         windows.select_epoch(epoch)
@@ -992,31 +1096,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if epoch == first_epoch and skip_batches:
             loader = accelerator.skip_first_batches(train_dataloader, skip_batches)
         for index, batch in enumerate(loader, start=skip_batches if epoch == first_epoch else 0):
+            micro_step = epoch * len(train_dataloader) + index
             loss = training_step(args, accelerator, transformer, scheduler, vae, batch, params, optimizer,
-                                 lr_scheduler, epoch * len(train_dataloader) + index, global_step)
+                                 lr_scheduler, micro_step)
+            loss_log.add_micro_step(global_step + 1, micro_step, loss)
             if not accelerator.sync_gradients:
                 continue
             if ema is not None:
                 ema.step(accelerator.unwrap_model(transformer).parameters())
             global_step += 1
             progress.update(1)
-            logs = {"train/loss": accelerator.gather(loss.detach()[None]).mean().item(),
-                    "train/lr": lr_scheduler.get_last_lr()[0]}
-            progress.set_postfix(loss=f"{logs['train/loss']:.4f}")
-            accelerator.log(logs, step=global_step)
-            if accelerator.is_main_process:
-                with open(log_path, "a") as f:
-                    f.write(json.dumps({"step": global_step, **logs}) + "\n")
-            if global_step % args.checkpointing_steps == 0:
+            loss_log.add_step(global_step, loss, lr_scheduler.get_last_lr()[0])
+            checkpoint = global_step % args.checkpointing_steps == 0
+            validate = bool(args.validation_steps) and global_step % args.validation_steps == 0
+            flush = checkpoint or validate or global_step % args.logging_steps == 0
+            if flush:  # the losses are checked before anything is saved
+                loss_log.flush()
+            if checkpoint:
                 save_checkpoint_atomically(accelerator, output_dir, global_step, args.checkpoints_total_limit)
-            if args.validation_steps and global_step % args.validation_steps == 0 and accelerator.is_main_process:
+            if validate and accelerator.is_main_process:
                 val_metrics.append(validate_with_ema(args, accelerator, accelerator.unwrap_model(transformer),
                                                      scheduler, vae, ema, val_takes, global_step, settings))
-            out_of_time = time_is_up(accelerator, deadline)
+            out_of_time = time_is_up(accelerator, deadline, flush)
             if global_step >= args.max_train_steps or out_of_time:
                 break
         if global_step >= args.max_train_steps or out_of_time:
             break
+    loss_log.flush()
     progress.close()
     summary.update(train_seconds=time.monotonic() - start_time, stopped_by_time_budget=out_of_time)
     accelerator.wait_for_everyone()

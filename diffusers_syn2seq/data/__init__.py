@@ -12,6 +12,7 @@ from .dataset import (
     write_clip,
     write_metadata,
 )
+from .memory import DEFAULT_CACHE_BUDGET_MB, InMemoryTakes, decoded_take_bytes
 from .poses_file import load_poses_file
 from .sequence import (
     DEFAULT_NUM_TRANSITION_FRAMES,
@@ -60,10 +61,13 @@ __all__ = [
     "collate_syn2seq",
     "collect_clip_rows",
     "CrossfadeTransition",
+    "DEFAULT_CACHE_BUDGET_MB",
     "DEFAULT_NUM_TRANSITION_FRAMES",
     "DIRECTIONS",
     "EpochShuffleSampler",
     "FirstLastFrameTransition",
+    "InMemoryTakes",
+    "decoded_take_bytes",
     "frames_to_tensor",
     "LatentLayout",
     "latent_sequence",

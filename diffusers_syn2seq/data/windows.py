@@ -194,7 +194,7 @@ class Syn2SeqTrainingWindows(torch.utils.data.Dataset):
 
     Args:
         takes: map-style dataset of takes (`Syn2SeqClipDataset` items: `exo`, `ego`, poses, optional `transition`),
-            decoded in the DataLoader workers.
+            decoded in the DataLoader workers, or kept in memory once decoded (`memory.InMemoryTakes`).
         mode, reversal, transition_fn, num_transition_frames: as in `build_syn2seq_sequence`.
         max_frames: window length.
         reverse_prob: probability of the Ego2Exo reversal (0.5 trains one model for both directions).

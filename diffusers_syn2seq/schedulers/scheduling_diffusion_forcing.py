@@ -229,8 +229,17 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
 
     Samples are videos `(B, C, F, H, W)` with per-frame levels; any other layout (an image batch `(B, C, H, W)`,
     diffusers' common scheduler tests) takes one level per sample (scalar, one-element or `(B,)` levels).
+
+    `compatibles` (`_compatibles`: DDIM, DDPM) means what diffusers uses it for: their configs and this one convert
+    into each other with `from_config` (each class drops the other's keys), so tools that list or convert schedulers
+    can. It does not mean they can replace this scheduler: `Syn2SeqPipeline` needs per-frame levels and accepts only
+    a `DiffusionForcingScheduler`. A `DDIMScheduler.from_config(config)` keeps `num_train_timesteps` and
+    `prediction_type` but not the noise schedule (DDIM's default is linear betas): pass
+    `beta_schedule="squaredcos_cap_v2"` to get the discrete cosine schedule (`shift=1`; alphas within 3e-7 except
+    the zero-SNR last level); the continuous and shifted schedules have no DDIM equivalent (tested).
     """
 
+    # Configs convert with `from_config` both ways; not a replacement in the pipeline (class docstring).
     _compatibles = ["DDIMScheduler", "DDPMScheduler"]
     order = 1
 
@@ -408,7 +417,9 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
         return levels.expand(batch, frames).reshape(batch, 1, frames, 1, 1)
 
     def _alpha_sigma(self, levels: LevelLike, sample: torch.Tensor, name: str = "timesteps"):
-        levels = self._as_levels(levels, name, sample.device)
+        # Levels are checked and looked up where they are (numbers: on the CPU) and only alpha is moved to the
+        # sample: CPU levels for a GPU sample cost no host synchronisation (the value checks of device levels do).
+        levels = self._as_levels(levels, name)
         alpha = self.alphas_cumprod_at(self._per_frame(levels, sample, name)).to(sample.device)
         return alpha.sqrt(), (1.0 - alpha).clamp(min=0).sqrt()
 
