@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -137,6 +138,27 @@ def evaluation_section(report: dict, model: Path) -> str:
     return "\n".join(lines)
 
 
+def training_command(card: str) -> str | None:
+    """The first `python training/train.py ...` line of a model card (train.py writes the exact command there)."""
+    return next((line for line in card.splitlines() if line.startswith("python training/train.py ")), None)
+
+
+def base_model_section(card: str) -> str:
+    """For a model fine-tuned from a local pipeline folder with a card (a multi-stage recipe), a section with that
+    base's own training command, so that the bundled card holds the whole recipe; "" otherwise."""
+    command = training_command(card)
+    argv = shlex.split(command) if command else []
+    if "--pretrained_model_name_or_path" not in argv:
+        return ""
+    name = argv[argv.index("--pretrained_model_name_or_path") + 1]
+    base = Path(name) if Path(name).is_absolute() else REPO / name
+    base_command = training_command((base / "README.md").read_text()) if (base / "README.md").is_file() else None
+    if base_command is None:
+        return ""
+    return "\n".join(["## Base model (stage 1)", "", f"Fine-tuned from `{name}`, which was trained from scratch with:",
+                      "", "```bash", base_command.replace(str(REPO) + "/", ""), "```", ""])
+
+
 def assemble(model: Path, staging: Path, extra_card: str) -> None:
     index = json.loads((model / "model_index.json").read_text())
     staging.mkdir(parents=True)
@@ -148,11 +170,15 @@ def assemble(model: Path, staging: Path, extra_card: str) -> None:
             continue
         (staging / component).mkdir()
         for file in (model / component).iterdir():
-            if file.suffix in COMPONENT_SUFFIXES:
+            if file.suffix == ".json":  # without `_name_or_path`: where the trainer's base lived on its machine
+                config = {k: v for k, v in json.loads(file.read_text()).items() if k != "_name_or_path"}
+                (staging / component / file.name).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+            elif file.suffix in COMPONENT_SUFFIXES:
                 shutil.copy2(file, staging / component / file.name)
     card = (model / "README.md").read_text() if (model / "README.md").is_file() else "# Syn2Seq pipeline\n"
     card = card.replace(str(REPO) + "/", "")  # the training command's paths, relative to the repository
-    (staging / "README.md").write_text(card.rstrip() + "\n\n" + extra_card)
+    base = base_model_section(card)
+    (staging / "README.md").write_text(card.rstrip() + "\n\n" + (base + "\n" if base else "") + extra_card)
 
 
 def check(staging: Path) -> int:

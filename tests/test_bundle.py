@@ -146,16 +146,22 @@ RECIPE_FLAGS = ("patch_size", "max_frames", "window_frames", "camera_ray_type", 
                 "mixed_precision", "seed", "model_preset")
 
 
-def test_the_shipped_recipe_yaml_is_the_bundled_models_recipe():
+def test_the_shipped_recipe_yamls_are_the_bundled_models_two_stages():
     import shlex
 
     train = load_script("training/train.py")
     card = (bundled_model_path() / "README.md").read_text()
-    command = next(line for line in card.splitlines() if line.startswith("python training/train.py "))
-    bundled = train.build_parser().parse_args(shlex.split(command)[2:])
+    stage2_card, stage1_card = card.split("## Base model (stage 1)")
+    stages = ((stage2_card, "synthetic_cpu_recipe_stage2.yaml"), (stage1_card, "synthetic_cpu_recipe.yaml"))
+    for card_part, yaml in stages:
+        command = next(line for line in card_part.splitlines() if line.startswith("python training/train.py "))
+        bundled = train.build_parser().parse_args(shlex.split(command)[2:])
+        shipped = train.parse_args(["--config", str(REPO / "training/configs" / yaml)])
+        for flag in RECIPE_FLAGS:
+            assert getattr(shipped, flag) == getattr(bundled, flag), (yaml, flag)
+    stage2 = train.parse_args(["--config", str(REPO / "training/configs/synthetic_cpu_recipe_stage2.yaml")])
     shipped = train.parse_args(["--config", str(REPO / "training/configs/synthetic_cpu_recipe.yaml")])
-    for flag in RECIPE_FLAGS:
-        assert getattr(shipped, flag) == getattr(bundled, flag), flag
+    assert stage2.pretrained_model_name_or_path == shipped.output_dir  # stage 2 continues stage 1's output
     dit = json.loads((REPO / shipped.model_config).read_text())
     trained = json.loads((bundled_model_path() / "transformer" / "config.json").read_text())
     assert dit == {key: trained[key] for key in dit} == {"num_layers": 4, "num_attention_heads": 2,
