@@ -5,6 +5,7 @@ pipeline folder round trip, and the camera scheme (latent frame j carries the po
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKLWan, DiffusionPipeline
@@ -13,6 +14,7 @@ from test_video_vae import call, pixel_layout, poses, tiny_wan
 from diffusers_syn2seq import FlowMatchDiffusionForcingScheduler, Syn2SeqPipeline, WanDFoTTransformer3DModel
 from diffusers_syn2seq.data.sequence import LatentLayout
 from diffusers_syn2seq.data.windows import window_camera_rays
+from diffusers_syn2seq.evaluation import generate_scene, scene_frame_counts
 
 TINY = dict(patch_size=2, num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16, text_dim=16,
             freq_dim=256, ffn_dim=32, num_layers=2, rope_max_seq_len=32, sample_size=4, max_frames=6,
@@ -122,3 +124,39 @@ def test_zero_initialised_adapter_leaves_the_backbone_output_unchanged():
     without = call(make_pipeline(bare), "ego2exo", output_type="latent", source_poses=None, target_poses=None)
     torch.testing.assert_close(with_poses.frames, without.frames, atol=0, rtol=0)
     torch.testing.assert_close(with_poses.transition_frames, without.transition_frames, atol=0, rtol=0)
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+def scene(num_exo: int = 10, num_ego: int = 11) -> dict:
+    rng = np.random.default_rng(0)
+    return {"take_id": "t0", "exo": rng.integers(0, 256, (num_exo, 32, 32, 3), dtype=np.uint8),
+            "ego": rng.integers(0, 256, (num_ego, 32, 32, 3), dtype=np.uint8),
+            "exo_poses": poses(num_exo, 0.0).numpy(), "ego_poses": poses(num_ego, 1.0).numpy()}
+
+
+@pytest.mark.parametrize("direction, source, target", [("exo2ego", slice(1, 10), 8), ("ego2exo", slice(0, 9), 8)])
+def test_generate_scene_cuts_the_clips_to_latent_boundaries(direction, source, target):
+    """Default: the longest target of 4c frames and the 1 + 4a source frames next to the transition (10 exo, 11 ego
+    frames -> 9 source, 8 target), exactly the pipeline call on those frames."""
+    pipe, clip = make_pipeline(), scene()
+    source_view, target_view = ("exo", "ego") if direction == "exo2ego" else ("ego", "exo")
+    generated, truth = generate_scene(pipe, clip, direction=direction, steps=1, seed=3)
+    assert generated.shape == truth.shape == (target, 3, 32, 32)
+    expected = pipe(clip[source_view][source], source_poses=torch.from_numpy(clip[f"{source_view}_poses"][source]),
+                    target_poses=torch.from_numpy(clip[f"{target_view}_poses"][:target]), direction=direction,
+                    num_inference_steps=1, output_type="pt", generator=torch.Generator().manual_seed(3)).frames[0]
+    torch.testing.assert_close(generated, expected.clamp(0, 1))
+    torch.testing.assert_close(truth, torch.from_numpy(clip[target_view][:target]).permute(0, 3, 1, 2) / 255.0)
+    assert generate_scene(pipe, clip, direction=direction, steps=1, num_frames=4)[0].shape[0] == 4
+
+
+@pytest.mark.parametrize("counts, match", [
+    ((10, 11, 6), r"`num_frames` \(--num_frames of `syn2seq evaluate`, --validation_num_frames of train.py\) must be "
+                  r"a multiple of 4 .* got 6\."),
+    ((4, 11, None), r"a scene needs at least 5 source and 4 target frames .* got 4 source and 11 target frames\."),
+    ((9, 3, None), r"a scene needs at least 5 source and 4 target frames .* got 9 source and 3 target frames\."),
+])
+def test_scene_frame_counts_off_latent_boundaries_raise(counts, match):
+    with pytest.raises(ValueError, match=match):
+        scene_frame_counts(4, *counts)
+    assert scene_frame_counts(1, 4, 11, 6) == (4, 6)  # per-frame models: whole clips, num_frames as asked
