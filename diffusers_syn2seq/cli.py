@@ -252,8 +252,10 @@ def evaluate(args: argparse.Namespace) -> int:
                     "seed": args.seed, "ci_method": args.ci, "num_samples": args.num_samples,
                     "layout_block": args.layout_block, "exo_dependence": exo, "sampling": _sampling(args),
                     "models": [], "per_seed": []}
+    temporal = 1  # a causal video VAE's time compression: the baselines score the frames its models generate
     for model in _models(args):
         pipe, folder = load_pipeline(model, args.device, args.dtype)
+        temporal = max(temporal, pipe.vae_scale_factor_temporal)
         mode, num_transition = _settings(pipe, args)
         result = evaluate_pipeline(pipe, scenes, mode, args.direction, num_transition, args.steps, args.seed,
                                    args.num_frames, progress=not args.quiet, num_samples=args.num_samples,
@@ -269,7 +271,8 @@ def evaluate(args: argparse.Namespace) -> int:
               f"(layout blocks {report['per_seed'][0]['layout_block']} px)")
     if args.baselines:
         mean_target = mean_frame(args.data, view=target_view, split=args.baseline_split)
-        baselines = evaluate_baselines(scenes, mean_target, args.direction, args.num_frames, args.layout_block)
+        baselines = evaluate_baselines(scenes, mean_target, args.direction, args.num_frames, args.layout_block,
+                                       temporal)
         report["baselines"] = {name: {"per_seed": [r], "summary": summarize([r], method=args.ci),
                                       "not_applicable": list(BASELINE_NOT_APPLICABLE)}
                                for name, r in baselines.items()}

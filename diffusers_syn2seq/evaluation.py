@@ -243,16 +243,18 @@ def evaluate_pipeline(pipe, scenes: list[dict], mode: str | None = None, directi
 
 
 def evaluate_baselines(scenes: list[dict], mean_target_frame: np.ndarray, direction: str = "exo2ego",
-                       num_frames: int | None = None, layout_block: int | None = None) -> dict[str, dict]:
+                       num_frames: int | None = None, layout_block: int | None = None,
+                       temporal_compression: int = 1) -> dict[str, dict]:
     """Trivial baselines scored like a model's single sample (PSNR / SSIM / layout PSNR): `mean_frame` predicts the
     mean training target frame for every target frame; `copy_source` repeats the source frame next to the transition
     in time (the last exo frame for Exo2Ego, the first ego frame for Ego2Exo). They are deterministic, so mean-of-N
-    does not apply, and exo-dependence is measured for models only."""
-    _, target_view = source_target_views(direction)
+    does not apply, and exo-dependence is measured for models only. `temporal_compression`: that of the models'
+    causal video VAE, so the baselines score the same target frames (`scene_frame_counts`)."""
+    source_view, target_view = source_target_views(direction)
     layout_block = layout_block or default_layout_block(*scenes[0][target_view].shape[1:3])
     results = {name: new_scores() for name in ("mean_frame", "copy_source")}
     for scene in scenes:
-        n = len(scene[target_view]) if num_frames is None else min(num_frames, len(scene[target_view]))
+        n = scene_frame_counts(temporal_compression, len(scene[source_view]), len(scene[target_view]), num_frames)[1]
         truth = frames_to_unit_tensor(scene[target_view][:n])
         predictions = {
             "mean_frame": torch.from_numpy(mean_target_frame).permute(2, 0, 1).float()[None].expand_as(truth),

@@ -14,7 +14,7 @@ from test_video_vae import call, pixel_layout, poses, tiny_wan
 from diffusers_syn2seq import FlowMatchDiffusionForcingScheduler, Syn2SeqPipeline, WanDFoTTransformer3DModel
 from diffusers_syn2seq.data.sequence import LatentLayout
 from diffusers_syn2seq.data.windows import window_camera_rays
-from diffusers_syn2seq.evaluation import generate_scene, scene_frame_counts
+from diffusers_syn2seq.evaluation import evaluate_baselines, generate_scene, scene_frame_counts
 
 TINY = dict(patch_size=2, num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16, text_dim=16,
             freq_dim=256, ffn_dim=32, num_layers=2, rope_max_seq_len=32, sample_size=4, max_frames=6,
@@ -160,3 +160,10 @@ def test_scene_frame_counts_off_latent_boundaries_raise(counts, match):
     with pytest.raises(ValueError, match=match):
         scene_frame_counts(4, *counts)
     assert scene_frame_counts(1, 4, 11, 6) == (4, 6)  # per-frame models: whole clips, num_frames as asked
+
+
+@pytest.mark.parametrize("temporal, frames", [(1, 11), (4, 8)])
+def test_baselines_score_the_frames_a_causal_vae_model_generates(temporal, frames):
+    mean = np.zeros((32, 32, 3), dtype=np.float32)
+    results = evaluate_baselines([scene()], mean, "exo2ego", temporal_compression=temporal)
+    assert [len(results[name]["per_frame_psnr"][0]) for name in ("mean_frame", "copy_source")] == [frames, frames]
