@@ -78,6 +78,25 @@ def _to_uint8(frames: torch.Tensor) -> np.ndarray:
     return (frames.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
 
 
+def demo_num_frames(requested: int | None, max_frames: int, num_transition: int, temporal: int = 1) -> int:
+    """Frames of the demo's source and target clips (`--num_frames`, default the longest clips of one window of
+    `max_frames` model frames). With a causal video VAE compressing time `temporal` times, `max_frames` counts latent
+    frames and a clip of n frames gives `1 + (n - 1) // t` source and `n // t` target latents (`scene_frame_counts`);
+    the default is then `1 + t k`."""
+    t = temporal
+    if t == 1:
+        num_frames = requested or max(1, (max_frames - num_transition) // 2)
+        used = 2 * num_frames + num_transition
+    else:
+        num_frames = requested or 1 + t * max(1, (max_frames - num_transition // t - 1) // 2)
+        used = 1 + (num_frames - 1) // t + num_transition // t + num_frames // t
+    if used > max_frames:
+        unit = "" if t == 1 else f" ({used} latent frames of a VAE compressing time {t}x)"
+        raise ValueError(f"--num_frames: {num_frames} source + {num_transition} transition + {num_frames} target "
+                         f"frames{unit} exceed the model's max_frames {max_frames}")
+    return num_frames
+
+
 def demo(args: argparse.Namespace) -> int:
     from .data import SPLIT_SEED_RANGES, render_synthetic_clip, write_video
 
@@ -89,11 +108,8 @@ def demo(args: argparse.Namespace) -> int:
                          f"{args.scene}")
     pipe, folder = load_pipeline(args.model, args.device, args.dtype)
     mode, num_transition = _settings(pipe, args)
-    max_frames = pipe.transformer.config.max_frames
-    num_frames = args.num_frames or max(1, (max_frames - num_transition) // 2)  # the longest clips of one window
-    if 2 * num_frames + num_transition > max_frames:
-        raise ValueError(f"--num_frames: {num_frames} source + {num_transition} transition + {num_frames} target "
-                         f"frames exceed the model's max_frames {max_frames}")
+    num_frames = demo_num_frames(args.num_frames, pipe.transformer.config.max_frames, num_transition,
+                                 pipe.vae_scale_factor_temporal)
     check_output_dir(out_dir, "--output_dir")  # before the generation
     if args.direction == "ego2exo" and trained_reverse_prob(folder) == 0.0:
         print(f"warning: {folder} was trained on Exo2Ego only (reverse_prob 0); its Ego2Exo output is out of "
@@ -252,8 +268,10 @@ def evaluate(args: argparse.Namespace) -> int:
                     "seed": args.seed, "ci_method": args.ci, "num_samples": args.num_samples,
                     "layout_block": args.layout_block, "exo_dependence": exo, "sampling": _sampling(args),
                     "models": [], "per_seed": []}
+    temporal = 1  # a causal video VAE's time compression: the baselines score the frames its models generate
     for model in _models(args):
         pipe, folder = load_pipeline(model, args.device, args.dtype)
+        temporal = max(temporal, pipe.vae_scale_factor_temporal)
         mode, num_transition = _settings(pipe, args)
         result = evaluate_pipeline(pipe, scenes, mode, args.direction, num_transition, args.steps, args.seed,
                                    args.num_frames, progress=not args.quiet, num_samples=args.num_samples,
@@ -269,7 +287,8 @@ def evaluate(args: argparse.Namespace) -> int:
               f"(layout blocks {report['per_seed'][0]['layout_block']} px)")
     if args.baselines:
         mean_target = mean_frame(args.data, view=target_view, split=args.baseline_split)
-        baselines = evaluate_baselines(scenes, mean_target, args.direction, args.num_frames, args.layout_block)
+        baselines = evaluate_baselines(scenes, mean_target, args.direction, args.num_frames, args.layout_block,
+                                       temporal)
         report["baselines"] = {name: {"per_seed": [r], "summary": summarize([r], method=args.ci),
                                       "not_applicable": list(BASELINE_NOT_APPLICABLE)}
                                for name, r in baselines.items()}

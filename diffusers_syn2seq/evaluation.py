@@ -106,6 +106,27 @@ def source_target_views(direction: str) -> tuple[str, str]:
     return ("exo", "ego") if direction == "exo2ego" else ("ego", "exo")
 
 
+def scene_frame_counts(temporal_compression: int, num_source: int, num_target: int, num_frames: int | None
+                       ) -> tuple[int, int]:
+    """`(source, target)` frame counts a scene is generated with: the whole clips (target cut to `num_frames`), or,
+    for a causal video VAE compressing time `t` times, the longest source of `1 + t a` frames and target of `t c`
+    frames (latent boundaries, as training cuts its sequences). An explicit `num_frames` off the boundaries raises.
+    """
+    t = temporal_compression
+    if num_frames is not None and t > 1 and num_frames % t:
+        raise ValueError(f"`num_frames` (--num_frames of `syn2seq evaluate`, --validation_num_frames of train.py) must "
+                         f"be a multiple of {t} for a VAE compressing time {t}x (whole latent frames), or None for "
+                         f"the longest such part of the clip, got {num_frames}.")
+    target = num_target if num_frames is None else min(num_frames, num_target)
+    if t == 1:
+        return num_source, target
+    source, target = 1 + t * ((num_source - 1) // t), t * (target // t)
+    if num_source < 1 + t or target < t:
+        raise ValueError(f"a scene needs at least {1 + t} source and {t} target frames for a VAE compressing time "
+                         f"{t}x, got {num_source} source and {num_target} target frames.")
+    return source, target
+
+
 def generate_scene(pipe, scene: dict, mode: str | None = None, direction: str = "exo2ego",
                    num_transition_frames: int | None = None, steps: int = 25, seed: int = 0,
                    num_frames: int | None = None, generator: torch.Generator | None = None,
@@ -115,18 +136,23 @@ def generate_scene(pipe, scene: dict, mode: str | None = None, direction: str = 
     `mode` and `num_transition_frames` default to the pipeline's configuration (the settings the model was trained
     with); `jump` generates no transition whatever `num_transition_frames` says. Returns `(generated, truth)`, float
     `(F, 3, H, W)` tensors in [0, 1] at the model's resolution, `F` = `num_frames` (default: the whole target clip).
+    With a causal video VAE (`pipe.vae_scale_factor_temporal` = t > 1) the clips are cut to latent boundaries
+    (`scene_frame_counts`): the source keeps its `1 + t a` frames next to the transition (the last exo frames for
+    Exo2Ego, the first ego frames for Ego2Exo), the target `t c` frames, and `num_frames` must be a multiple of t.
     The noise comes from `generator` when given (it advances), else from a new generator seeded `seed`. `sampling`:
     further `Syn2SeqPipeline.__call__` arguments (e.g. `history_guidance="vanilla", guidance_scale=2.0`).
     """
     mode = check_choice("mode", pipe.config.mode if mode is None else mode, MODES)
     source_view, target_view = source_target_views(direction)
-    n = len(scene[target_view]) if num_frames is None else min(num_frames, len(scene[target_view]))
+    temporal = int(getattr(pipe, "vae_scale_factor_temporal", 1))
+    num_source, n = scene_frame_counts(temporal, len(scene[source_view]), len(scene[target_view]), num_frames)
+    keep = slice(len(scene[source_view]) - num_source, None) if direction == "exo2ego" else slice(0, num_source)
     size = pixel_frame_size(pipe)
     kwargs = {}
     if getattr(pipe.transformer.config, "camera_ray_type", None) is not None:
-        kwargs = dict(source_poses=torch.from_numpy(np.asarray(scene[f"{source_view}_poses"])),
+        kwargs = dict(source_poses=torch.from_numpy(np.asarray(scene[f"{source_view}_poses"])[keep]),
                       target_poses=torch.from_numpy(np.asarray(scene[f"{target_view}_poses"][:n])))
-    out = pipe(resize_frames(scene[source_view], size), num_frames=n, mode=mode,
+    out = pipe(resize_frames(scene[source_view][keep], size), num_frames=n, mode=mode,
                num_transition_frames=0 if mode == "jump" else num_transition_frames, direction=direction,
                num_inference_steps=steps, output_type="pt",
                generator=generator if generator is not None else torch.Generator().manual_seed(seed),
@@ -219,16 +245,18 @@ def evaluate_pipeline(pipe, scenes: list[dict], mode: str | None = None, directi
 
 
 def evaluate_baselines(scenes: list[dict], mean_target_frame: np.ndarray, direction: str = "exo2ego",
-                       num_frames: int | None = None, layout_block: int | None = None) -> dict[str, dict]:
+                       num_frames: int | None = None, layout_block: int | None = None,
+                       temporal_compression: int = 1) -> dict[str, dict]:
     """Trivial baselines scored like a model's single sample (PSNR / SSIM / layout PSNR): `mean_frame` predicts the
     mean training target frame for every target frame; `copy_source` repeats the source frame next to the transition
     in time (the last exo frame for Exo2Ego, the first ego frame for Ego2Exo). They are deterministic, so mean-of-N
-    does not apply, and exo-dependence is measured for models only."""
-    _, target_view = source_target_views(direction)
+    does not apply, and exo-dependence is measured for models only. `temporal_compression`: that of the models'
+    causal video VAE, so the baselines score the same target frames (`scene_frame_counts`)."""
+    source_view, target_view = source_target_views(direction)
     layout_block = layout_block or default_layout_block(*scenes[0][target_view].shape[1:3])
     results = {name: new_scores() for name in ("mean_frame", "copy_source")}
     for scene in scenes:
-        n = len(scene[target_view]) if num_frames is None else min(num_frames, len(scene[target_view]))
+        n = scene_frame_counts(temporal_compression, len(scene[source_view]), len(scene[target_view]), num_frames)[1]
         truth = frames_to_unit_tensor(scene[target_view][:n])
         predictions = {
             "mean_frame": torch.from_numpy(mean_target_frame).permute(2, 0, 1).float()[None].expand_as(truth),

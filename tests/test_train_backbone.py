@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from diffusers import AutoencoderKL, SkyReelsV2Transformer3DModel
+from diffusers import AutoencoderKL, DiffusionPipeline, SkyReelsV2Transformer3DModel
 from peft import LoraConfig
 from safetensors.torch import load_file, save_file
 from script_loading import load_script
@@ -173,3 +173,68 @@ def test_shipped_1_3b_lora_config_parses():
     assert (args.backbone, args.train_mode, args.rank, args.mixed_precision) == ("skyreels-v2-df", "lora", 64, "bf16")
     assert args.gradient_checkpointing and args.camera_ray_type == "none" and args.loss_weighting == "uniform"
     assert args.lora_layers.split(",") == default_lora_targets(WanDFoTTransformer3DModel)
+
+
+# ------------------------------------------------------------------------------------------------ with the Wan VAE
+@pytest.fixture(scope="module")
+def wan_data(tmp_path_factory):
+    """A dataset on latent boundaries (9-frame clips, 4 transition frames, 32 px), a saved tiny causal Wan VAE and a
+    SkyReels-V2 DF checkpoint folder in its 16-channel latent space."""
+    from test_video_vae import PIXELS, tiny_wan
+
+    root = tmp_path_factory.mktemp("wan")
+    load_script("training/make_synthetic_dataset.py").main([
+        "--output", str(root / "data"), "--num-train", "2", "--num-validation", "1", "--num-test", "0",
+        "--num-frames", "9", "--resolution", str(PIXELS), "--transition-frames", "4"])
+    tiny_wan().save_pretrained(root / "vae")
+    torch.manual_seed(0)
+    SkyReelsV2Transformer3DModel(patch_size=(1, 2, 2), in_channels=16, out_channels=16, inject_sample_info=True,
+                                 **{k: v for k, v in TINY.items() if k not in ("patch_size", "prompt_length")}
+                                 ).save_pretrained(root / "skyreels" / "transformer")
+    save_file({"prompt_embeds": torch.randn(1, 5, 16)}, root / "prompt.safetensors")
+    return root
+
+
+@pytest.mark.parametrize("train_mode", ["lora", "full"])
+def test_train_skyreels_with_the_causal_wan_vae(wan_data, tmp_path, train_mode):
+    """Two steps of `--backbone skyreels-v2-df` on jointly encoded Wan-VAE latents (LoRA with validation on the
+    whole clip, full fine-tuning); the full run's folder loads as a pipeline with the VAE."""
+    from diffusers import AutoencoderKLWan
+
+    train = load_script("training/train.py", "syn2seq_train_backbone")
+    out = tmp_path / train_mode
+    argv = ["--backbone", "skyreels-v2-df", "--pretrained_model_name_or_path", str(wan_data / "skyreels"),
+            "--train_mode", train_mode, "--vae_name_or_path", str(wan_data / "vae"), "--cache_latents",
+            "--prompt_embeds", str(wan_data / "prompt.safetensors"), "--dataset_dir", str(wan_data / "data"),
+            "--output_dir", str(out), "--max_frames", "5", "--mode", "video", "--camera_ray_type", "none",
+            "--reverse_prob", "0.5", "--train_batch_size", "2", "--max_train_steps", "2", "--checkpointing_steps",
+            "2", "--learning_rate", "1e-3", "--report_to", "none", "--mixed_precision", "no"]
+    if train_mode == "lora":
+        argv += ["--rank", "4", "--validation_steps", "2", "--num_validation_videos", "1",
+                 "--validation_inference_steps", "1", "--validation_num_samples", "1"]
+    summary = train.main(argv)
+    assert math.isfinite(summary["fixed_batch_loss_start"]) and math.isfinite(summary["fixed_batch_loss_end"])
+    if train_mode == "lora":
+        assert math.isfinite(summary["validation"][-1]["val/psnr"])
+        assert (out / "pytorch_lora_weights.safetensors").is_file()
+        return
+    pipe = DiffusionPipeline.from_pretrained(out)
+    assert isinstance(pipe.vae, AutoencoderKLWan) and isinstance(pipe.transformer, WanDFoTTransformer3DModel)
+    assert pipe.config.num_transition_frames == 4 and pipe.transformer.config.max_frames == 5
+
+
+def test_shipped_1_3b_lora_config_lies_on_wan_vae_latent_boundaries():
+    """With the real Wan VAE (time 4x): transition 4b and validation target 4c pixel frames, and a window of
+    `max_frames` latents the data can fill (source 1 + 4a: at least one clean latent before the generated ones)."""
+    import yaml
+
+    train = load_script("training/train.py", "syn2seq_train_backbone")
+    path = "training/configs/skyreels_v2_df_1.3b_lora.yaml"
+    raw = yaml.safe_load(open(path))
+    args = train.parse_args(["--config", path])
+    assert raw["vae_subfolder"] == "vae" and raw["cache_latents"] is True  # the checkpoint's AutoencoderKLWan
+    assert args.num_transition_frames == raw["num_transition_frames"] and args.num_transition_frames % 4 == 0
+    assert args.validation_num_frames is None or args.validation_num_frames % 4 == 0
+    assert args.num_clip_frames is None or (args.num_clip_frames - 1) % 4 == 0
+    assert args.max_frames == 9 and 1 + 4 * (args.max_frames - 1) == 33  # the window the memory estimate is for
+    assert args.max_frames > args.num_transition_frames // 4 + 1  # room for a source latent and a target latent

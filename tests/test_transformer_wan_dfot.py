@@ -112,11 +112,15 @@ def test_zero_initialised_camera_adapter_leaves_the_backbone_unchanged(backbone)
     assert torch.equal(posed(latents, timesteps, camera_rays=rays, camera_rays_mask=mask).sample, expected)
 
 
-def test_packed_camera_rays_per_latent_frame():
-    model = tiny_wrapper("wan", camera_ray_type="plucker", camera_rays_per_latent=4)
-    assert model.camera_ray_channels == 24
+def test_one_ray_map_per_latent_frame():
+    """Latent frame j carries the ray map of pixel frame 4 j (the pipeline's and train.py's scheme): 6 Plücker
+    channels, not the 24 of 4 packed frames."""
+    model = tiny_wrapper("wan", camera_ray_type="plucker")
+    assert model.camera_ray_channels == 6 and "camera_rays_per_latent" not in model.config
     latents, timesteps = inputs()
-    assert model(latents, timesteps, camera_rays=torch.randn(1, 24, 3, 8, 8)).sample.shape == latents.shape
+    with pytest.raises(ValueError, match=r"`camera_rays` must be a tensor of shape \(B, C_ray, F, H, W\) = "
+                                         r"\(1, 6, 3, 8, 8\) .*got \(1, 24, 3, 8, 8\)"):
+        model(latents, timesteps, camera_rays=torch.randn(1, 24, 3, 8, 8))
 
 
 # ------------------------------------------------------------------------------------------------ saving

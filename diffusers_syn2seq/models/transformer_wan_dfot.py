@@ -64,10 +64,10 @@ class WanDFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         sample_size (`int` or `(h, w)`): latent frame size the model is used at (pipeline default resolution).
         max_frames (`int`): largest window of latent frames (the pipeline's sliding-window size).
         camera_ray_type (`str`, *optional*): `"plucker"`, `"ray"` or `"ray_encoding"` ray maps
-            `(B, C_ray * camera_rays_per_latent, F, H, W)`, patch-embedded by a zero-initialised convolution and added
-            to the tokens; None: no camera input.
-        camera_rays_per_latent (`int`, defaults to 1): ray maps packed channel-wise per latent frame (4 for a 4x
-            temporally compressing VAE: 6 x 4 = 24 Plücker channels).
+            `(B, C_ray, F, H, W)`, one per latent frame, patch-embedded by a zero-initialised convolution and added
+            to the tokens; None: no camera input. With a causal video VAE latent frame `j` carries the ray map of
+            pixel frame `4 j` of the sequence (`data.sequence.LatentLayout.pixel_index`, the scheme the pipeline and
+            train.py share; the rays of the other 3 frames a latent covers are not packed in).
         prompt_length (`int`, defaults to 512): token length of the stored prompt embedding `(1, L, text_dim)`.
         noise_embedding_type (`str`): `"flow"` (the backbone embeds `sigma * 1000`); checked by the pipeline against
             `FlowMatchDiffusionForcingScheduler`.
@@ -102,7 +102,6 @@ class WanDFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         sample_size: int | Sequence[int] = (60, 104),
         max_frames: int = 21,
         camera_ray_type: str | None = None,
-        camera_rays_per_latent: int = 1,
         prompt_length: int = 512,
         noise_embedding_type: str = "flow",
     ):
@@ -112,8 +111,7 @@ class WanDFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         check_choice("camera_ray_type", camera_ray_type, tuple(RAY_MAP_CHANNELS), allow_none=True)
         patch_size = check_positive_int("patch_size", patch_size)
         sample_size = _check_sample_size(sample_size, patch_size, "patch_size")
-        for name, value in (("max_frames", max_frames), ("camera_rays_per_latent", camera_rays_per_latent),
-                            ("prompt_length", prompt_length), ("text_dim", text_dim)):
+        for name, value in (("max_frames", max_frames), ("prompt_length", prompt_length), ("text_dim", text_dim)):
             check_positive_int(name, value)
         check_int("fps", fps, minimum=1)
         if inject_sample_info and backbone_type != "skyreels-v2-df":
@@ -131,7 +129,7 @@ class WanDFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         self.backbone = BACKBONES[backbone_type](**kwargs)
         self.camera_embedding = None
         if camera_ray_type is not None:
-            channels = RAY_MAP_CHANNELS[camera_ray_type] * camera_rays_per_latent
+            channels = RAY_MAP_CHANNELS[camera_ray_type]
             self.camera_embedding = nn.Conv3d(channels, num_attention_heads * attention_head_dim,
                                               kernel_size=(1, patch_size, patch_size),
                                               stride=(1, patch_size, patch_size))
@@ -211,7 +209,7 @@ class WanDFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
     # ------------------------------------------------------------------------------------------------ properties
     @property
     def camera_ray_channels(self) -> int | None:
-        """Channels of `camera_rays` (`C_ray * camera_rays_per_latent`), None without camera input."""
+        """Channels of `camera_rays` (`C_ray` of `camera_ray_type`), None without camera input."""
         return None if self.camera_embedding is None else self.camera_embedding.in_channels
 
     # ------------------------------------------------------------------------------------------------ forward
