@@ -262,3 +262,11 @@ def test_from_pretrained_backbone_reads_a_checkpoint_folder_and_keeps_fp32_modul
                                          "WanTransformer3DModel"):
         tiny_wrapper().save_pretrained(tmp_path / "wrapper")
         WanDFoTTransformer3DModel.from_pretrained_backbone(str(tmp_path / "wrapper"), subfolder=None)
+
+
+def test_from_pretrained_backbone_never_unpickles_a_checkpoint(tmp_path):
+    # a checkpoint saved as a pickle (.bin) only: refused, since loading it would run the unpickler on a handed file
+    SkyReelsV2Transformer3DModel(**BACKBONE_TINY).save_pretrained(tmp_path / "transformer", safe_serialization=False)
+    assert not list((tmp_path / "transformer").glob("*.safetensors"))
+    with pytest.raises(OSError, match="safetensors"):
+        WanDFoTTransformer3DModel.from_pretrained_backbone(str(tmp_path), sample_size=8, max_frames=6)

@@ -497,7 +497,7 @@ def _load_vae(path: str, subfolder: str | None):
     `AutoencoderKL`)."""
     name = AutoencoderKL.load_config(path, subfolder=subfolder).get("_class_name")
     return (AutoencoderKLWan if name == AutoencoderKLWan.__name__ else AutoencoderKL).from_pretrained(
-        path, subfolder=subfolder)
+        path, subfolder=subfolder, use_safetensors=True)  # never unpickles a handed-over checkpoint
 
 
 def _foundation_vae(args):

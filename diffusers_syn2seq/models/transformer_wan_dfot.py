@@ -186,7 +186,9 @@ class WanDFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         if config.get("_class_name") not in classes:
             raise ValueError(f"`name_or_path` must hold a {' or '.join(classes)} (config `_class_name`), got "
                              f"{config.get('_class_name')!r} in {name_or_path!r} (subfolder={subfolder!r}).")
-        backbone = classes[config["_class_name"]].from_pretrained(name_or_path, subfolder=subfolder, torch_dtype=dtype)
+        # safetensors only: a checkpoint a user was handed is never unpickled
+        backbone = classes[config["_class_name"]].from_pretrained(name_or_path, subfolder=subfolder, torch_dtype=dtype,
+                                                                   use_safetensors=True)
         return cls.from_backbone(backbone, **kwargs)
 
     def set_prompt_embeds(self, prompt_embeds: torch.Tensor) -> None:
