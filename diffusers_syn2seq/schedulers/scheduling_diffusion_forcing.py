@@ -143,6 +143,18 @@ def autoregressive_schedule(num_frames: int, num_inference_steps: int) -> torch.
     return pyramid_schedule(num_frames, num_inference_steps, float(num_inference_steps))
 
 
+def schedule_step_indices(num_frames: int, num_inference_steps: int, schedule: str = "full_sequence",
+                          uncertainty_scale: float = 1.0) -> torch.Tensor:
+    """The checked step-index matrix of `schedule` (each scheduler maps it to its grid: `step_indices_to_levels`)."""
+    num_frames = check_positive_int("num_frames", num_frames)
+    check_choice("schedule", schedule, SCHEDULES)
+    uncertainty_scale = check_number("uncertainty_scale", uncertainty_scale, minimum=0.0)
+    if schedule == "pyramid":
+        return pyramid_schedule(num_frames, num_inference_steps, uncertainty_scale)
+    make = full_sequence_schedule if schedule == "full_sequence" else autoregressive_schedule
+    return make(num_frames, num_inference_steps)
+
+
 def step_indices_to_levels(matrix: torch.Tensor, levels_grid: torch.Tensor) -> torch.Tensor:
     """Map step indices `0..S` of a scheduling matrix to noise levels with the ascending grid of `sampling_levels`."""
     return levels_grid.to(matrix.device)[matrix]
@@ -506,13 +518,8 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
             return self.num_inference_steps
         return check_int("num_inference_steps", num_inference_steps, 1, self.config.num_train_timesteps)
 
-    def scheduling_matrix(
-        self,
-        num_frames: int,
-        num_inference_steps: int | None = None,
-        schedule: str = "full_sequence",
-        uncertainty_scale: float = 1.0,
-    ) -> torch.Tensor:
+    def scheduling_matrix(self, num_frames: int, num_inference_steps: int | None = None,
+                          schedule: str = "full_sequence", uncertainty_scale: float = 1.0) -> torch.Tensor:
         """Per-frame noise levels for every denoising iteration: long tensor `(R, F)`.
 
         Row 0 is all `T - 1` (pure noise), the last row all `-1` (clean); each iteration moves a frame at most one
@@ -520,17 +527,7 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
         `uncertainty_scale`, see :func:`pyramid_schedule`). The number of model evaluations is `R - 1`.
         """
         steps = self._steps(num_inference_steps)
-        num_frames = check_positive_int("num_frames", num_frames)
-        check_choice("schedule", schedule, SCHEDULES)
-        uncertainty_scale = check_number("uncertainty_scale", uncertainty_scale, minimum=0.0)
-        if schedule == "full_sequence":
-            matrix = full_sequence_schedule(num_frames, steps)
-        elif schedule == "autoregressive":
-            matrix = autoregressive_schedule(num_frames, steps)
-        elif schedule == "pyramid":
-            matrix = pyramid_schedule(num_frames, steps, uncertainty_scale)
-        else:
-            raise ValueError(f"`schedule` must be one of {SCHEDULES}, got {schedule!r}.")
+        matrix = schedule_step_indices(num_frames, steps, schedule, uncertainty_scale)
         return step_indices_to_levels(matrix, self.sampling_levels(steps))
 
     def _next_on_grid(self, levels: torch.Tensor) -> torch.Tensor:

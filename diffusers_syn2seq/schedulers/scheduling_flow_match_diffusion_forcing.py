@@ -18,16 +18,13 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
-from ..validation import check_choice, check_int, check_number, check_positive_int
+from ..validation import check_choice, check_int, check_number
 from .scheduling_diffusion_forcing import (
-    SCHEDULES,
     DiffusionForcingScheduler,
     DiffusionForcingSchedulerOutput,
     LevelLike,
     _check_same_shape,
-    autoregressive_schedule,
-    full_sequence_schedule,
-    pyramid_schedule,
+    schedule_step_indices,
     step_indices_to_levels,
 )
 
@@ -223,15 +220,7 @@ class FlowMatchDiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
         each iteration moves a frame at most one entry down the shifted grid (the matrices of
         :class:`DiffusionForcingScheduler`: `"full_sequence"`, `"autoregressive"`, `"pyramid"`)."""
         steps = self._steps(num_inference_steps)
-        num_frames = check_positive_int("num_frames", num_frames)
-        check_choice("schedule", schedule, SCHEDULES)
-        uncertainty_scale = check_number("uncertainty_scale", uncertainty_scale, minimum=0.0)
-        if schedule == "full_sequence":
-            matrix = full_sequence_schedule(num_frames, steps)
-        elif schedule == "autoregressive":
-            matrix = autoregressive_schedule(num_frames, steps)
-        else:
-            matrix = pyramid_schedule(num_frames, steps, uncertainty_scale)
+        matrix = schedule_step_indices(num_frames, steps, schedule, uncertainty_scale)
         return step_indices_to_levels(matrix, self.sampling_levels(steps))
 
     def scale_model_input(self, sample: torch.Tensor, timestep: LevelLike | None = None) -> torch.Tensor:
