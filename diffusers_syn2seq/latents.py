@@ -29,6 +29,7 @@ __all__ = [
     "encode_take_latents",
     "encode_video",
     "is_video_vae",
+    "vae_latent_channels",
     "vae_scale_factors",
 ]
 
@@ -50,6 +51,14 @@ def vae_scale_factors(vae) -> tuple[int, int]:
         spatial = getattr(vae.config, "scale_factor_spatial", None) or 2 ** len(downsample)
         return 2 ** sum(bool(d) for d in downsample), int(spatial)
     return 1, 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+def vae_latent_channels(vae) -> int:
+    """Channels of the model space: 3 (pixels) without a VAE, else the VAE's latent channels (`latent_channels` of
+    an `AutoencoderKL`, `z_dim` of an `AutoencoderKLWan`)."""
+    if vae is None:
+        return 3
+    return getattr(vae.config, "latent_channels", None) or vae.config.z_dim
 
 
 def _video_normalisation(vae, channels: int, device) -> tuple[torch.Tensor, torch.Tensor]:

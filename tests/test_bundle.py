@@ -150,12 +150,12 @@ def test_the_shipped_recipe_yamls_are_the_bundled_models_two_stages():
     import shlex
 
     train = load_script("training/train.py")
+    bundle = load_script("scripts/bundle_model.py")
     card = (bundled_model_path() / "README.md").read_text()
     stage2_card, stage1_card = card.split("## Base model (stage 1)")
     stages = ((stage2_card, "synthetic_cpu_recipe_stage2.yaml"), (stage1_card, "synthetic_cpu_recipe.yaml"))
     for card_part, yaml in stages:
-        command = next(line for line in card_part.splitlines() if line.startswith("python training/train.py "))
-        bundled = train.build_parser().parse_args(shlex.split(command)[2:])
+        bundled = train.build_parser().parse_args(shlex.split(bundle.training_command(card_part))[2:])
         shipped = train.parse_args(["--config", str(REPO / "training/configs" / yaml)])
         for flag in RECIPE_FLAGS:
             assert getattr(shipped, flag) == getattr(bundled, flag), (yaml, flag)

@@ -63,7 +63,7 @@ from diffusers_syn2seq.data import (
 from diffusers_syn2seq.data.transitions import CrossfadeTransition
 from diffusers_syn2seq.evaluation import evaluate_scene, frames_to_unit_tensor, new_scores
 from diffusers_syn2seq.hub import push_folder_to_hub
-from diffusers_syn2seq.latents import encode_take_latents, is_video_vae, vae_scale_factors
+from diffusers_syn2seq.latents import encode_take_latents, is_video_vae, vae_latent_channels, vae_scale_factors
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
 from diffusers_syn2seq.model_card import save_model_card, training_command
 from diffusers_syn2seq.models import (
@@ -453,7 +453,7 @@ def load_models(args, data_resolution: tuple[int, int]):
     if args.backbone != "dfot":
         return load_foundation_models(args, data_resolution)
     path = args.pretrained_model_name_or_path
-    vae, scheduler = None, None
+    scheduler = None
     if path:
         # --dfot_config only describes checkpoint files (check_args requires it there); folders carry their config.
         dfot_config = args.dfot_config if Path(path).is_file() else None
@@ -464,20 +464,15 @@ def load_models(args, data_resolution: tuple[int, int]):
         if isinstance(transformer, WanDFoTTransformer3DModel):
             raise ValueError(f"--backbone: expected {transformer.config.backbone_type!r} for the SkyReels-V2 / Wan "
                              f"model in {path!r}, got 'dfot'.")
-        if (Path(path) / "model_index.json").is_file():  # a pipeline also brings its scheduler and VAE
+        if (Path(path) / "model_index.json").is_file():  # a pipeline also brings its scheduler
             scheduler = DiffusionForcingScheduler.from_pretrained(path, subfolder="scheduler")
-            if _pipeline_has_vae(args):
-                vae = _load_vae(path, "vae")
-    if args.vae_name_or_path:
-        vae = _load_vae(args.vae_name_or_path, args.vae_subfolder)
-    vae_factor = vae_scale_factors(vae)[1]
+    vae, vae_factor = _load_vae_of_args(args)
     if not path:
         height, width = data_resolution
         config = dict(DIT_PRESETS[args.model_preset])
         if args.model_config:
             config.update(_read_model_config(args.model_config))
-        config.setdefault("in_channels", 3 if vae is None else getattr(vae.config, "latent_channels", None)
-                          or vae.config.z_dim)
+        config.setdefault("in_channels", vae_latent_channels(vae))
         config.setdefault("sample_size", (height // vae_factor, width // vae_factor) if height != width
                           else height // vae_factor)
         config.setdefault("max_frames", args.max_frames)
@@ -500,13 +495,14 @@ def _load_vae(path: str, subfolder: str | None):
         path, subfolder=subfolder, use_safetensors=True)  # never unpickles a handed-over checkpoint
 
 
-def _foundation_vae(args):
-    """The VAE of `--vae_name_or_path`, else of a pipeline folder's `vae/`, else None; and its spatial factor."""
+def _load_vae_of_args(args):
+    """The VAE of `--vae_name_or_path`, else of the `--pretrained_model_name_or_path` pipeline's `vae/`, else None;
+    and its spatial factor (both backbones)."""
     vae = None
-    if _pipeline_has_vae(args):
-        vae = _load_vae(args.pretrained_model_name_or_path, "vae")
     if args.vae_name_or_path:
         vae = _load_vae(args.vae_name_or_path, args.vae_subfolder)
+    elif _pipeline_has_vae(args):
+        vae = _load_vae(args.pretrained_model_name_or_path, "vae")
     return vae, vae_scale_factors(vae)[1]
 
 
@@ -514,7 +510,7 @@ def load_foundation_models(args, data_resolution: tuple[int, int]):
     """`--backbone skyreels-v2-df|wan`: a `WanDFoTTransformer3DModel` (from a Syn2Seq folder, a SkyReels-V2 / Wan
     diffusers checkpoint, or `--model_config` from scratch), the flow scheduler and the optional per-frame VAE."""
     path = args.pretrained_model_name_or_path
-    vae, vae_factor = _foundation_vae(args)
+    vae, vae_factor = _load_vae_of_args(args)
     height, width = data_resolution
     size = (height // vae_factor, width // vae_factor)
     wrapper_settings = dict(sample_size=list(size), max_frames=args.max_frames,
@@ -533,7 +529,7 @@ def load_foundation_models(args, data_resolution: tuple[int, int]):
         transformer = WanDFoTTransformer3DModel.from_pretrained_backbone(path, backbone_type=args.backbone,
                                                                          **wrapper_settings)
     else:
-        channels = (getattr(vae.config, "latent_channels", None) or vae.config.z_dim) if vae else 3
+        channels = vae_latent_channels(vae)
         config = {**SKYREELS_V2_DF_1_3B_CONFIG, "in_channels": channels, "out_channels": channels,
                   "inject_sample_info": args.backbone == "skyreels-v2-df"}
         if args.model_config:
