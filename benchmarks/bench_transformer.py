@@ -21,6 +21,11 @@ interleaved (one call of each variant per round, so slow phases of a shared mach
 - compile s: wall time of the first compiled call (compilation included);
 - peak mem MB: CUDA max allocated over one pass; on CPU the process's max RSS so far (cumulative).
 
+A second table bounds what a pass can reach: PyTorch's SDPA timed alone on the pass's attention operands gives the
+attention kernel's own speed, and the "ceiling" is the % of the matmul peak the pass would run at if every other
+FLOP ran at the matmul peak and attention at that speed. Where SDPA is slow relative to the matmuls (bf16 on a CPU
+without AMX) the ceiling, not the model code, limits the pass.
+
 The header names the CPU's matmul-relevant flags (avx2, fma, avx512f, avx512_bf16 and every amx* flag): bf16 is
 only fast with AVX512-BF16 or AMX, so figures from machines with and without them belong in separate tables.
 """
@@ -111,9 +116,9 @@ def pass_runner(model: torch.nn.Module, inputs: dict, name: str, mode: str) -> C
     return forward if name == "forward" else forward_backward
 
 
-def count_flops(run: Callable[[], object]) -> int:
+def count_flops(run: Callable[[], object]) -> tuple[int, int]:
     """FLOPs of one call of `run` (matmuls, convolutions, attention; forward and backward), counted by
-    `FlopCounterMode` with PyTorch's CPU flash-attention kernels added to its table."""
+    `FlopCounterMode` with PyTorch's CPU flash-attention kernels added to its table: `(total, attention part)`."""
     from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
     aten = torch.ops.aten
@@ -125,7 +130,32 @@ def count_flops(run: Callable[[], object]) -> int:
     }
     with FlopCounterMode(display=False, custom_mapping=custom) as counter:
         run()
-    return counter.get_total_flops()
+    by_op = counter.get_flop_counts().get("Global", {})
+    attention = sum(flops for op, flops in by_op.items() if "scaled_dot_product" in str(op))
+    return counter.get_total_flops(), attention
+
+
+def attention_probe_tflops(model: DFoTTransformer3DModel, inputs: dict, pass_name: str, mode: str, repeats: int,
+                           sync, clock) -> float:
+    """TFLOP/s of PyTorch's SDPA alone on the model's attention operands (batch x heads x all 3D tokens x head
+    dim, the mode's dtype), forward or forward + backward: the speed the model's attention can at best run at."""
+    cfg, (batch, _, frames, height, width) = model.config, inputs["hidden_states"].shape
+    tokens = frames * (height // cfg.patch_size) * (width // cfg.patch_size)
+    dtype = torch.bfloat16 if mode == "bf16" else torch.float32
+    shape = (batch, cfg.num_attention_heads, tokens, cfg.attention_head_dim)
+    q, k, v = (torch.randn(shape, device=inputs["hidden_states"].device, dtype=dtype,
+                           requires_grad=pass_name == "fwd+bwd") for _ in range(3))
+
+    def run():
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        if pass_name == "fwd+bwd":
+            out.backward(torch.ones_like(out))
+        return out
+
+    flops, _ = count_flops(run)  # the same table as the model's attention FLOPs
+    run()
+    sync()
+    return flops / statistics.median(timed_calls(run, repeats, sync, clock)) / 1e12
 
 
 def matmul_peak_tflops(dtype: torch.dtype, device: str, size: int, repeats: int, sync, clock) -> float:
@@ -194,12 +224,14 @@ def describe_case(name: str, model: DFoTTransformer3DModel, inputs: dict, tokens
             f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params")
 
 
-def run_config(name: str, args, peaks: dict[str, float], sync, clock) -> str:
-    """Print the rows of one configuration (every mode, pass and variant); returns its description line."""
+def run_config(name: str, args, peaks: dict[str, float], sync, clock) -> tuple[str, list[str]]:
+    """Print the rows of one configuration (every mode, pass and variant); returns its description line and its
+    attention-bound ceiling rows."""
     torch._dynamo.reset()  # each configuration compiles afresh (the blocks share one code object)
     model, inputs, tokens = build_case(name, args.device)
     with attention_backend("native"):  # counted with PyTorch's SDPA (`set_attention_backend` sets a global default)
-        flops = {p: count_flops(pass_runner(model, inputs, p, "fp32")) for p in PASSES}
+        counted = {p: count_flops(pass_runner(model, inputs, p, "fp32")) for p in PASSES}
+    flops = {p: total for p, (total, _) in counted.items()}
     if args.attention_backend:
         model.set_attention_backend(args.attention_backend)
     variants = prepare_variants(model, not args.no_compile)
@@ -216,8 +248,21 @@ def run_config(name: str, args, peaks: dict[str, float], sync, clock) -> str:
                       f"{tokens / seconds:,.0f} | {tflops:.3f} | {100 * tflops / peaks[mode]:.0f}% | "
                       f"{eager_s / seconds:.2f}x | {compile_cell} | "
                       f"{peak_memory_mb(args.device, runs[variant]):,.0f} |", flush=True)
+    ceilings = [ceiling_row(name, mode, p, counted[p], attention_probe_tflops(model, inputs, p, mode, args.repeats,
+                                                                              sync, clock), peaks[mode])
+                for mode in args.modes.split(",") for p in PASSES]
     return (describe_case(name, model, inputs, tokens) + f"; counted GFLOP: forward {flops['forward'] / 1e9:.2f}, "
-            f"fwd+bwd {flops['fwd+bwd'] / 1e9:.2f}")
+            f"fwd+bwd {flops['fwd+bwd'] / 1e9:.2f}", ceilings)
+
+
+def ceiling_row(name: str, mode: str, pass_name: str, counted: tuple[int, int], attention_tflops: float,
+                peak_tflops: float) -> str:
+    """A row of the attention-bound ceiling: the % of the matmul peak a pass would reach if everything but attention
+    ran at the matmul peak and attention at the SDPA kernel's own measured speed (nothing else costing time)."""
+    total, attention = counted
+    best_s = attention / (attention_tflops * 1e12) + (total - attention) / (peak_tflops * 1e12)
+    return (f"| {name} | {mode} | {pass_name} | {100 * attention / total:.0f}% | {attention_tflops:.3f} | "
+            f"{100 * attention_tflops / peak_tflops:.0f}% | {100 * total / best_s / 1e12 / peak_tflops:.0f}% |")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -263,9 +308,16 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
-    descriptions = [run_config(name, args, peaks, sync, clock) for name in args.configs.split(",")]
+    results = [run_config(name, args, peaks, sync, clock) for name in args.configs.split(",")]
     print()
-    print("\n".join(descriptions))
+    print("\n".join(description for description, _ in results))
+    print()
+    print("Attention-bound ceiling: SDPA alone on each pass's attention operands (same dtype, threads and clock); "
+          "ceiling = % of the matmul peak if all other FLOPs ran at the peak and attention at the kernel's speed.")
+    print()
+    print("| config | mode | pass | attention share of FLOPs | SDPA TFLOP/s | SDPA % of matmul peak | ceiling |")
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(row for _, rows in results for row in rows))
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def run_backend(name: str, backend: str, args, measured_peak: float, nominal: fl
     torch._dynamo.reset()  # each (configuration, backend) compiles afresh
     model, inputs, tokens = build_case(name, args.device, batch=args.batch_size)
     with attention_backend("native"):  # `set_attention_backend` of an earlier model also set the global default
-        flops = {p: count_flops(pass_runner(model, inputs, p, "bf16")) for p in PASSES}
+        flops = {p: count_flops(pass_runner(model, inputs, p, "bf16"))[0] for p in PASSES}
     reason = try_backend(model, backend, pass_runner(model, inputs, "forward", "bf16"))
     if reason is not None:
         return [f"| {name} | {backend} | - | - | skipped: {reason} | | | | | | |"]

@@ -143,20 +143,43 @@ def training_command(card: str) -> str | None:
     return next((line for line in card.splitlines() if line.startswith("python training/train.py ")), None)
 
 
-def base_model_section(card: str) -> str:
-    """For a model fine-tuned from a local pipeline folder with a card (a multi-stage recipe), a section with that
-    base's own training command, so that the bundled card holds the whole recipe; "" otherwise."""
+def _base_of(command: str) -> str | None:
+    """The `--pretrained_model_name_or_path` of a training command, or None when it trained from scratch."""
+    argv = shlex.split(command)
+    return argv[argv.index("--pretrained_model_name_or_path") + 1] if "--pretrained_model_name_or_path" in argv else None
+
+
+def base_chain(card: str, max_stages: int = 16) -> list[tuple[str, str]]:
+    """The (folder, training command) of every local base a model was fine-tuned from, first stage first: the model's
+    base, that base's base and so on, followed through the cards train.py writes, up to a model trained from
+    scratch. Stops (returning what it found) at a base that is not a local folder with such a card."""
+    chain: list[tuple[str, str]] = []
     command = training_command(card)
-    argv = shlex.split(command) if command else []
-    if "--pretrained_model_name_or_path" not in argv:
+    while command is not None and (name := _base_of(command)) is not None:
+        if len(chain) == max_stages or any(name == seen for seen, _ in chain):
+            raise ValueError(f"model card: the chain of base models is cyclic or longer than {max_stages}: {name}")
+        base = Path(name) if Path(name).is_absolute() else REPO / name
+        command = training_command((base / "README.md").read_text()) if (base / "README.md").is_file() else None
+        if command is None:
+            break
+        chain.append((name, command.replace(str(REPO) + "/", "")))
+    return chain[::-1]
+
+
+def base_model_section(card: str) -> str:
+    """For a model fine-tuned from local pipeline folders with cards (a multi-stage recipe), a section with every
+    earlier stage's exact training command, so that the bundled card holds the whole recipe; "" otherwise."""
+    chain = base_chain(card)
+    if not chain:
         return ""
-    name = argv[argv.index("--pretrained_model_name_or_path") + 1]
-    base = Path(name) if Path(name).is_absolute() else REPO / name
-    base_command = training_command((base / "README.md").read_text()) if (base / "README.md").is_file() else None
-    if base_command is None:
-        return ""
-    return "\n".join(["## Base model (stage 1)", "", f"Fine-tuned from `{name}`, which was trained from scratch with:",
-                      "", "```bash", base_command.replace(str(REPO) + "/", ""), "```", ""])
+    stages = len(chain) + 1
+    lines = ["## Earlier stages of the recipe", "",
+             f"This model is stage {stages} of {stages}: fine-tuned from `{chain[-1][0]}`. The earlier stages, "
+             "first to last, each continuing the previous one's output:", ""]
+    for number, (name, command) in enumerate(chain, start=1):
+        origin = "from scratch" if number == 1 else f"from stage {number - 1}"
+        lines += [f"### Stage {number}: `{name}` ({origin})", "", "```bash", command, "```", ""]
+    return "\n".join(lines)
 
 
 def assemble(model: Path, staging: Path, extra_card: str) -> None:

@@ -28,11 +28,20 @@ def analytic_forward_flops(model, batch: int, frames: int, tokens_per_frame: int
 def test_counted_flops_include_cpu_flash_attention_and_per_token_modulation():
     model, inputs, tokens = bench.build_case("tiny", "cpu")
     spec = bench.CONFIGS["tiny"]
-    forward = bench.count_flops(bench.pass_runner(model, inputs, "forward", "fp32"))
+    forward, attention = bench.count_flops(bench.pass_runner(model, inputs, "forward", "fp32"))
     assert forward == analytic_forward_flops(model, spec["batch"], spec["frames"], spec["tokens"] ** 2)
     assert tokens == spec["batch"] * spec["frames"] * spec["tokens"] ** 2
-    backward_included = bench.count_flops(bench.pass_runner(model, inputs, "fwd+bwd", "fp32"))
+    n, cfg = spec["frames"] * spec["tokens"] ** 2, model.config
+    assert attention == cfg.num_layers * 4 * spec["batch"] * n * n * cfg.num_attention_heads * cfg.attention_head_dim
+    backward_included, _ = bench.count_flops(bench.pass_runner(model, inputs, "fwd+bwd", "fp32"))
     assert 2.5 * forward < backward_included < 3.5 * forward  # backward ~ 2x forward
+
+
+def test_attention_ceiling_is_the_time_weighted_speed():
+    # 40% of 10 TFLOP in attention at 1 TFLOP/s (4 s), 60% at the 2 TFLOP/s peak (3 s): 10/7 TFLOP/s = 71% of peak
+    row = bench.ceiling_row("x", "bf16", "forward", (10 * 10**12, 4 * 10**12), attention_tflops=1.0, peak_tflops=2.0)
+    assert row == "| x | bf16 | forward | 40% | 1.000 | 50% | 71% |"
+    assert bench.ceiling_row("x", "fp32", "forward", (10**12, 0), 1.0, 2.0).endswith("| 100% |")  # no attention
 
 
 @pytest.mark.parametrize(

@@ -146,23 +146,35 @@ RECIPE_FLAGS = ("patch_size", "max_frames", "window_frames", "camera_ray_type", 
                 "mixed_precision", "seed", "model_preset")
 
 
-def test_the_shipped_recipe_yamls_are_the_bundled_models_two_stages():
+def recipe_yamls() -> list[Path]:
+    """The shipped recipe's stage files, first to last: synthetic_cpu_recipe.yaml, then ..._stage2.yaml and on."""
+    configs = REPO / "training" / "configs"
+    stages = [configs / "synthetic_cpu_recipe.yaml"]
+    while (configs / f"synthetic_cpu_recipe_stage{len(stages) + 1}.yaml").is_file():
+        stages.append(configs / f"synthetic_cpu_recipe_stage{len(stages) + 1}.yaml")
+    return stages
+
+
+def test_the_shipped_recipe_yamls_are_the_bundled_models_stages():
     import shlex
 
     train = load_script("training/train.py")
     bundle = load_script("scripts/bundle_model.py")
     card = (bundled_model_path() / "README.md").read_text()
-    stage2_card, stage1_card = card.split("## Base model (stage 1)")
-    stages = ((stage2_card, "synthetic_cpu_recipe_stage2.yaml"), (stage1_card, "synthetic_cpu_recipe.yaml"))
-    for card_part, yaml in stages:
-        bundled = train.build_parser().parse_args(shlex.split(bundle.training_command(card_part))[2:])
-        shipped = train.parse_args(["--config", str(REPO / "training/configs" / yaml)])
+    final, _, earlier = card.partition("## Earlier stages of the recipe")
+    commands = [bundle.training_command(part) for part in earlier.split("### Stage ")[1:]] + [
+        bundle.training_command(final)]
+    yamls = recipe_yamls()
+    assert len(commands) == len(yamls) > 1, "one shipped YAML per stage of the bundled model's recipe"
+    shipped = [train.parse_args(["--config", str(yaml)]) for yaml in yamls]
+    for command, stage, yaml in zip(commands, shipped, yamls):
+        bundled = train.build_parser().parse_args(shlex.split(command)[2:])
         for flag in RECIPE_FLAGS:
-            assert getattr(shipped, flag) == getattr(bundled, flag), (yaml, flag)
-    stage2 = train.parse_args(["--config", str(REPO / "training/configs/synthetic_cpu_recipe_stage2.yaml")])
-    shipped = train.parse_args(["--config", str(REPO / "training/configs/synthetic_cpu_recipe.yaml")])
-    assert stage2.pretrained_model_name_or_path == shipped.output_dir  # stage 2 continues stage 1's output
-    dit = json.loads((REPO / shipped.model_config).read_text())
+            assert getattr(stage, flag) == getattr(bundled, flag), (yaml.name, flag)
+    assert shipped[0].pretrained_model_name_or_path is None  # stage 1 trains from scratch
+    for previous, stage in zip(shipped, shipped[1:]):
+        assert stage.pretrained_model_name_or_path == previous.output_dir  # each stage continues the previous one
+    dit = json.loads((REPO / shipped[0].model_config).read_text())
     trained = json.loads((bundled_model_path() / "transformer" / "config.json").read_text())
     assert dit == {key: trained[key] for key in dit} == {"num_layers": 4, "num_attention_heads": 2,
                                                           "attention_head_dim": 64}  # the bundled 4 x 128 DiT
@@ -207,3 +219,30 @@ def test_bundle_any_folder_with_its_evaluation_report(experiment, tmp_path):
     with pytest.raises(SystemExit, match="--evaluation needs --model"):
         bundle.main(["--evaluation", str(report), "--output", str(tmp_path / "b3")])
     assert not (tmp_path / "b2").exists() and not (tmp_path / "b2.tmp").exists()
+
+
+def test_the_card_follows_the_whole_chain_of_local_base_models(tmp_path):
+    bundle = load_script("scripts/bundle_model.py")
+    commands = {}
+    base = None
+    for stage in (1, 2, 3):
+        folder = tmp_path / f"stage{stage}"
+        folder.mkdir()
+        commands[stage] = (f"python training/train.py --output_dir {folder} --seed {stage}"
+                           + (f" --pretrained_model_name_or_path {base}" if base else ""))
+        (folder / "README.md").write_text(f"# stage {stage}\n\n```bash\n{commands[stage]}\n```\n")
+        base = folder
+    card = f"# final\n\npython training/train.py --seed 4 --pretrained_model_name_or_path {base}\n"
+    assert bundle.base_chain(card) == [(str(tmp_path / f"stage{s}"), commands[s]) for s in (1, 2, 3)]
+    section = bundle.base_model_section(card)
+    assert section.startswith("## Earlier stages of the recipe\n\nThis model is stage 4 of 4")
+    assert [bundle.training_command(part) for part in section.split("### Stage ")[1:]] == [commands[s] for s in (1, 2, 3)]
+    assert "(from scratch)" in section.split("### Stage ")[1] and "(from stage 2)" in section.split("### Stage ")[3]
+    assert bundle.base_model_section("python training/train.py --seed 0\n") == ""  # trained from scratch
+    hub = "python training/train.py --pretrained_model_name_or_path someone/syn2seq-base\n"
+    assert bundle.base_model_section(hub) == ""  # not a local folder with a card: nothing to follow
+
+    (tmp_path / "stage1" / "README.md").write_text(
+        f"python training/train.py --pretrained_model_name_or_path {tmp_path / 'stage2'}\n")
+    with pytest.raises(ValueError, match="cyclic or longer than 16"):
+        bundle.base_chain(card)
