@@ -269,9 +269,15 @@ def evaluate(args: argparse.Namespace) -> int:
                     "layout_block": args.layout_block, "exo_dependence": exo, "sampling": _sampling(args),
                     "models": [], "per_seed": []}
     temporal = 1  # a causal video VAE's time compression: the baselines score the frames its models generate
+    reversals = set()  # likewise the models' Ego2Exo sequence order (`evaluation.target_frames`)
     for model in _models(args):
         pipe, folder = load_pipeline(model, args.device, args.dtype)
         temporal = max(temporal, pipe.vae_scale_factor_temporal)
+        reversals.add(pipe.config.reversal)
+        if len(reversals) > 1 and args.baselines and args.direction == "ego2exo":
+            raise ValueError(f"--baselines with --direction ego2exo: the --model folders have different `reversal` "
+                             f"settings ({', '.join(sorted(reversals))}), so they may score different target frames; "
+                             "evaluate them separately")
         mode, num_transition = _settings(pipe, args)
         result = evaluate_pipeline(pipe, scenes, mode, args.direction, num_transition, args.steps, args.seed,
                                    args.num_frames, progress=not args.quiet, num_samples=args.num_samples,
@@ -288,7 +294,7 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.baselines:
         mean_target = mean_frame(args.data, view=target_view, split=args.baseline_split)
         baselines = evaluate_baselines(scenes, mean_target, args.direction, args.num_frames, args.layout_block,
-                                       temporal)
+                                       temporal, min(reversals, default="full"))
         report["baselines"] = {name: {"per_seed": [r], "summary": summarize([r], method=args.ci),
                                       "not_applicable": list(BASELINE_NOT_APPLICABLE)}
                                for name, r in baselines.items()}

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.sequence import MODES
+from .data.sequence import MODES, REVERSALS
 from .metrics import default_layout_block, exo_dependence, layout_psnr, mean_of_samples_psnr, psnr, ssim
 from .safe_io import atomic_write_bytes
 from .validation import check_choice, check_positive_int
@@ -127,6 +127,16 @@ def scene_frame_counts(temporal_compression: int, num_source: int, num_target: i
     return source, target
 
 
+def target_frames(direction: str, num_target: int, n: int, reversal: str = "full") -> slice:
+    """Which `n` of a target clip's `num_target` frames (natural time order) a generated target of `n` frames stands
+    for: the first `n` in sequence order, as training cuts its sequences (`data.sequence`). Those are the frames next
+    to the transition (the first ego frames for Exo2Ego; the last exo frames for Ego2Exo with the `full` reversal,
+    whose sequence plays the exo clip backwards), except with Ego2Exo's `segments` reversal, whose exo clip plays
+    forwards after the reversed transition (its first frames)."""
+    check_choice("reversal", reversal, REVERSALS)
+    return slice(num_target - n, num_target) if direction == "ego2exo" and reversal == "full" else slice(0, n)
+
+
 def generate_scene(pipe, scene: dict, mode: str | None = None, direction: str = "exo2ego",
                    num_transition_frames: int | None = None, steps: int = 25, seed: int = 0,
                    num_frames: int | None = None, generator: torch.Generator | None = None,
@@ -135,8 +145,8 @@ def generate_scene(pipe, scene: dict, mode: str | None = None, direction: str = 
 
     `mode` and `num_transition_frames` default to the pipeline's configuration (the settings the model was trained
     with); `jump` generates no transition whatever `num_transition_frames` says. Returns `(generated, truth)`, float
-    `(F, 3, H, W)` tensors in [0, 1] at the model's resolution, `F` = `num_frames` (default: the whole target clip).
-    With a causal video VAE (`pipe.vae_scale_factor_temporal` = t > 1) the clips are cut to latent boundaries
+    `(F, 3, H, W)` tensors in [0, 1] at the model's resolution, `F` = `num_frames` (default: the whole target clip);
+    a shorter target is the part of the clip `target_frames` names (its poses and truth alike). With a causal video VAE (`pipe.vae_scale_factor_temporal` = t > 1) the clips are cut to latent boundaries
     (`scene_frame_counts`): the source keeps its `1 + t a` frames next to the transition (the last exo frames for
     Exo2Ego, the first ego frames for Ego2Exo), the target `t c` frames, and `num_frames` must be a multiple of t.
     The noise comes from `generator` when given (it advances), else from a new generator seeded `seed`. `sampling`:
@@ -147,17 +157,19 @@ def generate_scene(pipe, scene: dict, mode: str | None = None, direction: str = 
     temporal = int(getattr(pipe, "vae_scale_factor_temporal", 1))
     num_source, n = scene_frame_counts(temporal, len(scene[source_view]), len(scene[target_view]), num_frames)
     keep = slice(len(scene[source_view]) - num_source, None) if direction == "exo2ego" else slice(0, num_source)
+    reversal = (sampling or {}).get("reversal") or getattr(pipe.config, "reversal", "full")
+    target = target_frames(direction, len(scene[target_view]), n, reversal)
     size = pixel_frame_size(pipe)
     kwargs = {}
     if getattr(pipe.transformer.config, "camera_ray_type", None) is not None:
         kwargs = dict(source_poses=torch.from_numpy(np.asarray(scene[f"{source_view}_poses"])[keep]),
-                      target_poses=torch.from_numpy(np.asarray(scene[f"{target_view}_poses"][:n])))
+                      target_poses=torch.from_numpy(np.asarray(scene[f"{target_view}_poses"])[target]))
     out = pipe(resize_frames(scene[source_view][keep], size), num_frames=n, mode=mode,
                num_transition_frames=0 if mode == "jump" else num_transition_frames, direction=direction,
                num_inference_steps=steps, output_type="pt",
                generator=generator if generator is not None else torch.Generator().manual_seed(seed),
                **kwargs, **(sampling or {})).frames[0]
-    truth = frames_to_unit_tensor(resize_frames(scene[target_view][:n], size))
+    truth = frames_to_unit_tensor(resize_frames(scene[target_view][target], size))
     return out.float().cpu().clamp(0, 1), truth
 
 
@@ -246,18 +258,20 @@ def evaluate_pipeline(pipe, scenes: list[dict], mode: str | None = None, directi
 
 def evaluate_baselines(scenes: list[dict], mean_target_frame: np.ndarray, direction: str = "exo2ego",
                        num_frames: int | None = None, layout_block: int | None = None,
-                       temporal_compression: int = 1) -> dict[str, dict]:
+                       temporal_compression: int = 1, reversal: str = "full") -> dict[str, dict]:
     """Trivial baselines scored like a model's single sample (PSNR / SSIM / layout PSNR): `mean_frame` predicts the
     mean training target frame for every target frame; `copy_source` repeats the source frame next to the transition
     in time (the last exo frame for Exo2Ego, the first ego frame for Ego2Exo). They are deterministic, so mean-of-N
     does not apply, and exo-dependence is measured for models only. `temporal_compression`: that of the models'
-    causal video VAE, so the baselines score the same target frames (`scene_frame_counts`)."""
+    causal video VAE, and `reversal` that of their pipelines, so the baselines score the same target frames
+    (`scene_frame_counts`, `target_frames`)."""
     source_view, target_view = source_target_views(direction)
     layout_block = layout_block or default_layout_block(*scenes[0][target_view].shape[1:3])
     results = {name: new_scores() for name in ("mean_frame", "copy_source")}
     for scene in scenes:
         n = scene_frame_counts(temporal_compression, len(scene[source_view]), len(scene[target_view]), num_frames)[1]
-        truth = frames_to_unit_tensor(scene[target_view][:n])
+        truth = frames_to_unit_tensor(scene[target_view][target_frames(direction, len(scene[target_view]), n,
+                                                                        reversal)])
         predictions = {
             "mean_frame": torch.from_numpy(mean_target_frame).permute(2, 0, 1).float()[None].expand_as(truth),
             "copy_source": copy_source_prediction(scene, direction, n),

@@ -388,3 +388,17 @@ def test_history_guidance_flags(tiny_inputs, eval_dataset, tmp_path, capsys):
         assert _generate(root, root / "poses.json", tmp_path / "x.mp4", *extra) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_evaluate_ego2exo_baselines_need_one_reversal(eval_dataset, tmp_path, capsys):
+    """Models with different Ego2Exo sequence orders may stand for different target frames: no shared baselines."""
+    folders = []
+    for reversal in ("full", "segments"):
+        pipe = _random_pipeline()
+        pipe.register_to_config(reversal=reversal)
+        pipe.save_pretrained(tmp_path / reversal)
+        folders.append(tmp_path / reversal)
+    assert main(["evaluate", "--data", str(eval_dataset), "--split", "test", "--num_scenes", "2", "--steps", "1",
+              "--quiet", "--baselines", "--direction", "ego2exo", "--model", str(folders[0]), "--model", str(folders[1])]) == 2
+    assert ("--baselines with --direction ego2exo: the --model folders have different `reversal` settings (full, "
+            "segments)") in capsys.readouterr().err

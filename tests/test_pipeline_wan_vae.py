@@ -135,19 +135,21 @@ def scene(num_exo: int = 10, num_ego: int = 11) -> dict:
             "exo_poses": poses(num_exo, 0.0).numpy(), "ego_poses": poses(num_ego, 1.0).numpy()}
 
 
-@pytest.mark.parametrize("direction, source, target", [("exo2ego", slice(1, 10), 8), ("ego2exo", slice(0, 9), 8)])
+@pytest.mark.parametrize("direction, source, target", [("exo2ego", slice(1, 10), slice(0, 8)),
+                                                       ("ego2exo", slice(0, 9), slice(2, 10))])
 def test_generate_scene_cuts_the_clips_to_latent_boundaries(direction, source, target):
-    """Default: the longest target of 4c frames and the 1 + 4a source frames next to the transition (10 exo, 11 ego
-    frames -> 9 source, 8 target), exactly the pipeline call on those frames."""
+    """Default: the longest target of 4c frames and the 1 + 4a source frames, both next to the transition (10 exo,
+    11 ego frames -> 9 source, 8 target; Ego2Exo's full reversal plays the exo clip backwards, so its target is the
+    last 8 exo frames), exactly the pipeline call on those frames."""
     pipe, clip = make_pipeline(), scene()
     source_view, target_view = ("exo", "ego") if direction == "exo2ego" else ("ego", "exo")
     generated, truth = generate_scene(pipe, clip, direction=direction, steps=1, seed=3)
-    assert generated.shape == truth.shape == (target, 3, 32, 32)
+    assert generated.shape == truth.shape == (8, 3, 32, 32)
     expected = pipe(clip[source_view][source], source_poses=torch.from_numpy(clip[f"{source_view}_poses"][source]),
-                    target_poses=torch.from_numpy(clip[f"{target_view}_poses"][:target]), direction=direction,
+                    target_poses=torch.from_numpy(clip[f"{target_view}_poses"][target]), direction=direction,
                     num_inference_steps=1, output_type="pt", generator=torch.Generator().manual_seed(3)).frames[0]
     torch.testing.assert_close(generated, expected.clamp(0, 1))
-    torch.testing.assert_close(truth, torch.from_numpy(clip[target_view][:target]).permute(0, 3, 1, 2) / 255.0)
+    torch.testing.assert_close(truth, torch.from_numpy(clip[target_view][target]).permute(0, 3, 1, 2) / 255.0)
     assert generate_scene(pipe, clip, direction=direction, steps=1, num_frames=4)[0].shape[0] == 4
 
 
@@ -168,6 +170,24 @@ def test_baselines_score_the_frames_a_causal_vae_model_generates(temporal, frame
     mean = np.zeros((32, 32, 3), dtype=np.float32)
     results = evaluate_baselines([scene()], mean, "exo2ego", temporal_compression=temporal)
     assert [len(results[name]["per_frame_psnr"][0]) for name in ("mean_frame", "copy_source")] == [frames, frames]
+
+
+@pytest.mark.parametrize("direction, reversal, scored", [
+    ("exo2ego", "full", [0, 1, 2, 3]), ("ego2exo", "full", [6, 7, 8, 9]), ("ego2exo", "segments", [0, 1, 2, 3])])
+def test_a_shorter_target_is_scored_on_the_frames_the_sequence_holds(direction, reversal, scored):
+    """4 of 10 target frames: the first 4 in sequence order (`target_frames`), for models and baselines alike."""
+    from diffusers_syn2seq.evaluation import target_frames
+
+    assert [*range(10)][target_frames(direction, 10, 4, reversal)] == scored
+    clip = scene(10, 10)
+    view = "ego" if direction == "exo2ego" else "exo"
+    clip[view] = np.stack([np.full((32, 32, 3), 20 * (i + 1), dtype=np.uint8) for i in range(10)])  # frame i: 20(i+1)
+    mean = np.zeros((32, 32, 3), dtype=np.float32)
+    result = evaluate_baselines([clip], mean, direction, num_frames=4, reversal=reversal)["mean_frame"]
+    expected = [-10 * np.log10((20 * (i + 1) / 255.0) ** 2) for i in scored]  # PSNR of a black frame
+    np.testing.assert_allclose(result["per_frame_psnr"][0], expected, rtol=1e-4)
+    with pytest.raises(ValueError, match="reversal"):
+        target_frames(direction, 10, 4, "backwards")
 
 
 @pytest.mark.parametrize("requested, max_frames, transition, temporal, expected", [
