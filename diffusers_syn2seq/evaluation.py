@@ -146,9 +146,10 @@ def generate_scene(pipe, scene: dict, mode: str | None = None, direction: str = 
     `mode` and `num_transition_frames` default to the pipeline's configuration (the settings the model was trained
     with); `jump` generates no transition whatever `num_transition_frames` says. Returns `(generated, truth)`, float
     `(F, 3, H, W)` tensors in [0, 1] at the model's resolution, `F` = `num_frames` (default: the whole target clip);
-    a shorter target is the part of the clip `target_frames` names (its poses and truth alike). With a causal video VAE (`pipe.vae_scale_factor_temporal` = t > 1) the clips are cut to latent boundaries
-    (`scene_frame_counts`): the source keeps its `1 + t a` frames next to the transition (the last exo frames for
-    Exo2Ego, the first ego frames for Ego2Exo), the target `t c` frames, and `num_frames` must be a multiple of t.
+    a shorter target is the part of the clip `target_frames` names (its poses and truth alike). With a causal video
+    VAE (`pipe.vae_scale_factor_temporal` = t > 1) the clips are cut to latent boundaries (`scene_frame_counts`):
+    the source keeps its `1 + t a` frames next to the transition (the last exo frames for Exo2Ego, the first ego
+    frames for Ego2Exo), the target `t c` frames, and `num_frames` must be a multiple of t.
     The noise comes from `generator` when given (it advances), else from a new generator seeded `seed`. `sampling`:
     further `Syn2SeqPipeline.__call__` arguments (e.g. `history_guidance="vanilla", guidance_scale=2.0`).
     """

@@ -145,8 +145,8 @@ def training_command(card: str) -> str | None:
 
 def _base_of(command: str) -> str | None:
     """The `--pretrained_model_name_or_path` of a training command, or None when it trained from scratch."""
-    argv = shlex.split(command)
-    return argv[argv.index("--pretrained_model_name_or_path") + 1] if "--pretrained_model_name_or_path" in argv else None
+    argv, flag = shlex.split(command), "--pretrained_model_name_or_path"
+    return argv[argv.index(flag) + 1] if flag in argv else None
 
 
 def base_chain(card: str, max_stages: int = 16) -> list[tuple[str, str]]:

@@ -236,8 +236,9 @@ def test_the_card_follows_the_whole_chain_of_local_base_models(tmp_path):
     assert bundle.base_chain(card) == [(str(tmp_path / f"stage{s}"), commands[s]) for s in (1, 2, 3)]
     section = bundle.base_model_section(card)
     assert section.startswith("## Earlier stages of the recipe\n\nThis model is stage 4 of 4")
-    assert [bundle.training_command(part) for part in section.split("### Stage ")[1:]] == [commands[s] for s in (1, 2, 3)]
-    assert "(from scratch)" in section.split("### Stage ")[1] and "(from stage 2)" in section.split("### Stage ")[3]
+    stages = section.split("### Stage ")[1:]
+    assert [bundle.training_command(part) for part in stages] == [commands[s] for s in (1, 2, 3)]
+    assert "(from scratch)" in stages[0] and "(from stage 2)" in stages[2]
     assert bundle.base_model_section("python training/train.py --seed 0\n") == ""  # trained from scratch
     hub = "python training/train.py --pretrained_model_name_or_path someone/syn2seq-base\n"
     assert bundle.base_model_section(hub) == ""  # not a local folder with a card: nothing to follow

@@ -399,6 +399,7 @@ def test_evaluate_ego2exo_baselines_need_one_reversal(eval_dataset, tmp_path, ca
         pipe.save_pretrained(tmp_path / reversal)
         folders.append(tmp_path / reversal)
     assert main(["evaluate", "--data", str(eval_dataset), "--split", "test", "--num_scenes", "2", "--steps", "1",
-              "--quiet", "--baselines", "--direction", "ego2exo", "--model", str(folders[0]), "--model", str(folders[1])]) == 2
+                 "--quiet", "--baselines", "--direction", "ego2exo", "--model", str(folders[0]),
+                 "--model", str(folders[1])]) == 2
     assert ("--baselines with --direction ego2exo: the --model folders have different `reversal` settings (full, "
             "segments)") in capsys.readouterr().err
