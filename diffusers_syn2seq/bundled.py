@@ -19,9 +19,10 @@ TRAINING_SUMMARY_FILENAME = "training_summary.json"
 def bundled_model_path() -> Path:
     """Folder of the trained pipeline shipped inside the package (`diffusers_syn2seq/bundled_model`), for
     `Syn2SeqPipeline.from_pretrained(bundled_model_path())`: offline, safetensors weights, model card `README.md`,
-    Syn2Seq settings in `model_index.json`. It is a 1.3M-parameter DiT trained with
-    `training/configs/synthetic_cpu_recipe.yaml` on SynthEgoExo `flat_uniform` rooms (32x32, 4 exo + 4 transition + 4
-    ego frames, Exo2Ego), copied by `scripts/bundle_model.py` with its test scores in the model card.
+    Syn2Seq settings in `model_index.json`. It is a 1.3M-parameter DiT trained on SynthEgoExo `flat_uniform` rooms
+    (32x32, 4 exo + 4 transition + 4 ego frames, Exo2Ego) in four stages, `training/configs/synthetic_cpu_recipe.yaml`
+    then `..._stage2.yaml` to `..._stage4.yaml`, copied by `scripts/bundle_model.py` with every stage's command and its
+    test scores in the model card.
 
     Raises:
         FileNotFoundError: the folder is missing (an install that dropped the package data).
