@@ -177,7 +177,8 @@ def base_model_section(card: str) -> str:
              f"This model is stage {stages} of {stages}: fine-tuned from `{chain[-1][0]}`. The earlier stages, "
              "first to last, each continuing the previous one's output:", ""]
     for number, (name, command) in enumerate(chain, start=1):
-        origin = "from scratch" if number == 1 else f"from stage {number - 1}"
+        origin = f"from stage {number - 1}" if number > 1 else (
+            "from scratch" if _base_of(command) is None else f"from `{_base_of(command)}`, whose card is not at hand")
         lines += [f"### Stage {number}: `{name}` ({origin})", "", "```bash", command, "```", ""]
     return "\n".join(lines)
 

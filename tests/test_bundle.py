@@ -243,6 +243,9 @@ def test_the_card_follows_the_whole_chain_of_local_base_models(tmp_path):
     hub = "python training/train.py --pretrained_model_name_or_path someone/syn2seq-base\n"
     assert bundle.base_model_section(hub) == ""  # not a local folder with a card: nothing to follow
 
+    (tmp_path / "stage1" / "README.md").write_text(commands[1] + " --pretrained_model_name_or_path gone/base\n")
+    assert "### Stage 1: `" + str(tmp_path / "stage1") + "` (from `gone/base`, whose card is not at hand)" in (
+        bundle.base_model_section(card))  # a chain that ends before a from-scratch model says so
     (tmp_path / "stage1" / "README.md").write_text(
         f"python training/train.py --pretrained_model_name_or_path {tmp_path / 'stage2'}\n")
     with pytest.raises(ValueError, match="cyclic or longer than 16"):
