@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.sequence import MODES, REVERSALS
+from .data.sequence import MODES, SequenceLayout
 from .metrics import default_layout_block, exo_dependence, layout_psnr, mean_of_samples_psnr, psnr, ssim
 from .safe_io import atomic_write_bytes
 from .validation import check_choice, check_positive_int
@@ -133,8 +133,9 @@ def target_frames(direction: str, num_target: int, n: int, reversal: str = "full
     to the transition (the first ego frames for Exo2Ego; the last exo frames for Ego2Exo with the `full` reversal,
     whose sequence plays the exo clip backwards), except with Ego2Exo's `segments` reversal, whose exo clip plays
     forwards after the reversed transition (its first frames)."""
-    check_choice("reversal", reversal, REVERSALS)
-    return slice(num_target - n, num_target) if direction == "ego2exo" and reversal == "full" else slice(0, n)
+    # The sequence layout is the one home of the order rules; segment lengths do not change them.
+    target_reversed = SequenceLayout(0, 0, 0, direction=direction, reversal=reversal).segments[-1][2]
+    return slice(num_target - n, num_target) if target_reversed else slice(0, n)
 
 
 def generate_scene(pipe, scene: dict, mode: str | None = None, direction: str = "exo2ego",
