@@ -86,6 +86,12 @@ def decode_frames(vae, latents: torch.Tensor) -> torch.Tensor:
     return vae.decode(z.to(vae.device, vae.dtype)).sample.float()
 
 
+def _frame_by_frame(fn, clips: torch.Tensor) -> torch.Tensor:
+    """`fn` over every frame of `(B, C, F, H, W)` clips as one `(B F, C, H, W)` batch, back in clip layout."""
+    batch, frames = clips.shape[0], clips.shape[2]
+    return fn(clips.transpose(1, 2).flatten(0, 1)).unflatten(0, (batch, frames)).transpose(1, 2)
+
+
 def encode_video(vae, video: torch.Tensor) -> torch.Tensor:
     """Clips `(B, 3, F, H, W)` in [-1, 1] -> model space `(B, C, F', h, w)` float32: the pixels themselves without a
     VAE, each frame encoded on its own by a per-frame VAE (`F' = F`), or the whole clip encoded jointly by a causal
@@ -93,11 +99,9 @@ def encode_video(vae, video: torch.Tensor) -> torch.Tensor:
     the frames of an incomplete chunk)."""
     if vae is None:
         return video.float()
-    batch, _, frames = video.shape[:3]
     if not is_video_vae(vae):
-        latents = encode_frames(vae, video.transpose(1, 2).flatten(0, 1))
-        return latents.unflatten(0, (batch, frames)).transpose(1, 2)
-    t = vae_scale_factors(vae)[0]
+        return _frame_by_frame(lambda images: encode_frames(vae, images), video)
+    t, frames = vae_scale_factors(vae)[0], video.shape[2]
     if frames < 1 or (frames - 1) % t:
         raise ValueError(f"`video` must have 1 + {t} * a frames for a VAE compressing time {t}x, got {frames}.")
     z = vae.encode(video.to(vae.device, vae.dtype)).latent_dist.mode().float()
@@ -111,10 +115,8 @@ def decode_video(vae, latents: torch.Tensor) -> torch.Tensor:
     whole sequence, source latents first, and keep the part you need."""
     if vae is None:
         return latents.float()
-    batch, _, frames = latents.shape[:3]
     if not is_video_vae(vae):
-        images = decode_frames(vae, latents.transpose(1, 2).flatten(0, 1))
-        return images.unflatten(0, (batch, frames)).transpose(1, 2)
+        return _frame_by_frame(lambda frames: decode_frames(vae, frames), latents)
     mean, std = _video_normalisation(vae, latents.shape[1], latents.device)
     z = latents.float() * std + mean
     return vae.decode(z.to(vae.device, vae.dtype)).sample.float()

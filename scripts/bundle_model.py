@@ -176,9 +176,10 @@ def base_model_section(card: str) -> str:
     lines = ["## Earlier stages of the recipe", "",
              f"This model is stage {stages} of {stages}: fine-tuned from `{chain[-1][0]}`. The earlier stages, "
              "first to last, each continuing the previous one's output:", ""]
+    first_base = _base_of(chain[0][1])  # None when the chain reached a model trained from scratch
     for number, (name, command) in enumerate(chain, start=1):
         origin = f"from stage {number - 1}" if number > 1 else (
-            "from scratch" if _base_of(command) is None else f"from `{_base_of(command)}`, whose card is not at hand")
+            "from scratch" if first_base is None else f"from `{first_base}`, whose card is not at hand")
         lines += [f"### Stage {number}: `{name}` ({origin})", "", "```bash", command, "```", ""]
     return "\n".join(lines)
 
