@@ -14,6 +14,18 @@ complete and the table is rewritten atomically every `--checkpoint_every` takes 
 interrupted run never lists a half-written clip; `--resume` keeps complete clip folders from an earlier run and
 removes the temporary files and folders a killed run left. A dataset of zero takes is refused.
 
+`--continuous` renders the continuous-camera corpus a video prior pretrains on instead of exo/ego pairs
+(`diffusers_syn2seq.data.synthetic.render_continuous_clip`): one camera along a smooth random trajectory (walks, pans
+and turns, moves between a tripod-like and a head-like view, passes close to the actor), with seeds from
+`CONTINUOUS_SEED_RANGES`, disjoint from every pair split. A clip of `2 * --num_frames + --transition_frames` frames is
+stored in the same take format, cut into three consecutive pieces: `exo.mp4` (the first `--num_frames`), the cached
+`transition_render.mp4` and `ego.mp4` (the last `--num_frames`), each with its poses; the take's `category` is
+`continuous`, which `train.py` reads to pick its pretraining task. Example (the corpus of the pretrained base)::
+
+    python training/make_synthetic_dataset.py --continuous --output data/continuous32 --num_train 4000 \
+        --num_validation 16 --num_test 0 --num_frames 4 --transition_frames 4 --resolution 32 \
+        --style flat_uniform --lossless
+
 `--style flat` renders flat-shaded scenes (one colour per surface; the same geometry and cameras per seed as
 the default `--style textured`, see `diffusers_syn2seq.data.synthetic`), easier to learn at 32x32. The style
 is recorded in the table's `style` column (and each take's `meta.json`); `--resume` re-renders takes of
@@ -35,7 +47,13 @@ from tqdm.auto import tqdm
 from diffusers_syn2seq.cli_support import ToolArgumentParser, add_debug_flag, run_tool
 from diffusers_syn2seq.data.dataset import CLIPS_DIRNAME, remove_writer_leftovers, write_clip, write_metadata
 from diffusers_syn2seq.data.sequence import DEFAULT_NUM_TRANSITION_FRAMES
-from diffusers_syn2seq.data.synthetic import SCENE_STYLES, render_synthetic_clip, seeds_for_split
+from diffusers_syn2seq.data.synthetic import (
+    CONTINUOUS_CATEGORY,
+    SCENE_STYLES,
+    render_continuous_clip,
+    render_synthetic_clip,
+    seeds_for_split,
+)
 from diffusers_syn2seq.safe_io import check_output_dir
 
 
@@ -55,6 +73,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fps", type=float, default=10.0)
     parser.add_argument("--style", choices=SCENE_STYLES, default="textured",
                         help="scene surfaces: procedural textures, or one flat colour per surface")
+    parser.add_argument("--continuous", action="store_true",
+                        help="render continuous single-camera clips (the pretraining corpus) instead of exo/ego pairs; "
+                             "default: pairs")
     parser.add_argument("--lossless", action="store_true", help="bit-exact lossless H.264 (larger files)")
     parser.add_argument("--resume", action="store_true", help="keep complete clip folders written by an earlier run")
     parser.add_argument("--checkpoint_every", "--checkpoint-every", type=int, default=50,
@@ -82,7 +103,21 @@ def _matches(meta: dict, args: argparse.Namespace) -> bool:
         and meta.get("fps") == args.fps
         and len(meta.get("transition_poses") or []) == args.transition_frames
         and (meta.get("style") or "textured") == args.style  # takes written before styles existed are textured
+        and (meta.get("category") == CONTINUOUS_CATEGORY) == args.continuous
     )
+
+
+def _render_take(seed: int, args: argparse.Namespace) -> dict:
+    """The exo / transition / ego pieces of one take (consecutive pieces of one clip with `--continuous`)."""
+    if not args.continuous:
+        return render_synthetic_clip(
+            seed, args.num_frames, args.resolution, args.transition_frames, fps=args.fps, style=args.style
+        )
+    n, k = args.num_frames, args.transition_frames
+    clip = render_continuous_clip(seed, 2 * n + k, args.resolution, fps=args.fps, style=args.style)
+    frames, poses = clip["frames"], clip["poses"]
+    return {"exo": frames[:n], "transition": frames[n : n + k], "ego": frames[n + k :],
+            "exo_poses": poses[:n], "transition_poses": poses[n : n + k], "ego_poses": poses[n + k :]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,12 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [
         (split, seed)
         for split, num in (("train", args.num_train), ("validation", args.num_validation), ("test", args.num_test))
-        for seed in seeds_for_split(split, num, args.seed_offset)
+        for seed in seeds_for_split(split, num, args.seed_offset, continuous=args.continuous)
     ]
     rows: list[dict] = []
     reused = 0
     for done, (split, seed) in enumerate(tqdm(jobs, desc="rendering takes", unit="take")):
-        take_id = f"synth-{seed:07d}"
+        take_id = f"{'cont' if args.continuous else 'synth'}-{seed:07d}"
         meta_path = args.output / CLIPS_DIRNAME / take_id / "meta.json"
         if args.resume and meta_path.is_file():
             try:
@@ -110,9 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(meta)
                 reused += 1
                 continue
-        clip = render_synthetic_clip(
-            seed, args.num_frames, args.resolution, args.transition_frames, fps=args.fps, style=args.style
-        )
+        clip = _render_take(seed, args)
         has_transition = args.transition_frames > 0
         rows.append(
             write_clip(
@@ -123,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                 clip["exo_poses"],
                 clip["ego_poses"],
                 args.fps,
-                category="synthetic",
+                category=CONTINUOUS_CATEGORY if args.continuous else "synthetic",
                 split=split,
                 source="synthetic",
                 exo_camera="exo",

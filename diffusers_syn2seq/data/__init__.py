@@ -30,9 +30,12 @@ from .sequence import (
     trim_to_latent_boundaries,
 )
 from .synthetic import (
+    CONTINUOUS_CATEGORY,
+    CONTINUOUS_SEED_RANGES,
     SCENE_STYLES,
     SPLIT_SEED_RANGES,
     SynthEgoExo,
+    render_continuous_clip,
     render_synthetic_clip,
     seeds_for_split,
     split_of_seed,
@@ -57,6 +60,8 @@ from .windows import (
 )
 
 __all__ = [
+    "CONTINUOUS_CATEGORY",
+    "CONTINUOUS_SEED_RANGES",
     "build_syn2seq_sequence",
     "collate_syn2seq",
     "collect_clip_rows",
@@ -81,6 +86,7 @@ __all__ = [
     "read_frames",
     "read_video",
     "remove_writer_leftovers",
+    "render_continuous_clip",
     "render_synthetic_clip",
     "RenderTransition",
     "resolve_dataset_file",

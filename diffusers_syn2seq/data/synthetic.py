@@ -53,6 +53,7 @@ from ..validation import check_choice, check_non_negative_int, check_positive_in
 
 # The id-buffer layout (used by `object_ids`) and `camera_rays` are the renderer's; the ID_* constants are
 # re-exported here, where they have always been importable.
+from .synthetic_paths import continuous_camera_path
 from .synthetic_render import (  # noqa: F401
     ID_CEILING,
     ID_FLOOR,
@@ -69,12 +70,15 @@ from .synthetic_render import (  # noqa: F401
 Resolution = int | Sequence[int]
 
 __all__ = [
+    "CONTINUOUS_CATEGORY",
+    "CONTINUOUS_SEED_RANGES",
     "SCENE_STYLES",
     "SPLIT_SEED_RANGES",
     "SynthEgoExo",
     "camera_rays",
     "look_at_pose",
     "measure_render_speed",
+    "render_continuous_clip",
     "render_synthetic_clip",
     "seeds_for_split",
     "split_of_seed",
@@ -85,6 +89,15 @@ SPLIT_SEED_RANGES: dict[str, tuple[int, int]] = {
     "train": (0, 1_000_000),
     "validation": (1_000_000, 1_100_000),
     "test": (2_000_000, 2_100_000),
+}
+# The `category` of a take that holds one continuous single-camera clip (cut into exo / transition / ego pieces).
+CONTINUOUS_CATEGORY = "continuous"
+# The continuous-camera pretraining corpus (`render_continuous_clip`) has its own rooms: no room of a pair split, so a
+# model pretrained on them has never seen a validation or test room of the pairs.
+CONTINUOUS_SEED_RANGES: dict[str, tuple[int, int]] = {
+    "train": (3_000_000, 3_900_000),
+    "validation": (3_900_000, 3_950_000),
+    "test": (3_950_000, 4_000_000),
 }
 
 
@@ -97,10 +110,12 @@ def split_of_seed(seed: int) -> str:
     raise ValueError(f"seed {seed} is outside every split's seed range ({ranges})")
 
 
-def seeds_for_split(split: str, num: int, offset: int = 0) -> list[int]:
-    """The `num` consecutive seeds of `split`, starting `offset` seeds into its range."""
-    check_choice("split", split, sorted(SPLIT_SEED_RANGES))
-    lo, hi = SPLIT_SEED_RANGES[split]
+def seeds_for_split(split: str, num: int, offset: int = 0, continuous: bool = False) -> list[int]:
+    """The `num` consecutive seeds of `split`, starting `offset` seeds into its range (of the continuous-camera
+    corpus, `CONTINUOUS_SEED_RANGES`, with `continuous=True`)."""
+    ranges = CONTINUOUS_SEED_RANGES if continuous else SPLIT_SEED_RANGES
+    check_choice("split", split, sorted(ranges))
+    lo, hi = ranges[split]
     if num < 0 or offset < 0 or lo + offset + num > hi:
         raise ValueError(f"split {split!r} holds {hi - lo} seeds; offset {offset} + num {num} does not fit")
     return list(range(lo + offset, lo + offset + num))
@@ -125,8 +140,8 @@ def _normalise(v: np.ndarray) -> np.ndarray:
 def look_at_pose(position: np.ndarray, forward: np.ndarray, focal: float, aspect: float = 1.0) -> np.ndarray:
     """Poses of cameras at `position` (..., 3) looking along `forward` (..., 3), no roll (z up).
 
-    `focal` is the focal length divided by the image width (so `fy = focal * W / H = focal * aspect`
-    with `aspect = W / H`, square pixels); principal point at the image centre. Returns float64
+    `focal` is the focal length divided by the image width, a scalar or one per pose (so `fy = focal * W / H =
+    focal * aspect` with `aspect = W / H`, square pixels); principal point at the image centre. Returns float64
     (..., 16) poses (see the module docstring).
     """
     position = np.asarray(position, dtype=np.float64)
@@ -137,7 +152,9 @@ def look_at_pose(position: np.ndarray, forward: np.ndarray, focal: float, aspect
     rot = np.stack([r, d, f], axis=-2)  # world-to-camera rotation: rows are the camera axes in world
     trans = -np.einsum("...ij,...j->...i", rot, position)
     extrinsics = np.concatenate([rot, trans[..., None]], axis=-1).reshape(*rot.shape[:-2], 12)
-    intr = np.broadcast_to(np.array([focal, focal * aspect, 0.5, 0.5]), (*rot.shape[:-2], 4))
+    focal = np.asarray(focal, dtype=np.float64)  # a scalar, or one focal length per pose
+    intr = np.stack(np.broadcast_arrays(focal, focal * aspect, 0.5, 0.5), axis=-1)
+    intr = np.broadcast_to(intr, (*rot.shape[:-2], 4))
     return np.concatenate([intr, extrinsics], axis=-1)
 
 
@@ -484,6 +501,24 @@ class SynthEgoExo:
             "style": self.style,
         }
 
+    def continuous_clip(
+        self, num_frames: int = 12, resolution: Resolution = 64, path_seed: int = 0
+    ) -> dict[str, np.ndarray]:
+        """One single-camera clip along a smooth random trajectory; see `render_continuous_clip`."""
+        num_frames = check_positive_int("num_frames", num_frames)
+        height, width = _resolution(resolution)
+        positions, forwards, focals, times, kind = continuous_camera_path(self, num_frames, path_seed)
+        poses = look_at_pose(positions, forwards, focals, width / height)
+        return {
+            "frames": self.render(poses, times, resolution),
+            "poses": poses,
+            "times": times,
+            "kind": kind,
+            "fps": self.fps,
+            "seed": self.seed,
+            "style": self.style,
+        }
+
 
 def render_synthetic_clip(
     seed: int,
@@ -512,6 +547,23 @@ def render_synthetic_clip(
         times in seconds; `fps`; `seed`; `style`.
     """
     return SynthEgoExo(seed, fps=fps, style=style).clip(num_frames, resolution, num_transition_frames)
+
+
+def render_continuous_clip(
+    seed: int, num_frames: int = 12, resolution: Resolution = 64, fps: float = 10.0, style: str = "textured"
+) -> dict[str, np.ndarray]:
+    """Render one continuous single-camera clip of scene `seed`: the pretraining corpus of a video prior.
+
+    The camera follows a smooth random trajectory (`synthetic_paths.continuous_camera_path`: walks, pans and turns,
+    moves between a tripod-like exo view and the actor's head view, passes close to the actor), scene time runs
+    forward `1 / fps` per frame, and every frame has its pose. Seeds come from `CONTINUOUS_SEED_RANGES` (rooms no
+    pair split holds); the trajectory depends only on the seed.
+
+    Returns:
+        dict with `frames` uint8 RGB (T, H, W, 3), `poses` float64 (T, 16) (the pose convention of the module
+        docstring), `times` (T,) seconds, `kind` (`"from->to"` anchors of the trajectory), `fps`, `seed`, `style`.
+    """
+    return SynthEgoExo(seed, fps=fps, style=style).continuous_clip(num_frames, resolution, path_seed=seed)
 
 
 def measure_render_speed(
