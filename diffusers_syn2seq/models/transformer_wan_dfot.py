@@ -33,6 +33,7 @@ from torch import nn
 
 from ..camera import RAY_MAP_CHANNELS
 from ..validation import check_choice, check_finite, check_int, check_positive_int, describe
+from .casting import _cast_keeping_fp32_modules
 from .checks_dfot import _check_frame_mask, _check_sample_size, _check_video, broadcast_timestep
 
 BACKBONES = {"skyreels-v2-df": SkyReelsV2Transformer3DModel, "wan": WanTransformer3DModel}
@@ -170,8 +171,6 @@ class WanDFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         model.backbone.load_state_dict(backbone.state_dict())
         model.to(device=backbone.device)
         if backbone.dtype != torch.float32:  # like `from_pretrained(dtype=...)`: the fp32 modules stay float32
-            from .loading import _cast_keeping_fp32_modules
-
             _cast_keeping_fp32_modules(model, backbone.dtype)
         return model
 
