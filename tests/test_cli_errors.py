@@ -278,6 +278,26 @@ def test_cache_transitions_errors(dataset, tmp_path, capsys):
         assert_one_line_error(code, lines, "cache_transitions.py", message)
 
 
+def test_cache_transitions_refuses_a_vae_folder_with_pickled_weights_only(dataset, tmp_path, capsys):
+    """Issue 24: `--vae` loads safetensors only; a `.bin`-only folder is refused, saying how to convert it."""
+    from diffusers import AutoencoderKL
+
+    vae = tmp_path / "vae"
+    AutoencoderKL(block_out_channels=(8,), norm_num_groups=8, latent_channels=4, layers_per_block=1).save_pretrained(
+        vae, safe_serialization=False)
+    code, lines = run("cache_transitions.py", CACHE.main, ["--data", str(dataset), "--source", "crossfade_latent",
+                                                           "--vae", str(vae)], capsys)
+    assert_one_line_error(code, lines, "cache_transitions.py",
+                          f"--vae: '{vae}' holds pickled weights only (diffusion_pytorch_model.bin), which are never "
+                          "loaded here (unpickling a file can run code); convert them once, where you trust the file: "
+                          f"AutoencoderKL.from_pretrained('{vae}', use_safetensors=False).save_pretrained('{vae}') "
+                          "writes safetensors beside them.")
+    code, lines = run("cache_transitions.py", CACHE.main, ["--data", str(dataset), "--source", "crossfade_latent",
+                                                           "--vae", str(tmp_path / "nowhere")], capsys)
+    assert_one_line_error(code, lines, "cache_transitions.py", f"--vae: expected a local folder or a Hub repo id "
+                          f"(user/name), got '{tmp_path / 'nowhere'}': no such folder, and not a Hub repo id either.")
+
+
 # ------------------------------------------------------------------------------------------------ syn2seq
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:

@@ -365,6 +365,12 @@ def test_fourier_and_custom_schedule_ranges(kind):
                      "`timestep` must contain only finite values, got 0 NaN and 4 inf entries (of 8).")
         fourier(**{**inputs, "timestep": torch.tensor([-2.4, 1.6])})  # any finite 0.125 * logSNR
         fourier(**{**inputs, "timestep": torch.tensor([0, 3])})  # integer dtype is a number like any other
+        fourier(**{**inputs, "timestep": torch.tensor([-20.0, 20.0])})  # the limits themselves
+        # A DDPM index is no 0.125 * logSNR of any schedule (issue 24: it used to be embedded silently).
+        expect_error(lambda: fourier(**{**inputs, "timestep": 500}), ValueError,
+                     "`timestep` must hold model_timestep_scale * logSNR values in [-20, 20] for noise_embedding_type="
+                     "'fourier' (pass scheduler.model_timesteps(levels); an integer DDPM level is not one), got 500.")
+        expect_error(lambda: fourier(**{**inputs, "timestep": torch.tensor([-20.5, 0.0])}), ValueError, "got -20.5.")
         small = cls(**{**base, "num_train_timesteps": 10}).eval()
         small(**{**inputs, "timestep": torch.tensor([-1, 9])})
         expect_error(lambda: small(**{**inputs, "timestep": 10}), ValueError,
@@ -567,6 +573,9 @@ CONVERSION = {
     "pickle_payload": (lambda c, s, d: convert_dfot_checkpoint(
         _write(d / "evil.ckpt", pickle.dumps({"state_dict": _Payload()})), c), ValueError,
         "could not be loaded with torch.load(weights_only=True)"),
+    # issue 24: a state dict full of NaN used to convert; the first weight (in the file's order) is named
+    "nan_weights": (lambda c, s, d: convert_dfot_checkpoint({k: v.float() * NAN for k, v in s.items()}, c), ValueError,
+                    "`checkpoint key 'dit_base.blocks.0.attn.proj.bias'` must contain only finite values, got 96 NaN"),
     "folder": (lambda c, s, d: convert_dfot_checkpoint(d, c), ValueError,
                "`checkpoint` must be a file, got the folder"),
     "suffix": (lambda c, s, d: convert_dfot_checkpoint(_write(d / "m.h5", b"\0"), c), ValueError,

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..safe_loading import refuse_pickled_only
 from .casting import _cast_keeping_fp32_modules
 from .conversion_dfot import convert_dfot_checkpoint
 from .official_dfot import PICKLE_SUFFIXES, read_dfot_config
@@ -68,8 +69,9 @@ def _from_transformer_folder(folder: Path, kwargs: dict[str, Any]) -> DFoTTransf
             f"{sorted(TRANSFORMER_CLASSES)}, got {class_name!r}."
         )
     cls = TRANSFORMER_CLASSES[class_name]
-    try:
-        return cls.from_pretrained(folder, **kwargs)
+    refuse_pickled_only(folder, "`path_or_checkpoint`", cls.__name__)
+    try:  # safetensors only: a model folder a user was handed is never unpickled
+        return cls.from_pretrained(folder, use_safetensors=True, **kwargs)
     except (OSError, ValueError, RuntimeError) as error:  # bad weights file, shapes that disagree with the config
         message = f"`path_or_checkpoint`: could not load {cls.__name__} from {str(folder)!r}: {error}"
         raise (OSError if isinstance(error, OSError) else ValueError)(message) from error

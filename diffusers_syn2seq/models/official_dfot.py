@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..validation import check_positive_int, describe
+from ..validation import check_all_finite, check_positive_int, describe
 
 # Lightning checkpoints prefix the backbone keys; `_orig_mod.` appears when the model was torch.compile'd.
 OFFICIAL_PREFIXES = ("diffusion_model._orig_mod.model.", "diffusion_model.model.")
@@ -64,8 +64,8 @@ def load_official_state_dict(checkpoint: str | os.PathLike | Mapping[str, Any]) 
     Accepts a Lightning checkpoint (`{"state_dict": ..., "optimizer_states": ..., ...}`: only `state_dict` is read,
     optimizer and callback entries are ignored), a plain state dict with `diffusion_model.model.` /
     `diffusion_model._orig_mod.model.` prefixes, or bare backbone keys. Files are read with safetensors or
-    `torch.load(weights_only=True)`, never with unrestricted unpickling; a truncated or corrupt file raises a
-    `ValueError` naming it.
+    `torch.load(weights_only=True)`, never with unrestricted unpickling; a truncated or corrupt file, or a weight
+    holding NaN or inf, raises a `ValueError` naming it.
     """
     if isinstance(checkpoint, (str, os.PathLike)):
         checkpoint = _read_checkpoint_file(Path(checkpoint))
@@ -83,13 +83,19 @@ def load_official_state_dict(checkpoint: str | os.PathLike | Mapping[str, Any]) 
                     raise ValueError(
                         f"`checkpoint` key {prefix + key!r} must hold a tensor, got {type(value).__name__}."
                     )
-            return backbone
+            return _finite(backbone, prefix)
     tensors = {k: v for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise ValueError(
             f"`checkpoint` must hold backbone tensors under one of {OFFICIAL_PREFIXES} or as bare backbone keys, got "
             f"no tensor among its {len(state_dict)} keys."
         )
+    return _finite(tensors, "")
+
+
+def _finite(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """``tensors`` unchanged when every weight is finite (a diverged or damaged run's NaN would convert silently)."""
+    check_all_finite({f"checkpoint key {prefix + key!r}": tensor for key, tensor in tensors.items()})
     return tensors
 
 
