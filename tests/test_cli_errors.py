@@ -320,6 +320,11 @@ def test_syn2seq_errors(dataset, model, tmp_path, capsys):
     (tmp_path / "poses.json").write_text(json.dumps({"exo_poses": clip["exo_poses"].tolist(),
                                                      "ego_poses": clip["ego_poses"].tolist()}))
     evaluate = ["evaluate", "--data", str(dataset), "--model", str(model), "--steps", "1", "--quiet"]
+    bad_csv = model.parent / "poses.csv"  # outside tmp_path, whose contents are checked below
+    rows = [f"exo,{','.join(map(str, pose))}" for pose in clip["exo_poses"].tolist()]
+    bad_csv.write_text("view,v0\n" + "\n".join([rows[0], rows[1].replace(rows[1].split(",")[3], "x", 1), *rows[2:]]))
+    csv_generate = ["generate", "--exo", str(tmp_path / "exo.mp4"), "--poses", str(bad_csv), "--model", str(model),
+                    "--quiet", "--out", str(tmp_path / "o.mp4")]
     generate = ["generate", "--exo", str(tmp_path / "exo.mp4"), "--poses", str(tmp_path / "poses.json"), "--model",
                 str(model), "--quiet", "--out"]
     cases = [
@@ -343,6 +348,7 @@ def test_syn2seq_errors(dataset, model, tmp_path, capsys):
         (generate + [str(tmp_path / "o.mp4"), "--fps", "0"], "generate",
          "--fps: expected a finite number > 0, got 0.0"),
         (generate + [str(tmp_path)], "generate", f"--out: expected a file path, got '{tmp_path}', which is a folder"),
+        (csv_generate, "generate", f"--poses: poses file '{bad_csv}' line 3 column 4: expected a number, received 'x'"),
     ]
     if not torch.cuda.is_available():
         cases.append((evaluate + ["--device", "cuda"], "evaluate",
