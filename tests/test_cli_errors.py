@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate.utils import LoggerType
 from script_loading import REPO, load_script
 
 from diffusers_syn2seq.cli import convert_dfot_command
@@ -103,6 +104,11 @@ TRAIN_FLAGS = [
     ("--num_transition_frames", "0", "--num_transition_frames: expected an integer >= 1 with --mode video+pose, got "
                                      "0."),
     ("--lora_layers", " , ", "--lora_layers: expected comma-separated module names, got ' , '."),
+    # issue 24: blamed --dataset_dir / raised accelerate's "Unsupported logging capability"
+    ("--validation_split", "bogus", "--validation_split: expected one of ['train', 'validation', 'test'], got "
+                                    "'bogus'."),
+    ("--report_to", "bogus_tracker", f"--report_to: expected one of {['none', *(t.value for t in LoggerType)]}, got "
+                                     "'bogus_tracker'."),
 ]
 
 
@@ -153,6 +159,8 @@ def file_in_the_way(tmp_path) -> Path:
 
 
 def test_train_paths_are_one_line_errors(dataset, tmp_path, file_in_the_way, capsys):
+    typo = tmp_path / "typo.json"
+    typo.write_text('{"num_layerz": 2}')
     base = ["--dataset_dir", str(dataset), "--report_to", "none", "--model_preset", "dit-tiny", "--max_frames", "8"]
     cases = [
         (["--dataset_dir", str(tmp_path / "nowhere")], f"--dataset_dir: expected an existing Syn2Seq dataset folder, "
@@ -167,6 +175,15 @@ def test_train_paths_are_one_line_errors(dataset, tmp_path, file_in_the_way, cap
                                                    f"arguments, got '{file_in_the_way}'"),
         (["--config", str(tmp_path / "none.yaml")], f"--config: expected a YAML file, got '{tmp_path / 'none.yaml'}' "
                                                     "(does not exist)"),
+        # issue 24: diffusers' "unexpected keyword argument", and "couldn't connect to https://huggingface.co"
+        (["--model_config", str(typo)], f"--model_config: expected DFoTTransformer3DModel arguments in '{typo}', got "
+                                        "unknown keys ['num_layerz']; accepted: ['attention_head_dim', "),
+        (["--vae_name_or_path", str(tmp_path / "none")], "--vae_name_or_path: expected a local folder or a Hub repo id "
+                                                         f"(user/name), got '{tmp_path / 'none'}': no such folder, and "
+                                                         "not a Hub repo id either."),
+        (["--vae_name_or_path", "no-such-user/no-such-vae"], "--vae_name_or_path: 'no-such-user/no-such-vae' is not a "
+                                                             "local folder (no such folder), and loading it as a Hub "
+                                                             "repo id failed: "),
     ]
     for extra, message in cases:
         code, lines = run("train.py", TRAIN.main, base + ["--output_dir", str(tmp_path / "out")] + extra, capsys)
