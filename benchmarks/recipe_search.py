@@ -83,6 +83,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--only: unknown variants {unknown}; expected names from {list(VARIANTS)}")
     if not args.minutes > 0 or args.jobs < 1 or args.threads < 1 or args.steps < 1:
         p.error("--minutes must be > 0 and --jobs, --threads, --steps >= 1")
+    if args.num_samples is not None and args.num_samples < 1:  # else it fails only after every training run
+        p.error(f"--num_samples: expected an integer >= 1, got {args.num_samples}")
+    saved = args.results_dir / "recipe_search.json"
+    if args.report_only and not saved.is_file():
+        p.error(f"--report_only: expected the saved results {saved}, which does not exist (run the search first, or "
+                "pass --results_dir)")
     return args
 
 

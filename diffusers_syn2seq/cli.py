@@ -161,7 +161,10 @@ def generate(args: argparse.Namespace) -> int:
         exo = read_video(exo_path)
     except ValueError as error:
         raise ValueError(f"--exo: could not read video {str(exo_path)!r}: {error}") from None
-    exo_poses, ego_poses = load_poses_file(args.poses, num_exo_frames=len(exo))
+    try:
+        exo_poses, ego_poses = load_poses_file(args.poses, num_exo_frames=len(exo))
+    except (ValueError, OSError) as error:  # name the flag: the message names the file, line and value
+        raise type(error)(f"--poses: {error}") from None
     check_output_file(out_path, "--out")
     pipe, folder = load_pipeline(args.model, args.device, args.dtype)
     mode, num_transition = _settings(pipe, args)

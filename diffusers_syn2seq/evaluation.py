@@ -291,6 +291,7 @@ def load_pipeline(model: str | os.PathLike | None, device: str = "cpu", dtype: s
     (`"fp32"`, `"bf16"` or `"fp16"`). Its Syn2Seq settings come with it (`pipe.config.mode`, ...)."""
     from .bundled import bundled_model_path
     from .pipelines import Syn2SeqPipeline
+    from .safe_loading import load_pretrained
 
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     if dtype not in dtypes:
@@ -299,7 +300,7 @@ def load_pipeline(model: str | os.PathLike | None, device: str = "cpu", dtype: s
     if not (folder / "model_index.json").is_file():
         raise FileNotFoundError(f"--model: expected a Syn2Seq pipeline folder with model_index.json, got "
                                 f"{str(folder)!r}")
-    pipe = Syn2SeqPipeline.from_pretrained(str(folder), dtype=dtypes[dtype])
+    pipe = load_pretrained(Syn2SeqPipeline.from_pretrained, str(folder), "--model", dtype=dtypes[dtype])
     pipe.to(device)
     return pipe, folder
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ import torch
 
 __all__ = [
     "InvalidTypeError",
+    "check_all_finite",
     "check_choice",
     "check_finite",
     "check_generator",
@@ -218,6 +219,20 @@ def check_finite(name: str, tensor: torch.Tensor) -> torch.Tensor:
     if not bool(torch.isfinite(tensor).all()):
         raise ValueError(f"`{name}` must contain only finite values, got {non_finite_summary(tensor)}.")
     return tensor
+
+
+def check_all_finite(tensors: Mapping[str, torch.Tensor | None]) -> None:
+    """Every floating-point tensor of ``tensors`` (name -> tensor, None skipped) finite, read back with one host
+    synchronisation for all of them (:func:`sum_is_finite` probes); a failed probe is confirmed and worded by
+    :func:`check_finite`, naming the first tensor with a NaN or inf."""
+    floats = {name: t for name, t in tensors.items() if t is not None and (t.is_floating_point() or t.is_complex())}
+    if not floats:
+        return
+    device = next(iter(floats.values())).device
+    if bool(torch.stack([sum_is_finite(t).to(device) for t in floats.values()]).all()):
+        return
+    for name, tensor in floats.items():
+        check_finite(name, tensor)
 
 
 def non_finite_summary(tensor: torch.Tensor) -> str:

@@ -232,11 +232,11 @@ def main(argv: list[str] | None = None) -> Path:
         if args.model is None or not args.evaluation.is_file():
             raise SystemExit(f"--evaluation needs --model and an existing report file, got --model {args.model}, "
                              f"--evaluation {args.evaluation}")
-        extra = evaluation_section(json.loads(args.evaluation.read_text()), args.model)
+        extra = evaluation_section(_read_json(args.evaluation, "--evaluation"), args.model)
         return install(args.model, args.output, extra)
     if not args.results.is_file():
         raise SystemExit(f"--results: {args.results} does not exist (run benchmarks/syn2seq_experiment.py first)")
-    results = json.loads(args.results.read_text())
+    results = _read_json(args.results, "--results")
     if args.model is None:
         chosen = select_run(results)
         model = resolve(chosen["output"])
@@ -248,6 +248,17 @@ def main(argv: list[str] | None = None) -> Path:
             raise SystemExit(f"--model: {model} is not one of the runs recorded in {args.results}")
         chosen = dict(row=run["row"], seed=run["seed"])
     return install(model, args.output, scores_section(results, chosen["row"], chosen["seed"]))
+
+
+def _read_json(path: Path, flag: str) -> dict:
+    """The JSON object in `path`, or a one-line exit naming `flag` (not a JSONDecodeError traceback)."""
+    try:
+        report = json.loads(path.read_text())
+    except (ValueError, OSError) as error:
+        raise SystemExit(f"{flag}: expected a JSON report, got {path}, which does not parse: {error}") from None
+    if not isinstance(report, dict):
+        raise SystemExit(f"{flag}: expected a JSON object, got a {type(report).__name__} in {path}")
+    return report
 
 
 def install(model: Path, output: Path, extra_card: str) -> Path:

@@ -250,3 +250,18 @@ def test_the_card_follows_the_whole_chain_of_local_base_models(tmp_path):
         f"python training/train.py --pretrained_model_name_or_path {tmp_path / 'stage2'}\n")
     with pytest.raises(ValueError, match="cyclic or longer than 16"):
         bundle.base_chain(card)
+
+
+def test_an_evaluation_report_that_is_not_json_is_one_line(tmp_path):
+    """Issue 24: a non-JSON `--evaluation` file raised a JSONDecodeError traceback; nothing is assembled."""
+    bundle = load_script("scripts/bundle_model.py")
+    report = tmp_path / "report.json"
+    report.write_text("PSNR 21.3 dB")
+    with pytest.raises(SystemExit) as error:
+        bundle.main(["--model", str(tmp_path), "--evaluation", str(report), "--output", str(tmp_path / "b")])
+    assert str(error.value) == (f"--evaluation: expected a JSON report, got {report}, which does not parse: Expecting "
+                                "value: line 1 column 1 (char 0)")
+    report.write_text("[1, 2]")
+    with pytest.raises(SystemExit, match=f"--evaluation: expected a JSON object, got a list in {report}"):
+        bundle.main(["--model", str(tmp_path), "--evaluation", str(report), "--output", str(tmp_path / "b")])
+    assert not (tmp_path / "b").exists()

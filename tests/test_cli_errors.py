@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate.utils import LoggerType
 from script_loading import REPO, load_script
 
 from diffusers_syn2seq.cli import convert_dfot_command
@@ -103,6 +104,11 @@ TRAIN_FLAGS = [
     ("--num_transition_frames", "0", "--num_transition_frames: expected an integer >= 1 with --mode video+pose, got "
                                      "0."),
     ("--lora_layers", " , ", "--lora_layers: expected comma-separated module names, got ' , '."),
+    # issue 24: blamed --dataset_dir / raised accelerate's "Unsupported logging capability"
+    ("--validation_split", "bogus", "--validation_split: expected one of ['train', 'validation', 'test'], got "
+                                    "'bogus'."),
+    ("--report_to", "bogus_tracker", f"--report_to: expected one of {['none', *(t.value for t in LoggerType)]}, got "
+                                     "'bogus_tracker'."),
 ]
 
 
@@ -153,6 +159,8 @@ def file_in_the_way(tmp_path) -> Path:
 
 
 def test_train_paths_are_one_line_errors(dataset, tmp_path, file_in_the_way, capsys):
+    typo = tmp_path / "typo.json"
+    typo.write_text('{"num_layerz": 2}')
     base = ["--dataset_dir", str(dataset), "--report_to", "none", "--model_preset", "dit-tiny", "--max_frames", "8"]
     cases = [
         (["--dataset_dir", str(tmp_path / "nowhere")], f"--dataset_dir: expected an existing Syn2Seq dataset folder, "
@@ -167,6 +175,15 @@ def test_train_paths_are_one_line_errors(dataset, tmp_path, file_in_the_way, cap
                                                    f"arguments, got '{file_in_the_way}'"),
         (["--config", str(tmp_path / "none.yaml")], f"--config: expected a YAML file, got '{tmp_path / 'none.yaml'}' "
                                                     "(does not exist)"),
+        # issue 24: diffusers' "unexpected keyword argument", and "couldn't connect to https://huggingface.co"
+        (["--model_config", str(typo)], f"--model_config: expected DFoTTransformer3DModel arguments in '{typo}', got "
+                                        "unknown keys ['num_layerz']; accepted: ['attention_head_dim', "),
+        (["--vae_name_or_path", str(tmp_path / "none")], "--vae_name_or_path: expected a local folder or a Hub repo id "
+                                                         f"(user/name), got '{tmp_path / 'none'}': no such folder, and "
+                                                         "not a Hub repo id either."),
+        (["--vae_name_or_path", "no-such-user/no-such-vae"], "--vae_name_or_path: 'no-such-user/no-such-vae' is not a "
+                                                             "local folder (no such folder), and loading it as a Hub "
+                                                             "repo id failed: "),
     ]
     for extra, message in cases:
         code, lines = run("train.py", TRAIN.main, base + ["--output_dir", str(tmp_path / "out")] + extra, capsys)
@@ -278,6 +295,26 @@ def test_cache_transitions_errors(dataset, tmp_path, capsys):
         assert_one_line_error(code, lines, "cache_transitions.py", message)
 
 
+def test_cache_transitions_refuses_a_vae_folder_with_pickled_weights_only(dataset, tmp_path, capsys):
+    """Issue 24: `--vae` loads safetensors only; a `.bin`-only folder is refused, saying how to convert it."""
+    from diffusers import AutoencoderKL
+
+    vae = tmp_path / "vae"
+    AutoencoderKL(block_out_channels=(8,), norm_num_groups=8, latent_channels=4, layers_per_block=1).save_pretrained(
+        vae, safe_serialization=False)
+    code, lines = run("cache_transitions.py", CACHE.main, ["--data", str(dataset), "--source", "crossfade_latent",
+                                                           "--vae", str(vae)], capsys)
+    assert_one_line_error(code, lines, "cache_transitions.py",
+                          f"--vae: '{vae}' holds pickled weights only (diffusion_pytorch_model.bin), which are never "
+                          "loaded here (unpickling a file can run code); convert them once, where you trust the file: "
+                          f"AutoencoderKL.from_pretrained('{vae}', use_safetensors=False).save_pretrained('{vae}') "
+                          "writes safetensors beside them.")
+    code, lines = run("cache_transitions.py", CACHE.main, ["--data", str(dataset), "--source", "crossfade_latent",
+                                                           "--vae", str(tmp_path / "nowhere")], capsys)
+    assert_one_line_error(code, lines, "cache_transitions.py", f"--vae: expected a local folder or a Hub repo id "
+                          f"(user/name), got '{tmp_path / 'nowhere'}': no such folder, and not a Hub repo id either.")
+
+
 # ------------------------------------------------------------------------------------------------ syn2seq
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
@@ -300,6 +337,11 @@ def test_syn2seq_errors(dataset, model, tmp_path, capsys):
     (tmp_path / "poses.json").write_text(json.dumps({"exo_poses": clip["exo_poses"].tolist(),
                                                      "ego_poses": clip["ego_poses"].tolist()}))
     evaluate = ["evaluate", "--data", str(dataset), "--model", str(model), "--steps", "1", "--quiet"]
+    bad_csv = model.parent / "poses.csv"  # outside tmp_path, whose contents are checked below
+    rows = [f"exo,{','.join(map(str, pose))}" for pose in clip["exo_poses"].tolist()]
+    bad_csv.write_text("view,v0\n" + "\n".join([rows[0], rows[1].replace(rows[1].split(",")[3], "x", 1), *rows[2:]]))
+    csv_generate = ["generate", "--exo", str(tmp_path / "exo.mp4"), "--poses", str(bad_csv), "--model", str(model),
+                    "--quiet", "--out", str(tmp_path / "o.mp4")]
     generate = ["generate", "--exo", str(tmp_path / "exo.mp4"), "--poses", str(tmp_path / "poses.json"), "--model",
                 str(model), "--quiet", "--out"]
     cases = [
@@ -323,6 +365,7 @@ def test_syn2seq_errors(dataset, model, tmp_path, capsys):
         (generate + [str(tmp_path / "o.mp4"), "--fps", "0"], "generate",
          "--fps: expected a finite number > 0, got 0.0"),
         (generate + [str(tmp_path)], "generate", f"--out: expected a file path, got '{tmp_path}', which is a folder"),
+        (csv_generate, "generate", f"--poses: poses file '{bad_csv}' line 3 column 4: expected a number, received 'x'"),
     ]
     if not torch.cuda.is_available():
         cases.append((evaluate + ["--device", "cuda"], "evaluate",

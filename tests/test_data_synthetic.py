@@ -354,3 +354,21 @@ def test_tables_written_before_styles_existed_still_load(tmp_path):
     pq.write_table(table.replace_schema_metadata({b"huggingface": json.dumps(info).encode()}), path)
     loaded = load_metadata(tmp_path)
     assert loaded["style"] == [None] and loaded["seed"] == [0]
+
+
+def test_a_scene_has_everything_the_renderer_reads():
+    """The renderer states what it reads of a scene (`synthetic_render.Scene`, so that it never imports the scene
+    module back); every field and method of that protocol exists on a real scene, with the annotated kind."""
+    from diffusers_syn2seq.data.synthetic import SynthEgoExo
+    from diffusers_syn2seq.data.synthetic_render import Ball, Scene
+
+    scene = SynthEgoExo(3)
+    for protocol, instances in ((Scene, [scene]), (Ball, scene.balls)):
+        for name, kind in protocol.__annotations__.items():
+            for instance in instances:
+                value = getattr(instance, name)
+                expected = {"np.ndarray": np.ndarray, "float": float, "int": int, "str": str}.get(kind)
+                assert expected is None or isinstance(value, expected), (name, type(value))
+    assert len(scene.balls) > 0  # seed 3 has balls, so the Ball fields were checked
+    for method in ("actor_state", "ball_state", "sphere_state"):
+        assert callable(getattr(scene, method))

@@ -365,6 +365,12 @@ def test_fourier_and_custom_schedule_ranges(kind):
                      "`timestep` must contain only finite values, got 0 NaN and 4 inf entries (of 8).")
         fourier(**{**inputs, "timestep": torch.tensor([-2.4, 1.6])})  # any finite 0.125 * logSNR
         fourier(**{**inputs, "timestep": torch.tensor([0, 3])})  # integer dtype is a number like any other
+        fourier(**{**inputs, "timestep": torch.tensor([-20.0, 20.0])})  # the limits themselves
+        # A DDPM index is no 0.125 * logSNR of any schedule (issue 24: it used to be embedded silently).
+        expect_error(lambda: fourier(**{**inputs, "timestep": 500}), ValueError,
+                     "`timestep` must hold model_timestep_scale * logSNR values in [-20, 20] for noise_embedding_type="
+                     "'fourier' (pass scheduler.model_timesteps(levels); an integer DDPM level is not one), got 500.")
+        expect_error(lambda: fourier(**{**inputs, "timestep": torch.tensor([-20.5, 0.0])}), ValueError, "got -20.5.")
         small = cls(**{**base, "num_train_timesteps": 10}).eval()
         small(**{**inputs, "timestep": torch.tensor([-1, 9])})
         expect_error(lambda: small(**{**inputs, "timestep": 10}), ValueError,
@@ -567,6 +573,9 @@ CONVERSION = {
     "pickle_payload": (lambda c, s, d: convert_dfot_checkpoint(
         _write(d / "evil.ckpt", pickle.dumps({"state_dict": _Payload()})), c), ValueError,
         "could not be loaded with torch.load(weights_only=True)"),
+    # issue 24: a state dict full of NaN used to convert; the first weight (in the file's order) is named
+    "nan_weights": (lambda c, s, d: convert_dfot_checkpoint({k: v.float() * NAN for k, v in s.items()}, c), ValueError,
+                    "`checkpoint key 'dit_base.blocks.0.attn.proj.bias'` must contain only finite values, got 96 NaN"),
     "folder": (lambda c, s, d: convert_dfot_checkpoint(d, c), ValueError,
                "`checkpoint` must be a file, got the folder"),
     "suffix": (lambda c, s, d: convert_dfot_checkpoint(_write(d / "m.h5", b"\0"), c), ValueError,
@@ -758,3 +767,44 @@ def test_convert_command_writes_the_folder_without_leftovers(tmp_path, dit_fixtu
     assert (tmp_path / "out" / "config.json").is_file()
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.tmp")]
     shutil.rmtree(tmp_path / "out")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Pipeline call arguments that used to fail deep inside a library (issue 24)
+# ----------------------------------------------------------------------------------------------------------------
+def _tiny_pipeline():
+    from diffusers_syn2seq.pipelines import Syn2SeqPipeline
+    from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
+
+    torch.manual_seed(0)
+    transformer = DFoTTransformer3DModel(**{**DIT, "camera_ray_type": None, "condition_dim": None}).eval()
+    pipe = Syn2SeqPipeline(transformer=transformer, scheduler=DiffusionForcingScheduler(), mode="video",
+                           num_transition_frames=0)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _shrink(pipe, i, t, kwargs):
+    return {"latents": kwargs["latents"][:, :, :1]}
+
+
+PIPELINE_CALLS = {
+    "history_subsets_str": ({"history_guidance": "temporal", "history_subsets": "abc"},
+                            "`history_subsets` must be a non-empty list of index lists for temporal guidance, got "
+                            "'abc'."),
+    "history_subsets_inner": ({"history_guidance": "temporal", "history_subsets": [[0], "1"]},
+                              "`history_subsets[1]` must be a list of history-frame indices (ints), got '1'."),
+    "callback_shape": ({"callback_on_step_end": _shrink},
+                       "`callback_on_step_end` must return `latents` as a float tensor of the shape it was given "
+                       "(1, 3, 4, 8, 8), got a Tensor of shape (1, 3, 1, 8, 8) and dtype torch.float32."),
+    "callback_type": ({"callback_on_step_end": lambda pipe, i, t, kwargs: kwargs["latents"]},
+                      "`callback_on_step_end` must return None or a dict of tensors, got a Tensor of shape"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PIPELINE_CALLS))
+def test_bad_pipeline_calls(case):
+    kwargs, message = PIPELINE_CALLS[case]
+    pipe = _tiny_pipeline()
+    expect_error(lambda: pipe(torch.rand(2, 3, 8, 8), num_frames=2, num_inference_steps=2, **kwargs), ValueError,
+                 message)

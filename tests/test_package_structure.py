@@ -62,3 +62,65 @@ def test_no_module_imports_the_pipeline_module_for_a_helper():
             if isinstance(node, ast.ImportFrom) and node.module and "pipeline_syn2seq" in node.module:
                 offenders.append(f"{relative}: from {node.module} import {[a.name for a in node.names]}")
     assert not offenders, offenders
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """Module name -> the package modules it imports, read with ast: every import statement of the file, also those
+    inside functions and under `if TYPE_CHECKING:` (a deferred import is still an arrow between two files).
+    `from .x import y` points at the module `x.y` when that is a module, else at `x`."""
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        graph[name] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                graph[name] |= {alias.name for alias in node.names if alias.name in modules}
+            elif isinstance(node, ast.ImportFrom):
+                base = ".".join(package[: len(package) - node.level + 1]) if node.level else ""
+                source = ".".join(filter(None, [base, node.module]))
+                for alias in node.names:
+                    target = f"{source}.{alias.name}" if f"{source}.{alias.name}" in modules else source
+                    if target in modules and target != name:
+                        graph[name].add(target)
+    return graph
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle `[a, b, ..., a]` of `graph`, or None (depth-first search, colouring the modules)."""
+    state: dict[str, str] = {}  # "open" while on the current path, "done" once every import below was walked
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                return path[path.index(target):] + [target]
+            if target not in state and (cycle := visit(target, path + [target])):
+                return cycle
+        state[module] = "done"
+        return None
+
+    for module in sorted(graph):
+        if module not in state and (cycle := visit(module, [module])):
+            return cycle
+    return None
+
+
+def test_the_import_graph_finds_a_planted_circle():
+    """The walker and the search see what they must: a circle through a deferred import, none in a chain."""
+    assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+    graph = _package_imports()
+    assert "diffusers_syn2seq.models.casting" in graph["diffusers_syn2seq.models.transformer_wan_dfot"]
+    assert "diffusers_syn2seq.data.synthetic_render" in graph["diffusers_syn2seq.data.synthetic"]
+    assert "diffusers_syn2seq.camera" in graph["diffusers_syn2seq.data.synthetic"]  # a deferred import counts
+
+
+def test_the_package_has_no_import_circle():
+    """Each file's imports point one way (issue 24): loading -> conversion -> official_dfot, the models -> casting,
+    synthetic -> synthetic_render. A circle works only by the order of deferred imports and makes both files one."""
+    cycle = _find_cycle(_package_imports())
+    assert cycle is None, " -> ".join(cycle)

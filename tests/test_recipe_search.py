@@ -43,3 +43,15 @@ def test_unknown_variants_and_bad_budgets_are_refused(capsys):
     assert "unknown variants ['loss=huber']" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         search.parse_args(["--minutes", "0"])
+
+
+def test_bad_counts_and_a_missing_results_file_are_refused_before_any_run(tmp_path, capsys):
+    """Issue 24: `--num_samples 0` failed only after every training run; `--report_only` without saved results
+    raised a FileNotFoundError traceback."""
+    with pytest.raises(SystemExit):
+        search.parse_args(["--num_samples", "0"])
+    assert "--num_samples: expected an integer >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        search.main(["--report_only", "--results_dir", str(tmp_path)])
+    assert (f"--report_only: expected the saved results {tmp_path / 'recipe_search.json'}, which does not exist (run "
+            "the search first, or pass --results_dir)") in capsys.readouterr().err

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
+from diffusers_syn2seq.schedulers import DiffusionForcingScheduler, FlowMatchDiffusionForcingScheduler
 
 
 def test_trained_betas_define_the_schedule_and_survive_save_load(tmp_path):
@@ -124,3 +124,50 @@ def test_numpy_integers_are_real_integers(tmp_path):
     scheduler.set_timesteps(np.int32(10))
     assert scheduler.num_inference_steps == 10 and type(scheduler.num_inference_steps) is int
     assert scheduler.scheduling_matrix(np.int64(2)).shape == (11, 2)
+
+
+NAN = float("nan")
+SCHEDULERS = [DiffusionForcingScheduler, FlowMatchDiffusionForcingScheduler]
+
+
+def _with(value: float, where: tuple = (0, 0, 1)) -> torch.Tensor:
+    tensor = torch.randn(1, 2, 3, 4, 4)
+    tensor[where] = value
+    return tensor
+
+
+NON_FINITE_CALLS = [  # (call, message): frame 1 of each tensor holds the NaN / inf, and frame 1 changes level
+    (lambda s: s.add_noise(_with(NAN), torch.randn(1, 2, 3, 4, 4), 500),
+     "`original_samples` must contain only finite values, got 16 NaN and 0 inf entries (of 96)."),
+    (lambda s: s.add_noise(torch.randn(1, 2, 3, 4, 4), _with(float("inf")), 500),
+     "`noise` must contain only finite values, got 0 NaN and 16 inf entries (of 96)."),
+    (lambda s: s.step(_with(NAN), 499, torch.randn(1, 2, 3, 4, 4), next_timestep=399),
+     "`model_output (the frames whose level changes)` must contain only finite values, got 16 NaN and 0 inf"),
+    (lambda s: s.step(torch.randn(1, 2, 3, 4, 4), 499, _with(NAN), next_timestep=399),
+     "`sample` must contain only finite values, got 16 NaN and 0 inf entries (of 96)."),
+    (lambda s: s.step(torch.randn(1, 2, 3, 4, 4), 499, torch.randn(1, 2, 3, 4, 4), next_timestep=399, eta=1.0,
+                      variance_noise=_with(NAN)),
+     "`variance_noise` must contain only finite values, got 16 NaN and 0 inf entries (of 96)."),
+]
+
+
+@pytest.mark.parametrize("scheduler_class", SCHEDULERS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("call, message", NON_FINITE_CALLS)
+def test_nan_and_inf_inputs_are_refused_not_propagated(scheduler_class, call, message):
+    """Issue 24: `add_noise` and `step` used to return NaN for a NaN input; now they name it."""
+    with pytest.raises(ValueError) as error:
+        call(scheduler_class())
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("scheduler_class", SCHEDULERS, ids=lambda c: c.__name__)
+def test_the_finite_check_skips_what_step_never_reads_and_compiled_calls(scheduler_class):
+    """A frame that keeps its level may have any prediction (the pipeline's context frames); under `torch.compile`
+    the check is skipped (a read-back would break the graph), so NaN passes through there, as in the models."""
+    scheduler = scheduler_class()
+    sample, prediction = torch.randn(1, 2, 3, 4, 4), _with(NAN, (0, 0, 0))
+    levels = torch.tensor([-1, 499, 499])
+    out = scheduler.step(prediction, levels, sample, next_timestep=torch.tensor([-1, 399, 399])).prev_sample
+    assert torch.equal(out[:, :, 0], sample[:, :, 0]) and torch.isfinite(out).all()
+    compiled = torch.compile(lambda x, n: scheduler.add_noise(x, n, 500), backend="eager")
+    assert torch.isnan(compiled(_with(NAN), torch.randn(1, 2, 3, 4, 4))).any()

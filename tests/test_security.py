@@ -450,3 +450,42 @@ def test_publish_folder_replaces_entries_and_keeps_the_rest(tmp_path):
     (lora / "pytorch_lora_weights.safetensors").write_text("w")
     publish_folder(lora, out, last="model_index.json")  # a staging folder without `last` leaves it alone
     assert (out / "model_index.json").read_text() == "new" and (out / "pytorch_lora_weights.safetensors").is_file()
+
+
+# ------------------------------------------------------------------------------------------------ safetensors only
+def _pickled_pipeline(folder: Path, marker: Path) -> Path:
+    """A Syn2Seq pipeline folder saved with pickled weights, its transformer's file replaced by a crafted pickle."""
+    from diffusers_syn2seq.models import DFoTTransformer3DModel
+    from diffusers_syn2seq.pipelines import Syn2SeqPipeline
+    from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
+
+    transformer = DFoTTransformer3DModel(in_channels=3, sample_size=8, max_frames=4, patch_size=4, num_layers=1,
+                                         num_attention_heads=1, attention_head_dim=8, noise_embedding_dim=8)
+    Syn2SeqPipeline(transformer=transformer, scheduler=DiffusionForcingScheduler()).save_pretrained(
+        folder, safe_serialization=False)
+    plant_pickle(folder / "transformer" / "diffusion_pytorch_model.bin", marker)
+    return folder
+
+
+def test_model_and_pipeline_folders_with_pickled_weights_are_refused(tmp_path):
+    """Issue 24: `load_transformer` and the pipeline loading of `syn2seq` (`evaluation.load_pipeline`) pass
+    `use_safetensors=True`; a folder with pickled weights only is refused with the line that converts it, and the
+    crafted pickle never runs."""
+    from diffusers_syn2seq.evaluation import load_pipeline
+    from diffusers_syn2seq.models import load_transformer
+
+    marker = tmp_path / "marker"
+    folder = _pickled_pipeline(tmp_path / "pipe", marker)
+    with pytest.raises(ValueError) as error:
+        load_transformer(folder)
+    transformer = folder / "transformer"
+    assert str(error.value) == (
+        f"`path_or_checkpoint`: '{transformer}' holds pickled weights only (diffusion_pytorch_model.bin), which are "
+        "never loaded here (unpickling a file can run code); convert them once, where you trust the file: "
+        f"DFoTTransformer3DModel.from_pretrained('{transformer}', use_safetensors=False).save_pretrained("
+        f"'{transformer}') writes safetensors beside them.")
+    with pytest.raises(ValueError, match=f"--model: '{folder}' holds pickled weights only \\("
+                                         r"transformer/diffusion_pytorch_model.bin\), which are never .*: "
+                                         r"Syn2SeqPipeline.from_pretrained\("):
+        load_pipeline(folder)
+    assert not marker.exists()

@@ -122,9 +122,22 @@ def test_train_lora_on_a_skyreels_checkpoint_in_latent_space(dataset, tmp_path):
      "--dfot_config / --noise_schedule: expected with --backbone dfot only, got --backbone wan"),
     (["--backbone", "wan", "--flow_shift", "0"], "--flow_shift: expected a finite number > 0, got 0.0."),
     (["--backbone", "gan"], "train.py: error: argument --backbone: invalid choice: 'gan'"),
+    # issue 24: accepted and ignored before
+    (["--flow_shift", "3"], "--flow_shift: expected with --backbone skyreels-v2-df or wan only (a DFoT backbone has no "
+                            "text condition and a DDIM scheduler), got --backbone dfot."),
+    (["--prompt_embeds", "{prompt}"], "--prompt_embeds: expected with --backbone skyreels-v2-df or wan only"),
+    # issue 24: a KeyError after the model was built before
+    (["--backbone", "wan", "--prompt_embeds", "{other}"], "--prompt_embeds: expected a safetensors file with the key "
+                                                           "'prompt_embeds' (models.encode_prompt_embeds), got "
+                                                           "'{other}' with keys ['embeds']."),
 ])
 def test_bad_backbone_flags(dataset, tmp_path, capsys, extra, message):
     train = load_script("training/train.py", "syn2seq_train_backbone")
+    save_file({"prompt_embeds": torch.zeros(1, 2, 16)}, tmp_path / "prompt.safetensors")
+    save_file({"embeds": torch.zeros(1, 2, 16)}, tmp_path / "other.safetensors")
+    names = {"{prompt}": str(tmp_path / "prompt.safetensors"), "{other}": str(tmp_path / "other.safetensors")}
+    extra = [names.get(value, value) for value in extra]
+    message = message.replace("{other}", names["{other}"])
     try:
         train.check_args(train.parse_args(["--dataset_dir", str(dataset), "--output_dir", str(tmp_path / "x"),
                                            *extra]))
@@ -165,6 +178,18 @@ def test_model_loading_errors_name_the_flag(dataset, tmp_path):
                                           str(tmp_path / folder)])
         with pytest.raises(ValueError, match=f"--backbone: expected .*'skyreels-v2-df'.*, got '{backbone}'"):
             train.load_models(args, (RES, RES))
+    # issue 24: a DFoT pipeline with a foundation backbone named the flag, not the scheduler's prediction_type
+    from diffusers_syn2seq import DFoTTransformer3DModel, DiffusionForcingScheduler
+
+    dfot = DFoTTransformer3DModel(in_channels=3, sample_size=RES, max_frames=4, patch_size=4, num_layers=1,
+                                  num_attention_heads=1, attention_head_dim=8, noise_embedding_dim=8)
+    Syn2SeqPipeline(transformer=dfot, scheduler=DiffusionForcingScheduler()).save_pretrained(tmp_path / "dfot")
+    args = train.parse_args(common + ["--backbone", "skyreels-v2-df", "--pretrained_model_name_or_path",
+                                      str(tmp_path / "dfot")])
+    with pytest.raises(ValueError) as error:
+        train.load_models(args, (RES, RES))
+    assert str(error.value) == f"--backbone: expected the backbone of {str(tmp_path / 'dfot')!r}, 'dfot', got " \
+                               "'skyreels-v2-df'."
 
 
 def test_shipped_1_3b_lora_config_parses():

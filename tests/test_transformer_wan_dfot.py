@@ -205,6 +205,9 @@ def test_encode_prompt_embeds_pads_with_zeros_beyond_the_tokens():
     ({"sample_size": 7}, "`sample_size` must be a positive integer or a pair"),
     ({"max_frames": 0}, "`max_frames` must be"),
     ({"backbone_type": "wan", "inject_sample_info": True}, "`inject_sample_info` .* 'skyreels-v2-df' backbone only"),
+    ({"attention_head_dim": 7}, r"`attention_head_dim` must be an even positive integer \(Wan's 3-D rotary embedding "
+                                r"splits each head into even time, height and width parts\), got 7."),  # issue 24
+    ({"num_attention_heads": 0}, "`num_attention_heads` must be a positive integer, got 0."),
 ])
 def test_bad_config_is_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -216,8 +219,10 @@ def test_bad_config_is_refused(kwargs, message):
     (lambda m, x, t: m(torch.zeros(1, 4, 7, 8, 8), t), "`hidden_states` must have 1 to max_frames=6 frames"),
     (lambda m, x, t: m(x[..., :5], t), "`hidden_states` height and width must be multiples of 2"),
     (lambda m, x, t: m(x, t[:, :2]), r"`timestep` must be a scalar or have shape \(B,\)"),
-    (lambda m, x, t: m(x, t * float("nan")), "`timestep` must be finite, non-negative model timesteps"),
-    (lambda m, x, t: m(x, t - 1), r"`timestep` must be finite, non-negative .* got min -1.0"),
+    (lambda m, x, t: m(x, t * float("nan")), r"`timestep` must be model timesteps sigma \* 1000 in \[0, 1000\]"),
+    (lambda m, x, t: m(x, t - 1), r"`timestep` must be model timesteps .* got min -1.0"),
+    (lambda m, x, t: m(x, torch.full_like(t, 5000.0)), r"in \[0, 1000\] \(0 = clean, 1000 = pure noise\), got min "
+                                                       r"5000.0 and max 5000.0"),  # sigma 5 (issue 24)
     (lambda m, x, t: m(x * float("nan"), t), "`hidden_states` must contain only finite values, got 768 NaN"),
     (lambda m, x, t: m(x, t, encoder_hidden_states=torch.zeros(2, 7, 16)),
      r"`encoder_hidden_states` must be a tensor \(1 or B=1, L, text_dim=16\), got \(2, 7, 16\)"),
@@ -264,9 +269,25 @@ def test_from_pretrained_backbone_reads_a_checkpoint_folder_and_keeps_fp32_modul
         WanDFoTTransformer3DModel.from_pretrained_backbone(str(tmp_path / "wrapper"), subfolder=None)
 
 
-def test_from_pretrained_backbone_never_unpickles_a_checkpoint(tmp_path):
-    # a checkpoint saved as a pickle (.bin) only: refused, since loading it would run the unpickler on a handed file
-    SkyReelsV2Transformer3DModel(**BACKBONE_TINY).save_pretrained(tmp_path / "transformer", safe_serialization=False)
-    assert not list((tmp_path / "transformer").glob("*.safetensors"))
-    with pytest.raises(OSError, match="safetensors"):
-        WanDFoTTransformer3DModel.from_pretrained_backbone(str(tmp_path), sample_size=8, max_frames=6)
+def test_from_pretrained_backbone_says_what_it_tried(tmp_path, monkeypatch):
+    """Issue 24: a missing folder is named as such (not diffusers' Hub connection error); a name that could be a Hub
+    repo id says it was tried there; pickled weights are refused with the line that converts them."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    missing = tmp_path / "nowhere"
+    with pytest.raises(ValueError, match=f"`name_or_path`: expected a local folder or a Hub repo id \\(user/name\\), "
+                                         f"got '{missing}': no such folder, and not a Hub repo id either."):
+        WanDFoTTransformer3DModel.from_pretrained_backbone(str(missing))
+    with pytest.raises(OSError, match="`name_or_path`: 'no-such-user/no-such-model' is not a local folder \\(no such "
+                                      "folder\\), and loading it as a Hub repo id failed: "):
+        WanDFoTTransformer3DModel.from_pretrained_backbone("no-such-user/no-such-model")
+    SkyReelsV2Transformer3DModel(**BACKBONE_TINY).save_pretrained(tmp_path / "pickled" / "transformer",
+                                                                  safe_serialization=False)
+    folder = tmp_path / "pickled" / "transformer"
+    assert not list(folder.glob("*.safetensors"))  # loading it would run the unpickler on a handed file
+    with pytest.raises(ValueError) as error:
+        WanDFoTTransformer3DModel.from_pretrained_backbone(str(tmp_path / "pickled"))
+    assert str(error.value) == (
+        f"`name_or_path`: '{folder}' holds pickled weights only (diffusion_pytorch_model.bin), which are never loaded "
+        f"here (unpickling a file can run code); convert them once, where you trust the file: "
+        f"SkyReelsV2Transformer3DModel.from_pretrained('{folder}', use_safetensors=False).save_pretrained('{folder}') "
+        "writes safetensors beside them.")

@@ -43,6 +43,7 @@ from diffusers_syn2seq.data.sequence import DEFAULT_NUM_TRANSITION_FRAMES
 from diffusers_syn2seq.data.transitions import TransitionSource, make_transition_source, transition_path_poses
 from diffusers_syn2seq.data.video_io import write_video
 from diffusers_syn2seq.safe_io import atomic_write_text
+from diffusers_syn2seq.safe_loading import load_pretrained
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -89,11 +90,12 @@ def build_source(args: argparse.Namespace) -> TransitionSource:
     if args.source == "crossfade_latent":
         from diffusers import AutoencoderKL
 
-        return make_transition_source("crossfade_latent", vae=AutoencoderKL.from_pretrained(args.vae).to(args.device))
+        vae = load_pretrained(AutoencoderKL.from_pretrained, args.vae, "--vae")  # safetensors only
+        return make_transition_source("crossfade_latent", vae=vae.to(args.device))
     if args.source == "flf":
         from diffusers import DiffusionPipeline
 
-        pipeline = DiffusionPipeline.from_pretrained(args.pipeline).to(args.device)
+        pipeline = load_pretrained(DiffusionPipeline.from_pretrained, args.pipeline, "--pipeline").to(args.device)
         return make_transition_source(
             "flf",
             pipeline=pipeline,

@@ -17,6 +17,7 @@ Reading order: arguments -> checks (before anything heavy) -> models -> data -> 
 from __future__ import annotations
 
 import argparse
+import inspect
 import io
 import json
 import logging
@@ -35,13 +36,13 @@ import torch
 import yaml
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import LoggerType, ProjectConfiguration, set_seed
 from diffusers import AutoencoderKL, AutoencoderKLWan
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel, cast_training_params, free_memory
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
@@ -60,6 +61,7 @@ from diffusers_syn2seq.data import (
     load_metadata,
     write_video,
 )
+from diffusers_syn2seq.data.dataset import SPLITS
 from diffusers_syn2seq.data.transitions import CrossfadeTransition
 from diffusers_syn2seq.evaluation import evaluate_scene, frames_to_unit_tensor, new_scores
 from diffusers_syn2seq.hub import push_folder_to_hub
@@ -88,6 +90,7 @@ from diffusers_syn2seq.safe_io import (
     fix_weight_modes,
     publish_folder,
 )
+from diffusers_syn2seq.safe_loading import check_folder_or_repo_id, load_pretrained
 from diffusers_syn2seq.schedulers import DiffusionForcingScheduler, FlowMatchDiffusionForcingScheduler
 from diffusers_syn2seq.training_utils import (
     DEFAULT_LORA_TARGETS,
@@ -429,6 +432,15 @@ def check_args(args: argparse.Namespace) -> None:
         value = getattr(args, flag)
         if value is not None and not Path(value).is_file():
             raise ValueError(f"--{flag}: expected an existing file, got {value!r}.")
+    check_foundation_flags(args)
+    for flag in ("train_split", "validation_split"):
+        if getattr(args, flag) not in SPLITS:
+            raise ValueError(f"--{flag}: expected one of {list(SPLITS)}, got {getattr(args, flag)!r}.")
+    trackers = ["none", *(t.value for t in LoggerType)]
+    if args.report_to not in trackers:  # accelerate's own error names neither the flag nor the choices
+        raise ValueError(f"--report_to: expected one of {trackers}, got {args.report_to!r}.")
+    if args.vae_name_or_path is not None:
+        check_folder_or_repo_id(args.vae_name_or_path, "--vae_name_or_path")
     if args.cache_latents and args.vae_name_or_path is None and not _pipeline_has_vae(args):
         raise ValueError("--cache_latents: expected a VAE (--vae_name_or_path or a pipeline with a vae), got none.")
     if args.push_to_hub and not args.hub_model_id:
@@ -438,6 +450,27 @@ def check_args(args: argparse.Namespace) -> None:
     if args.hub_dry_run and not args.push_to_hub:
         raise ValueError("--hub_dry_run: expected together with --push_to_hub (it replaces the upload by a local copy "
                          "of what would be uploaded), got it alone.")
+
+
+def check_foundation_flags(args: argparse.Namespace) -> None:
+    """The SkyReels-V2 / Wan flags: refused with --backbone dfot (they would be ignored), and the prompt file holds
+    its `prompt_embeds` (checked by its header, before any model is built)."""
+    if args.backbone == "dfot":
+        given = [f"--{flag}" for flag, default in (("prompt_embeds", None), ("flow_shift", 5.0))
+                 if getattr(args, flag) != default]
+        if given:
+            raise ValueError(f"{' / '.join(given)}: expected with --backbone skyreels-v2-df or wan only (a DFoT "
+                             "backbone has no text condition and a DDIM scheduler), got --backbone dfot.")
+    if args.prompt_embeds is not None and Path(args.prompt_embeds).is_file():
+        try:
+            with safe_open(args.prompt_embeds, "pt") as file:
+                keys = list(file.keys())
+        except (SafetensorError, OSError) as error:
+            raise ValueError(f"--prompt_embeds: expected a safetensors file, got {args.prompt_embeds!r}: "
+                             f"{error}") from None
+        if "prompt_embeds" not in keys:
+            raise ValueError(f"--prompt_embeds: expected a safetensors file with the key 'prompt_embeds' "
+                             f"(models.encode_prompt_embeds), got {args.prompt_embeds!r} with keys {keys}.")
 
 
 def _pipeline_has_vae(args) -> bool:
@@ -471,7 +504,7 @@ def load_models(args, data_resolution: tuple[int, int]):
         height, width = data_resolution
         config = dict(DIT_PRESETS[args.model_preset])
         if args.model_config:
-            config.update(_read_model_config(args.model_config))
+            config.update(_read_model_config(args.model_config, DFoTTransformer3DModel))
         config.setdefault("in_channels", vae_latent_channels(vae))
         config.setdefault("sample_size", (height // vae_factor, width // vae_factor) if height != width
                           else height // vae_factor)
@@ -487,12 +520,12 @@ def load_models(args, data_resolution: tuple[int, int]):
     return transformer, scheduler, vae, vae_factor
 
 
-def _load_vae(path: str, subfolder: str | None):
+def _load_vae(path: str, subfolder: str | None, flag: str):
     """The VAE of a folder or repo, as the class its config names (a causal `AutoencoderKLWan` or an
     `AutoencoderKL`)."""
-    name = AutoencoderKL.load_config(path, subfolder=subfolder).get("_class_name")
-    return (AutoencoderKLWan if name == AutoencoderKLWan.__name__ else AutoencoderKL).from_pretrained(
-        path, subfolder=subfolder, use_safetensors=True)  # never unpickles a handed-over checkpoint
+    name = load_pretrained(AutoencoderKL.load_config, path, flag, safetensors=False, subfolder=subfolder)
+    vae_class = AutoencoderKLWan if name.get("_class_name") == AutoencoderKLWan.__name__ else AutoencoderKL
+    return load_pretrained(vae_class.from_pretrained, path, flag, subfolder=subfolder)  # safetensors only
 
 
 def _load_vae_of_args(args):
@@ -500,9 +533,9 @@ def _load_vae_of_args(args):
     and its spatial factor (both backbones)."""
     vae = None
     if args.vae_name_or_path:
-        vae = _load_vae(args.vae_name_or_path, args.vae_subfolder)
+        vae = _load_vae(args.vae_name_or_path, args.vae_subfolder, "--vae_name_or_path")
     elif _pipeline_has_vae(args):
-        vae = _load_vae(args.pretrained_model_name_or_path, "vae")
+        vae = _load_vae(args.pretrained_model_name_or_path, "vae", "--pretrained_model_name_or_path")
     return vae, vae_scale_factors(vae)[1]
 
 
@@ -518,6 +551,7 @@ def load_foundation_models(args, data_resolution: tuple[int, int]):
     scheduler = None
     if path and _is_syn2seq_folder(path):
         transformer = load_transformer(path)
+        _check_backbone(args, transformer, path)  # before its scheduler, which only fits the right backbone
         if (Path(path) / "model_index.json").is_file():
             scheduler = FlowMatchDiffusionForcingScheduler.from_pretrained(path, subfolder="scheduler")
     elif path:
@@ -533,14 +567,18 @@ def load_foundation_models(args, data_resolution: tuple[int, int]):
         config = {**SKYREELS_V2_DF_1_3B_CONFIG, "in_channels": channels, "out_channels": channels,
                   "inject_sample_info": args.backbone == "skyreels-v2-df"}
         if args.model_config:
-            config.update(_read_model_config(args.model_config))
+            config.update(_read_model_config(args.model_config, WanDFoTTransformer3DModel))
         transformer = WanDFoTTransformer3DModel(**{**config, **wrapper_settings, "backbone_type": args.backbone})
-    if not isinstance(transformer, WanDFoTTransformer3DModel) or transformer.config.backbone_type != args.backbone:
-        got = transformer.config.backbone_type if isinstance(transformer, WanDFoTTransformer3DModel) else "dfot"
-        raise ValueError(f"--backbone: expected the backbone of {path!r}, {got!r}, got {args.backbone!r}.")
+    _check_backbone(args, transformer, path)
     if args.prompt_embeds:
         transformer.set_prompt_embeds(load_file(args.prompt_embeds)["prompt_embeds"])
     return transformer, scheduler or FlowMatchDiffusionForcingScheduler(shift=args.flow_shift), vae, vae_factor
+
+
+def _check_backbone(args, transformer, path: str | None) -> None:
+    if not isinstance(transformer, WanDFoTTransformer3DModel) or transformer.config.backbone_type != args.backbone:
+        got = transformer.config.backbone_type if isinstance(transformer, WanDFoTTransformer3DModel) else "dfot"
+        raise ValueError(f"--backbone: expected the backbone of {path!r}, {got!r}, got {args.backbone!r}.")
 
 
 def _is_syn2seq_folder(path: str) -> bool:
@@ -555,7 +593,7 @@ def _is_syn2seq_folder(path: str) -> bool:
     return False
 
 
-def _read_model_config(path: str) -> dict[str, Any]:
+def _read_model_config(path: str, cls: type) -> dict[str, Any]:
     try:
         config = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
@@ -564,6 +602,11 @@ def _read_model_config(path: str) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ValueError(f"--model_config: expected a JSON object of arguments in {path!r}, got a "
                          f"{type(config).__name__}")
+    accepted = sorted(set(inspect.signature(cls.__init__).parameters) - {"self"})
+    unknown = sorted(set(config) - set(accepted))
+    if unknown:
+        raise ValueError(f"--model_config: expected {cls.__name__} arguments in {path!r}, got unknown keys {unknown}; "
+                         f"accepted: {accepted}.")
     return config
 
 

@@ -37,6 +37,24 @@ def _pose_array(value, path: Path, key: str) -> np.ndarray:
     return array
 
 
+def _csv_numbers(cells: list[str], path: Path, number: int) -> list[float]:
+    """The 16 numbers of one CSV row; a cell that is not one is named by line and column."""
+    try:
+        return [float(c) for c in cells]
+    except ValueError:
+        column, cell = next((i, c) for i, c in enumerate(cells, start=2) if not _is_float(c))
+        raise ValueError(f"poses file {str(path)!r} line {number} column {column}: expected a number, received "
+                         f"{cell!r}") from None
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def load_poses_file(path: str | os.PathLike, num_exo_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read `(exo_poses (Ne, 16), ego_poses (Ng, 16))` from a .json, .npz, .npy or .csv file (module docstring).
 
@@ -77,7 +95,7 @@ def load_poses_file(path: str | os.PathLike, num_exo_frames: int | None = None) 
                 if cells[0].lower() not in ("exo", "ego") or len(cells) != 17:
                     raise ValueError(f"poses file {str(path)!r} line {number}: expected 'exo' or 'ego' followed by 16 "
                                      f"numbers, received {len(cells)} cells starting with {cells[0]!r}")
-                (exo if cells[0].lower() == "exo" else ego).append([float(c) for c in cells[1:]])
+                (exo if cells[0].lower() == "exo" else ego).append(_csv_numbers(cells[1:], path, number))
         else:
             raise ValueError(f"poses file {str(path)!r}: unsupported extension {suffix!r} (use .json, .npz, .npy or "
                              f".csv)")

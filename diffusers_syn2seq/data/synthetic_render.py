@@ -22,13 +22,11 @@ seed, and cached datasets and tests compare them bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
-
-if TYPE_CHECKING:  # the scene module imports this one; the type is only needed for annotations
-    from .synthetic import SynthEgoExo
 
 __all__ = [
     "ID_CEILING",
@@ -49,6 +47,59 @@ ID_FLOOR, ID_CEILING, ID_WALL_XNEG, ID_WALL_XPOS, ID_WALL_YNEG, ID_WALL_YPOS = r
 NUM_ROOM_IDS = 6
 # Surface styles of a scene (see the module docstring); the first is the default.
 SCENE_STYLES = ("textured", "flat", "flat_uniform")
+
+
+class Ball(Protocol):
+    """What the renderer reads of one ball of a scene."""
+
+    radius: float
+    colours: np.ndarray  # (2, 3) texture colours in [0, 1]
+
+
+class Scene(Protocol):
+    """What the renderer reads of a scene: `synthetic.SynthEgoExo` satisfies it. Stated here, not imported, so that
+    the scene module imports the renderer and never the other way round. Lengths in metres, colours (.., 3) in
+    [0, 1], times in seconds."""
+
+    style: str  # one of SCENE_STYLES
+    # room: an axis-aligned box, floor at z = 0
+    room_half: np.ndarray
+    room_lo: np.ndarray
+    room_hi: np.ndarray
+    floor_colours: np.ndarray
+    floor_tile: float
+    ceiling_colour: np.ndarray
+    wall_kind: np.ndarray
+    wall_colours: np.ndarray
+    wall_scale: np.ndarray
+    poster_centre: np.ndarray
+    poster_half: np.ndarray
+    poster_colour: np.ndarray
+    light_dir: np.ndarray
+    # objects: static spheres, then balls (`sphere_state` lists both), boxes
+    num_spheres: int
+    sphere_radii: np.ndarray
+    sphere_colours: np.ndarray
+    sphere_bands: np.ndarray
+    balls: Sequence[Ball]
+    box_lo: np.ndarray
+    box_hi: np.ndarray
+    box_colours: np.ndarray
+    box_tile: np.ndarray
+    # actor
+    body_radius: float
+    body_height: float
+    leg_height: float
+    shirt_colour: np.ndarray
+    trouser_colour: np.ndarray
+    skin_colour: np.ndarray
+    hair_colour: np.ndarray
+
+    def actor_state(self, times: np.ndarray) -> dict[str, np.ndarray]: ...
+
+    def ball_state(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+    def sphere_state(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def camera_rays(poses: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +132,7 @@ def _rotate_about_axis(v: np.ndarray, axis: np.ndarray, angle: np.ndarray) -> np
 
 
 def render_frames(
-    scene: SynthEgoExo,
+    scene: Scene,
     poses: np.ndarray,
     times: np.ndarray,
     height: int,
@@ -123,7 +174,7 @@ def render_frames(
 
 
 def _render_chunk(
-    scene: SynthEgoExo, poses: np.ndarray, times: np.ndarray, height: int, width: int
+    scene: Scene, poses: np.ndarray, times: np.ndarray, height: int, width: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Frames (T, N, 3) uint8, object ids (T, N) int32, hit points (T, N, 3) float32 and depth (T, N)
     float32 of T cameras at once."""
@@ -195,7 +246,7 @@ class _Hits:
         self.obj[closer] = object_id
 
 
-def _intersect_room(scene: SynthEgoExo, rays: _Rays) -> _Hits:
+def _intersect_room(scene: Scene, rays: _Rays) -> _Hits:
     """The room, seen from inside: every ray hits it, leaving the box through the nearest of its three
     candidate faces. These are the initial hits the objects then compete with."""
     f32, inf = np.float32, np.float32(np.inf)
@@ -235,7 +286,7 @@ def _intersect_spheres(rays: _Rays, hits: _Hits, centres: np.ndarray, radii: np.
         hits.keep(t_s, NUM_ROOM_IDS + s_idx)
 
 
-def _intersect_boxes(scene: SynthEgoExo, rays: _Rays, hits: _Hits, first_id: int) -> None:
+def _intersect_boxes(scene: Scene, rays: _Rays, hits: _Hits, first_id: int) -> None:
     """Axis-aligned boxes (slab test) with ids from `first_id`, hit from outside only."""
     f32, inf, eps = np.float32, np.float32(np.inf), np.float32(_EPS)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -252,7 +303,7 @@ def _intersect_boxes(scene: SynthEgoExo, rays: _Rays, hits: _Hits, first_id: int
             hits.keep(near, first_id + k)
 
 
-def _intersect_body(scene: SynthEgoExo, rays: _Rays, hits: _Hits, feet: np.ndarray, body_id: int) -> np.ndarray:
+def _intersect_body(scene: Scene, rays: _Rays, hits: _Hits, feet: np.ndarray, body_id: int) -> np.ndarray:
     """The actor's body: a vertical cylinder z in [0, body_height] standing on `feet` (T, 2), side and top
     cap, hit from outside. Returns (T, N) bool: the ray's body hit is on the cap (for its normal)."""
     f32, inf, eps = np.float32, np.float32(np.inf), np.float32(_EPS)
@@ -279,12 +330,12 @@ def _intersect_body(scene: SynthEgoExo, rays: _Rays, hits: _Hits, feet: np.ndarr
 # Each `_shade_*` fills `normal` and `albedo` (M, 3) float32 for the flattened hits `obj` (M,), `pts` (M, 3)
 # of its objects, in place, so every hit is written by exactly one of them. A texture picks one of a surface's
 # two colours per hit (`idx`); `_pattern` turns that into colour 0 everywhere in the flat style.
-def _pattern(scene: SynthEgoExo, idx: np.ndarray) -> np.ndarray:
+def _pattern(scene: Scene, idx: np.ndarray) -> np.ndarray:
     """Texture colour indices (M,) int: `idx` in the textured style, zeros in the flat style."""
     return idx.astype(int) if scene.style == "textured" else np.zeros(len(idx), dtype=int)
 
 
-def _shade_room(scene: SynthEgoExo, obj: np.ndarray, pts: np.ndarray, normal: np.ndarray, albedo: np.ndarray) -> None:
+def _shade_room(scene: Scene, obj: np.ndarray, pts: np.ndarray, normal: np.ndarray, albedo: np.ndarray) -> None:
     m = obj == ID_FLOOR
     checker = (np.floor(pts[m, 0] / scene.floor_tile) + np.floor(pts[m, 1] / scene.floor_tile)) % 2
     albedo[m] = scene.floor_colours[_pattern(scene, checker)]
@@ -326,7 +377,7 @@ def _shade_room(scene: SynthEgoExo, obj: np.ndarray, pts: np.ndarray, normal: np
 
 
 def _shade_spheres(
-    scene: SynthEgoExo,
+    scene: Scene,
     obj: np.ndarray,
     pts: np.ndarray,
     frame_of: np.ndarray,
@@ -362,7 +413,7 @@ def _shade_spheres(
 
 
 def _shade_boxes(
-    scene: SynthEgoExo, obj: np.ndarray, pts: np.ndarray, normal: np.ndarray, albedo: np.ndarray, first_id: int
+    scene: Scene, obj: np.ndarray, pts: np.ndarray, normal: np.ndarray, albedo: np.ndarray, first_id: int
 ) -> None:
     for k in range(len(scene.box_lo)):
         m = obj == first_id + k
@@ -382,7 +433,7 @@ def _shade_boxes(
 
 
 def _shade_body(
-    scene: SynthEgoExo,
+    scene: Scene,
     obj: np.ndarray,
     pts: np.ndarray,
     frame_of: np.ndarray,
@@ -403,7 +454,7 @@ def _shade_body(
 
 
 # --------------------------------------------------------------------------------------------- lighting
-def _light(scene: SynthEgoExo, normal: np.ndarray) -> np.ndarray:
+def _light(scene: Scene, normal: np.ndarray) -> np.ndarray:
     """Brightness (M,) float32 of hits with normals `normal` (M, 3): ambient + Lambert towards the scene's
     light + a little sky light from above."""
     f32 = np.float32
@@ -413,7 +464,7 @@ def _light(scene: SynthEgoExo, normal: np.ndarray) -> np.ndarray:
 
 
 def _darken_floor_shadows(
-    scene: SynthEgoExo,
+    scene: Scene,
     shade: np.ndarray,
     obj: np.ndarray,
     pts: np.ndarray,

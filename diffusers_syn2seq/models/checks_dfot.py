@@ -8,7 +8,9 @@ Both backbones take the same inputs, so they accept and reject the same values w
 * ``timestep``: a scalar (Python number or 0-d tensor), per sample ``(B,)`` or per frame ``(B, F)``, always broadcast
   to ``(B, F)``. ``noise_embedding_type="sinusoidal"`` takes integer DDPM levels in ``[-1, num_train_timesteps - 1]``
   (``-1`` = clean context, embedded as 0, as DFoT does; an integral float such as ``250.0`` is accepted);
-  ``"fourier"`` takes any finite real ``0.125 * logSNR``;
+  ``"fourier"`` takes a finite real ``model_timestep_scale * logSNR`` (0.125 * logSNR) of magnitude at most
+  ``FOURIER_TIMESTEP_LIMIT`` (20: beyond it alpha_bar is exactly 0 or 1 in float32 for any scale <= 1, so no schedule
+  produces it; a DDPM index such as 500 is refused);
 * ``condition``: optional ``(B, F, condition_dim)`` floating-point per-frame vector; ``None`` means "no condition",
   identical to an all-False ``condition_mask``;
 * ``camera_rays``: optional ``(B, C_ray, F, H, W)`` floating-point ray map (``diffusers_syn2seq.camera.ray_map``) for
@@ -42,6 +44,8 @@ from ..validation import (
 NOISE_EMBEDDING_TYPES = ("sinusoidal", "fourier")
 RESIDUAL_FORMS = ("standard", "dfot")
 UVIT_BLOCK_TYPES = ("ResBlock", "TransformerBlock")
+# The largest |timestep| a Fourier-embedding model accepts (module docstring): sigmoid(20) is 1.0 in float32.
+FOURIER_TIMESTEP_LIMIT = 20.0
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -291,6 +295,10 @@ def _discrete_levels_ok(timestep: torch.Tensor, num_train_timesteps: int) -> tor
     return ok
 
 
+def _fourier_timestep_ok(timestep: torch.Tensor) -> torch.Tensor:
+    return timestep.abs() <= FOURIER_TIMESTEP_LIMIT
+
+
 def _check_values(
     tensors: dict[str, torch.Tensor | None], timestep: torch.Tensor, discrete_levels: int | None
 ) -> None:
@@ -301,16 +309,26 @@ def _check_values(
     flags = [sum_is_finite(t) for t in floats.values()]
     if discrete_levels is not None:
         flags.append(_discrete_levels_ok(timestep, discrete_levels).all())
+    else:
+        flags.append(_fourier_timestep_ok(timestep).all())
     device = timestep.device
     if bool(torch.stack([flag.to(device) for flag in flags]).all()):
         return
     for name, tensor in floats.items():
         check_finite(name, tensor)
-    bad = timestep[~_discrete_levels_ok(timestep, discrete_levels)] if discrete_levels is not None else timestep[:0]
+    ok = _discrete_levels_ok(timestep, discrete_levels) if discrete_levels is not None else \
+        _fourier_timestep_ok(timestep)
+    bad = timestep[~ok]
     if bad.numel() == 0:
         return  # a sum overflowed on finite values
     bad = bad.unique()
     shown = ", ".join(f"{v:g}" for v in bad[:4].tolist()) + (", ..." if bad.numel() > 4 else "")
+    if discrete_levels is None:
+        raise ValueError(
+            f"`timestep` must hold model_timestep_scale * logSNR values in [-{FOURIER_TIMESTEP_LIMIT:g}, "
+            f"{FOURIER_TIMESTEP_LIMIT:g}] for noise_embedding_type='fourier' (pass scheduler.model_timesteps(levels); "
+            f"an integer DDPM level is not one), got {shown}."
+        )
     raise ValueError(
         f"`timestep` must hold integer noise levels in [-1, {discrete_levels - 1}] for noise_embedding_type="
         f"'sinusoidal' (-1 = clean context; pass scheduler.model_timesteps(levels)), got {shown}."

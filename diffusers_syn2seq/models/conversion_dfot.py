@@ -14,116 +14,23 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..validation import check_positive_int, describe
+from .casting import _cast_keeping_fp32_modules
+from .conversion_uvit_dfot import uvit3d_pose_from_official
+from .official_dfot import (
+    OFFICIAL_PREFIXES,
+    load_official_state_dict,
+    official_backbone_config,
+    official_x_shape,
+    read_dfot_config,
+)
 from .transformer_dfot import DFoTTransformer3DModel
-
-# Lightning checkpoints prefix the backbone keys; `_orig_mod.` appears when the model was torch.compile'd.
-OFFICIAL_PREFIXES = ("diffusion_model._orig_mod.model.", "diffusion_model.model.")
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
-
-
-def _read_checkpoint_file(path: Path) -> Any:
-    """The object stored in a checkpoint file: safetensors, or a torch file read with the restricted unpickler."""
-    if not path.exists():
-        raise FileNotFoundError(f"`checkpoint` file not found: {path}")
-    if not path.is_file():
-        raise ValueError(f"`checkpoint` must be a file, got the folder {str(path)!r}.")
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-            raise ValueError(
-                f"`checkpoint` {str(path)!r} is not a readable safetensors file ({error}); it may be truncated or "
-                "corrupt: download or save it again."
-            ) from error
-    if path.suffix not in PICKLE_SUFFIXES:
-        raise ValueError(
-            f"`checkpoint` must be a .safetensors file or a torch file ({', '.join(PICKLE_SUFFIXES)}), "
-            f"got {path.name!r}."
-        )
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as error:  # the restricted unpickler refuses arbitrary objects; other failures mean a bad file
-        if "Weights only load failed" in str(error):
-            raise ValueError(
-                f"`checkpoint` {str(path)!r} could not be loaded with torch.load(weights_only=True): it holds objects "
-                "other than tensors and plain containers, which are never unpickled here; re-save the state dict "
-                "or use safetensors."
-            ) from error
-        raise ValueError(
-            f"`checkpoint` {str(path)!r} is not a readable torch file ({type(error).__name__}: {error}); it may be "
-            "truncated or corrupt: download or save it again."
-        ) from error
-
-
-def load_official_state_dict(checkpoint: str | os.PathLike | Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """Backbone state dict from a DFoT checkpoint path or an already loaded dict.
-
-    Accepts a Lightning checkpoint (`{"state_dict": ..., "optimizer_states": ..., ...}`: only `state_dict` is read,
-    optimizer and callback entries are ignored), a plain state dict with `diffusion_model.model.` /
-    `diffusion_model._orig_mod.model.` prefixes, or bare backbone keys. Files are read with safetensors or
-    `torch.load(weights_only=True)`, never with unrestricted unpickling; a truncated or corrupt file raises a
-    `ValueError` naming it.
-    """
-    if isinstance(checkpoint, (str, os.PathLike)):
-        checkpoint = _read_checkpoint_file(Path(checkpoint))
-    if not isinstance(checkpoint, Mapping):
-        raise ValueError(f"`checkpoint` must be a path or a mapping of tensors, got {type(checkpoint).__name__}.")
-    state_dict = checkpoint.get("state_dict", checkpoint)
-    if not isinstance(state_dict, Mapping):
-        raise ValueError(f"`checkpoint['state_dict']` must be a mapping, got {type(state_dict).__name__}.")
-
-    for prefix in OFFICIAL_PREFIXES:
-        backbone = {k[len(prefix) :]: v for k, v in state_dict.items() if isinstance(k, str) and k.startswith(prefix)}
-        if backbone:
-            for key, value in backbone.items():
-                if not isinstance(value, torch.Tensor):
-                    raise ValueError(
-                        f"`checkpoint` key {prefix + key!r} must hold a tensor, got {type(value).__name__}."
-                    )
-            return backbone
-    tensors = {k: v for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
-    if not tensors:
-        raise ValueError(
-            f"`checkpoint` must hold backbone tensors under one of {OFFICIAL_PREFIXES} or as bare backbone keys, got "
-            f"no tensor among its {len(state_dict)} keys."
-        )
-    return tensors
-
-
-def official_backbone_config(dfot_config: Any) -> Mapping[str, Any]:
-    """``dfot_config['backbone_config']`` after checking that ``dfot_config`` has the official layout."""
-    if not isinstance(dfot_config, Mapping):
-        raise ValueError(
-            "`dfot_config` must be a mapping with backbone_config, x_shape and max_tokens, got "
-            f"{describe(dfot_config)}."
-        )
-    for field in ("backbone_config", "x_shape", "max_tokens"):
-        if field not in dfot_config:
-            raise ValueError(f"`dfot_config` is missing {field!r}; expected keys backbone_config, x_shape, max_tokens.")
-    backbone = dfot_config["backbone_config"]
-    if not isinstance(backbone, Mapping):
-        raise ValueError(f"`dfot_config['backbone_config']` must be a mapping, got {describe(backbone)}.")
-    return backbone
-
-
-def official_x_shape(dfot_config: Mapping[str, Any]) -> tuple[int, int, int]:
-    """``dfot_config['x_shape']`` as three positive ints ``(C, H, W)``."""
-    x_shape = dfot_config["x_shape"]
-    if not isinstance(x_shape, Sequence) or isinstance(x_shape, str) or len(x_shape) != 3:
-        shown = list(x_shape) if isinstance(x_shape, (list, tuple)) else describe(x_shape)
-        raise ValueError(f"`dfot_config['x_shape']` must be [C, H, W], got {shown}.")
-    channels, height, width = (check_positive_int(f"dfot_config['x_shape'][{i}]", v) for i, v in enumerate(x_shape))
-    return channels, height, width
 
 
 def _required(backbone: Mapping[str, Any], *fields: str) -> list[Any]:
@@ -268,16 +175,12 @@ def convert_dfot_checkpoint(
             raise type(error)(f"`dfot_config` does not describe a valid DFoTTransformer3DModel: {error}") from error
         _load_dit3d(model, state_dict, source)
     else:
-        from .conversion_uvit_dfot import uvit3d_pose_from_official
-
         try:
             model = uvit3d_pose_from_official(state_dict, dfot_config)
         except ValueError as error:  # name the file: the U-ViT converter only sees tensors
             raise type(error)(f"Cannot convert {source}: {error}") from error
 
     if torch_dtype is not None:  # like from_pretrained(dtype=...): norms and embeddings stay float32, no warning
-        from .loading import _cast_keeping_fp32_modules  # loading imports this module
-
         model = _cast_keeping_fp32_modules(model, torch_dtype)
     return model.eval()
 
@@ -301,8 +204,6 @@ def _save_folder(model: torch.nn.Module, output_dir: Path) -> None:
 
 
 def _convert(args: argparse.Namespace) -> None:
-    from .loading import read_dfot_config
-
     dfot_config = read_dfot_config(args.config)
     model = convert_dfot_checkpoint(args.checkpoint, dfot_config, torch_dtype=getattr(torch, args.dtype))
     _save_folder(model, Path(args.output_dir))

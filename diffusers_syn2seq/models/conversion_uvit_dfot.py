@@ -21,12 +21,10 @@ import torch
 
 from ..camera import RAY_MAP_CHANNELS
 from ..validation import check_positive_int
-from .conversion_dfot import official_backbone_config, official_x_shape
+from .official_dfot import OFFICIAL_PREFIXES, official_backbone_config, official_x_shape
 from .transformer_uvit_dfot import DFoTUViT3DModel
 
 __all__ = ["uvit3d_pose_from_official", "uvit3d_config_from_official", "convert_uvit3d_state_dict"]
-
-_CHECKPOINT_PREFIXES = ("diffusion_model._orig_mod.model.", "diffusion_model.model.")
 
 _RESBLOCK_RENAMES = {
     "in_layers.0.": "norm1.",
@@ -241,7 +239,7 @@ def uvit3d_pose_from_official(
     for key, tensor in state_dict.items():
         if not isinstance(tensor, torch.Tensor):
             raise ValueError(f"`state_dict` key {key!r} must hold a tensor, got {type(tensor).__name__}.")
-        prefix = next((p for p in _CHECKPOINT_PREFIXES if str(key).startswith(p)), "")
+        prefix = next((p for p in OFFICIAL_PREFIXES if str(key).startswith(p)), "")
         stripped[str(key)[len(prefix) :]] = tensor
     try:  # the model checks every option; say which official settings they came from
         model = DFoTUViT3DModel(**uvit3d_config_from_official(dfot_config, camera_ray_type))

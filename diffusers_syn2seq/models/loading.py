@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from .conversion_dfot import PICKLE_SUFFIXES, convert_dfot_checkpoint
+from ..safe_loading import refuse_pickled_only
+from .casting import _cast_keeping_fp32_modules
+from .conversion_dfot import convert_dfot_checkpoint
+from .official_dfot import PICKLE_SUFFIXES, read_dfot_config
 from .transformer_dfot import DFoTTransformer3DModel
 from .transformer_uvit_dfot import DFoTUViT3DModel
 from .transformer_wan_dfot import WanDFoTTransformer3DModel
@@ -30,44 +31,6 @@ EXPECTED = (
     "a Syn2Seq pipeline folder (model_index.json), a transformer folder (config.json), or an official DFoT checkpoint "
     f"file ({', '.join(CHECKPOINT_SUFFIXES)}) or state dict with `dfot_config`"
 )
-
-
-def read_dfot_config(dfot_config: Mapping[str, Any] | str | os.PathLike) -> dict[str, Any]:
-    """Official backbone settings (``backbone_config``, ``x_shape``, ``max_tokens``, ...) from a dict, or from a JSON
-    or YAML file (YAML needs ``pyyaml``, part of the ``train`` extra)."""
-    if isinstance(dfot_config, Mapping):
-        return dict(dfot_config)
-    if not isinstance(dfot_config, (str, os.PathLike)) or not Path(dfot_config).is_file():
-        raise ValueError(
-            f"`dfot_config` must be a dict or the path of a JSON/YAML file of DFoT backbone settings, got "
-            f"{dfot_config!r}" + (" (no such file)." if isinstance(dfot_config, (str, os.PathLike)) else ".")
-        )
-    path = Path(dfot_config)
-    is_yaml = path.suffix in (".yaml", ".yml")
-    try:
-        if is_yaml:
-            import yaml
-
-            config = yaml.safe_load(path.read_text())
-        else:
-            config = json.loads(path.read_text())
-    except Exception as error:  # JSONDecodeError (a ValueError), yaml.YAMLError (pyyaml is optional: not imported)
-        if not isinstance(error, ValueError) and type(error).__module__.split(".")[0] != "yaml":
-            raise
-        kind = "YAML" if is_yaml else "JSON"
-        raise ValueError(f"`dfot_config` file {str(path)!r} is not valid {kind}: {error}") from None
-    if not isinstance(config, Mapping):
-        raise ValueError(f"`dfot_config` file {str(path)!r} must hold a mapping, got {type(config).__name__}.")
-    return dict(config)
-
-
-def _cast_keeping_fp32_modules(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
-    """Cast to ``dtype`` except the model's ``_keep_in_fp32_modules``, as ``from_pretrained(dtype=...)`` does."""
-    keep = model._keep_in_fp32_modules or []
-    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-        if tensor.is_floating_point() and not any(part in keep for part in name.split(".")):
-            tensor.data = tensor.data.to(dtype)
-    return model
 
 
 def _from_checkpoint(
@@ -106,8 +69,9 @@ def _from_transformer_folder(folder: Path, kwargs: dict[str, Any]) -> DFoTTransf
             f"{sorted(TRANSFORMER_CLASSES)}, got {class_name!r}."
         )
     cls = TRANSFORMER_CLASSES[class_name]
-    try:
-        return cls.from_pretrained(folder, **kwargs)
+    refuse_pickled_only(folder, "`path_or_checkpoint`", cls.__name__)
+    try:  # safetensors only: a model folder a user was handed is never unpickled
+        return cls.from_pretrained(folder, use_safetensors=True, **kwargs)
     except (OSError, ValueError, RuntimeError) as error:  # bad weights file, shapes that disagree with the config
         message = f"`path_or_checkpoint`: could not load {cls.__name__} from {str(folder)!r}: {error}"
         raise (OSError if isinstance(error, OSError) else ValueError)(message) from error

@@ -32,7 +32,9 @@ from diffusers.utils import is_ftfy_available
 from torch import nn
 
 from ..camera import RAY_MAP_CHANNELS
+from ..safe_loading import load_pretrained
 from ..validation import check_choice, check_finite, check_int, check_positive_int, describe
+from .casting import _cast_keeping_fp32_modules
 from .checks_dfot import _check_frame_mask, _check_sample_size, _check_video, broadcast_timestep
 
 BACKBONES = {"skyreels-v2-df": SkyReelsV2Transformer3DModel, "wan": WanTransformer3DModel}
@@ -114,6 +116,10 @@ class WanDFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         for name, value in (("max_frames", max_frames), ("prompt_length", prompt_length), ("text_dim", text_dim)):
             check_positive_int(name, value)
         check_int("fps", fps, minimum=1)
+        check_positive_int("num_attention_heads", num_attention_heads)
+        if check_positive_int("attention_head_dim", attention_head_dim) % 2:  # diffusers only asserts it
+            raise ValueError(f"`attention_head_dim` must be an even positive integer (Wan's 3-D rotary embedding "
+                             f"splits each head into even time, height and width parts), got {attention_head_dim}.")
         if inject_sample_info and backbone_type != "skyreels-v2-df":
             raise ValueError(f"`inject_sample_info` (the fps embedding) exists in the 'skyreels-v2-df' backbone only, "
                              f"got inject_sample_info=True with backbone_type={backbone_type!r}.")
@@ -170,8 +176,6 @@ class WanDFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         model.backbone.load_state_dict(backbone.state_dict())
         model.to(device=backbone.device)
         if backbone.dtype != torch.float32:  # like `from_pretrained(dtype=...)`: the fp32 modules stay float32
-            from .loading import _cast_keeping_fp32_modules
-
             _cast_keeping_fp32_modules(model, backbone.dtype)
         return model
 
@@ -181,14 +185,15 @@ class WanDFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         """Wrap a diffusers SkyReels-V2 DF or Wan 2.1 text-to-video checkpoint: a Hub repo id or folder of its
         pipeline (`subfolder="transformer"`, e.g. `"Skywork/SkyReels-V2-DF-1.3B-540P-Diffusers"`) or a transformer
         folder (`subfolder=None`). `kwargs` are :meth:`from_backbone`'s (the wrapper's own settings)."""
-        config = SkyReelsV2Transformer3DModel.load_config(name_or_path, subfolder=subfolder)
+        config = load_pretrained(SkyReelsV2Transformer3DModel.load_config, name_or_path, "`name_or_path`",
+                                 safetensors=False, subfolder=subfolder)
         classes = {klass.__name__: klass for klass in BACKBONES.values()}
         if config.get("_class_name") not in classes:
             raise ValueError(f"`name_or_path` must hold a {' or '.join(classes)} (config `_class_name`), got "
                              f"{config.get('_class_name')!r} in {name_or_path!r} (subfolder={subfolder!r}).")
         # safetensors only: a checkpoint a user was handed is never unpickled
-        backbone = classes[config["_class_name"]].from_pretrained(name_or_path, subfolder=subfolder, torch_dtype=dtype,
-                                                                   use_safetensors=True)
+        backbone = load_pretrained(classes[config["_class_name"]].from_pretrained, name_or_path, "`name_or_path`",
+                                   subfolder=subfolder, torch_dtype=dtype)
         return cls.from_backbone(backbone, **kwargs)
 
     def set_prompt_embeds(self, prompt_embeds: torch.Tensor) -> None:
@@ -221,9 +226,10 @@ class WanDFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         check_finite("hidden_states", hidden_states)
         batch, _, frames, height, width = hidden_states.shape
         timestep = broadcast_timestep(timestep, batch, frames, hidden_states.device)
-        if not bool((torch.isfinite(timestep.float()) & (timestep >= 0)).all()):
-            raise ValueError("`timestep` must be finite, non-negative model timesteps (sigma * 1000, 0 = clean), got "
-                             f"min {timestep.float().min().item()} and max {timestep.float().max().item()}.")
+        if not bool((torch.isfinite(timestep.float()) & (timestep >= 0) & (timestep <= 1000)).all()):
+            low, high = timestep.float().min().item(), timestep.float().max().item()
+            raise ValueError("`timestep` must be model timesteps sigma * 1000 in [0, 1000] (0 = clean, 1000 = pure "
+                             f"noise), got min {low} and max {high}.")
         if camera_rays is not None:
             got = tuple(camera_rays.shape) if isinstance(camera_rays, torch.Tensor) else describe(camera_rays)
             if self.camera_embedding is None:

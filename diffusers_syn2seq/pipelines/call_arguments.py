@@ -10,7 +10,7 @@ import torch
 
 from ..data.sequence import DIRECTIONS, MODES, REVERSALS
 from ..schedulers.scheduling_diffusion_forcing import SCHEDULES
-from ..validation import check_choice, check_int, check_number
+from ..validation import check_choice, check_int, check_number, describe
 from .history_guidance import HISTORY_GUIDANCE
 
 OUTPUT_TYPES = ("np", "pt", "pil", "latent")
@@ -65,6 +65,21 @@ def check_callback(callback: Callable | None, tensor_inputs: Sequence[str] | Non
     unknown = [k for k in tensor_inputs or [] if k not in allowed]
     if unknown:
         raise ValueError(f"`callback_on_step_end_tensor_inputs` must be a subset of {list(allowed)}, got {unknown}.")
+
+
+def callback_latents(outputs: Any, latents: torch.Tensor) -> torch.Tensor:
+    """The `latents` after a `callback_on_step_end` returned ``outputs`` (None or a dict; its `"latents"`, if any,
+    replace them): a float tensor of the shape the callback was given, checked here rather than by a broadcasting
+    error deep in the next step."""
+    if outputs is None:
+        return latents
+    if not isinstance(outputs, dict):
+        raise ValueError(f"`callback_on_step_end` must return None or a dict of tensors, got {describe(outputs)}.")
+    value = outputs.pop("latents", latents)
+    if not isinstance(value, torch.Tensor) or value.shape != latents.shape or not value.is_floating_point():
+        raise ValueError(f"`callback_on_step_end` must return `latents` as a float tensor of the shape it was given "
+                         f"{tuple(latents.shape)}, got {describe(value)}.")
+    return value.float()
 
 
 def check_transition_poses(transition_poses: Any) -> None:

@@ -21,10 +21,13 @@ or x0 predictions alike. Identical branches are merged and zero-weight branches 
 is a single `s_H` forward). The pipeline evaluates all branches in ONE batched transformer call.
 """
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+
+from ..validation import describe
 
 HISTORY_GUIDANCE = ("vanilla", "fractional", "temporal")
 
@@ -59,6 +62,10 @@ def fraction_to_level(fraction: float, num_train_timesteps: int = 1000) -> int:
 
 
 def _resolve_subset(subset: Sequence[int], num_history: int, index: int) -> list[int]:
+    if isinstance(subset, str) or not isinstance(subset, Sequence) \
+            or not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in subset):
+        raise ValueError(f"`history_subsets[{index}]` must be a list of history-frame indices (ints), got "
+                         f"{describe(subset)}.")
     resolved = []
     for i in subset:
         if not -num_history <= int(i) < num_history:
@@ -122,7 +129,7 @@ def history_guidance_branches(
             (*empty, 1.0 - guidance_scale),
         ]
     elif guidance == "temporal":
-        if not history_subsets:
+        if not history_subsets or isinstance(history_subsets, str) or not isinstance(history_subsets, Sequence):
             raise ValueError("`history_subsets` must be a non-empty list of index lists for temporal guidance, got "
                              f"{history_subsets!r}.")
         if history_weights is None:

@@ -33,7 +33,7 @@ from ..latents import decode_video, encode_video, vae_scale_factors
 from ..loaders.lora_pipeline import Syn2SeqLoraLoaderMixin
 from ..schedulers import PER_FRAME_SCHEDULERS, DiffusionForcingScheduler, FlowMatchDiffusionForcingScheduler
 from ..validation import check_finite, check_generator, check_non_negative_int, check_number
-from .call_arguments import check_call_arguments, check_callback, check_transition_poses
+from .call_arguments import callback_latents, check_call_arguments, check_callback, check_transition_poses
 from .history_guidance import (
     GENERATE,
     GENERATED_HISTORY,
@@ -348,8 +348,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
 
             if callback_on_step_end is not None:
                 callback_kwargs = {"latents": latents} if "latents" in callback_on_step_end_tensor_inputs else {}
-                callback_outputs = callback_on_step_end(self, step_offset + row, current, callback_kwargs) or {}
-                latents = callback_outputs.pop("latents", latents).float()
+                callback_outputs = callback_on_step_end(self, step_offset + row, current, callback_kwargs)
+                latents = callback_latents(callback_outputs, latents)
                 latents[:, :, :num_history] = clean_history  # restore history, whatever the callback did
             progress_bar.update()
         return latents

@@ -20,22 +20,28 @@ batch gets and how its frames are weighted is the training objective's (`diffuse
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
-from diffusers.utils import BaseOutput
-from diffusers.utils.torch_utils import randn_tensor
 
 from ..validation import check_choice, check_int, check_number, check_positive_int
+from .levels import (
+    DiffusionForcingSchedulerOutput,
+    LevelLike,
+    as_levels,
+    check_finite_unless_compiling,
+    check_same_shape,
+    per_frame,
+    step_levels,
+    step_output,
+)
 
 SCHEDULES = ("full_sequence", "autoregressive", "pyramid")
 NOISE_SCHEDULES = ("cosine", "cosine_simple_diffusion")
 PREDICTION_TYPES = ("v_prediction", "epsilon", "sample")
-LevelLike = int | float | torch.Tensor
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -186,29 +192,6 @@ def _checked_trained_betas(trained_betas, num_train_timesteps: int, noise_schedu
     return betas
 
 
-def _check_same_shape(name: str, value, reference_name: str, reference: torch.Tensor) -> None:
-    if not isinstance(reference, torch.Tensor):
-        raise ValueError(f"`{reference_name}` must be a torch.Tensor, got {type(reference).__name__}.")
-    if not isinstance(value, torch.Tensor) or value.shape != reference.shape:
-        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-        raise ValueError(f"`{name}` must be a tensor of the shape of `{reference_name}` {tuple(reference.shape)}, "
-                         f"got {shape}.")
-
-
-@dataclass
-class DiffusionForcingSchedulerOutput(BaseOutput):
-    """Output of :meth:`DiffusionForcingScheduler.step`.
-
-    Args:
-        prev_sample (`torch.Tensor` of shape `(B, C, F, H, W)`): the sample at the next (lower) per-frame levels;
-            frames whose level does not change are bit-identical to the input.
-        pred_original_sample (`torch.Tensor` of shape `(B, C, F, H, W)`): the model's clean-sample estimate x0.
-    """
-
-    prev_sample: torch.Tensor
-    pred_original_sample: torch.Tensor | None = None
-
-
 class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
     """Stateless DDIM scheduler with an independent noise level per frame (Diffusion Forcing / DFoT).
 
@@ -318,37 +301,24 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
         return self.config.num_train_timesteps
 
     # ------------------------------------------------------------------------------------------------ level maths
-    @staticmethod
-    def _as_levels(value: LevelLike, name: str = "timesteps", device=None) -> torch.Tensor:
-        """`value` as a tensor of levels; bools, strings, None and other non-numbers are refused by name."""
-        if isinstance(value, (bool, str)) or value is None:
-            raise ValueError(f"`{name}` must be integer levels (int or tensor), got {value!r}.")
-        try:
-            levels = torch.as_tensor(value, device=device)
-        except (TypeError, ValueError, RuntimeError):
-            raise ValueError(f"`{name}` must be integer levels (int or tensor), got {type(value).__name__}.") from None
-        if levels.dtype == torch.bool or levels.is_complex():
-            raise ValueError(f"`{name}` must be integer levels, got a tensor of dtype {levels.dtype}.")
-        return levels
-
-    def _check_levels(self, levels: torch.Tensor) -> torch.Tensor:
-        levels = self._as_levels(levels)
+    def _check_levels(self, levels: LevelLike, name: str = "timesteps") -> torch.Tensor:
+        levels = as_levels(levels, name)
         if levels.is_floating_point():
             if not self.is_continuous:
                 raise ValueError(
-                    "`timesteps` must be integer levels in [-1, "
+                    f"`{name}` must be integer levels in [-1, "
                     f"{self.config.num_train_timesteps - 1}] for the discrete schedule, got dtype {levels.dtype}."
                 )
             if levels.numel() and not bool(((levels >= 0) & (levels <= 1)).all()):
                 raise ValueError(
-                    f"float `timesteps` are continuous times and must lie in [0, 1], got min {levels.min().item()}"
+                    f"float `{name}` are continuous times and must lie in [0, 1], got min {levels.min().item()}"
                     f" and max {levels.max().item()}."
                 )
             return levels
         levels = levels.long()
         if levels.numel() and not bool(((levels >= -1) & (levels < self.config.num_train_timesteps)).all()):
             raise ValueError(
-                f"`timesteps` must be integer levels in [-1, {self.config.num_train_timesteps - 1}], got min"
+                f"`{name}` must be integer levels in [-1, {self.config.num_train_timesteps - 1}], got min"
                 f" {levels.min().item()} and max {levels.max().item()}."
             )
         return levels
@@ -387,52 +357,11 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
             levels = levels.clamp(min=0)
         return self.config.model_timestep_scale * self.log_snr_at(levels)
 
-    @staticmethod
-    def _per_frame(levels: torch.Tensor, sample: torch.Tensor, name: str = "timesteps") -> torch.Tensor:
-        """Broadcast scalar / `(B,)` / `(F,)` / `(B, F)` levels to `(B, 1, F, 1, 1)` against a `(B, C, F, H, W)` sample.
-
-        A one-element tensor is a scalar (diffusers passes `timesteps[i][None]`). A 1-D tensor is read as per-sample
-        when its length is B and per-frame otherwise; when B == F pass `(1, F)` to mean per-frame. Samples of any
-        other rank (image batches `(B, C, H, W)`) take scalar or `(B,)` levels, broadcast to `(B, 1, ..., 1)`.
-        """
-        if sample.ndim == 0:
-            raise ValueError("`sample` must have a batch dimension, got a 0-d tensor.")
-        if levels.numel() == 1 and levels.ndim <= 2:
-            levels = levels.reshape(())
-        if sample.ndim != 5:
-            batch = sample.shape[0]
-            if levels.ndim == 0 or (levels.ndim == 1 and levels.shape[0] == batch):
-                return levels.reshape(-1).expand(batch).reshape(batch, *([1] * (sample.ndim - 1)))
-            raise ValueError(
-                f"`{name}` must be a scalar or (B,)=({batch},) for a {sample.ndim}-D sample (per-frame levels need a "
-                f"(B, C, F, H, W) video), got shape {tuple(levels.shape)}."
-            )
-        batch, _, frames = sample.shape[:3]
-        if levels.ndim == 0:
-            levels = levels.reshape(1, 1)
-        elif levels.ndim == 1:
-            if levels.shape[0] == batch:
-                levels = levels[:, None]
-            elif levels.shape[0] == frames:
-                levels = levels[None, :]
-            else:
-                raise ValueError(
-                    f"1-D `{name}` must have length B={batch} or F={frames}, got length {levels.shape[0]}."
-                )
-        elif levels.ndim == 2:
-            if levels.shape[0] not in (1, batch) or levels.shape[1] not in (1, frames):
-                raise ValueError(
-                    f"2-D `{name}` must broadcast to (B, F)=({batch}, {frames}), got {tuple(levels.shape)}."
-                )
-        else:
-            raise ValueError(f"`{name}` must be a scalar, (B,), (F,) or (B, F), got shape {tuple(levels.shape)}.")
-        return levels.expand(batch, frames).reshape(batch, 1, frames, 1, 1)
-
     def _alpha_sigma(self, levels: LevelLike, sample: torch.Tensor, name: str = "timesteps"):
         # Levels are checked and looked up where they are (numbers: on the CPU) and only alpha is moved to the
         # sample: CPU levels for a GPU sample cost no host synchronisation (the value checks of device levels do).
-        levels = self._as_levels(levels, name)
-        alpha = self.alphas_cumprod_at(self._per_frame(levels, sample, name)).to(sample.device)
+        levels = as_levels(levels, name)
+        alpha = self.alphas_cumprod_at(per_frame(levels, sample, name)).to(sample.device)
         return alpha.sqrt(), (1.0 - alpha).clamp(min=0).sqrt()
 
     # ------------------------------------------------------------------------------------------------ conversions
@@ -444,8 +373,9 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
             noise: standard normal, same shape.
             timesteps: levels, scalar / `(B,)` / `(F,)` / `(B, F)`; `-1` leaves the frame clean.
         """
-        _check_same_shape("noise", noise, "original_samples", original_samples)
+        check_same_shape("noise", noise, "original_samples", original_samples)
         sqrt_alpha, sqrt_one_minus = self._alpha_sigma(timesteps, original_samples)
+        check_finite_unless_compiling(original_samples=original_samples, noise=noise)
         out = sqrt_alpha * original_samples.float() + sqrt_one_minus * noise.float()
         return out.to(original_samples.dtype)
 
@@ -575,22 +505,8 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
             variance_noise: explicit noise `z` instead of drawing it.
             return_dict: return a :class:`DiffusionForcingSchedulerOutput` (else a tuple).
         """
-        eta = check_number("eta", eta, minimum=0.0)
-        _check_same_shape("model_output", model_output, "sample", sample)
-        if variance_noise is not None:
-            _check_same_shape("variance_noise", variance_noise, "sample", sample)
-        levels = self._check_levels(self._as_levels(timestep, "timestep", sample.device))
-        if levels.is_floating_point():
-            raise ValueError("`step` needs integer levels on the sampling grid, got float (continuous) timesteps.")
-        levels = self._per_frame(levels, sample).long()
-        if next_timestep is None:
-            next_levels = self._next_on_grid(levels)
-        else:
-            next_levels = self._check_levels(self._as_levels(next_timestep, "next_timestep", sample.device))
-            next_levels = self._per_frame(next_levels.long(), sample, "next_timestep")
-        if bool((next_levels > levels).any()):
-            raise ValueError("`next_timestep` must not be above `timestep`: a DDIM step only removes noise.")
-
+        eta, levels, next_levels = step_levels(self._check_levels, self._next_on_grid, model_output, timestep, sample,
+                                               next_timestep, eta, variance_noise)
         alpha = self.alphas_cumprod_at(levels).to(sample.device)
         alpha_next = self.alphas_cumprod_at(next_levels).to(sample.device)
         x0, eps = self._x0_eps(model_output, sample, alpha.sqrt(), (1.0 - alpha).clamp(min=0).sqrt())
@@ -601,16 +517,6 @@ class DiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
             # Guard the unchanged / clean frames (a = 1 -> 0/0); they are masked out below anyway.
             ratio = (1.0 - alpha / alpha_next.clamp(min=1e-12)) * (1.0 - alpha_next) / (1.0 - alpha).clamp(min=1e-12)
             sigma = torch.where(changed & (next_levels >= 0), eta * ratio.clamp(min=0).sqrt(), sigma)
-        coef_eps = (1.0 - alpha_next - sigma**2).clamp(min=0).sqrt()
-        prev = alpha_next.sqrt() * x0 + coef_eps * eps
-        if eta > 0:
-            if variance_noise is None:
-                variance_noise = randn_tensor(
-                    sample.shape, generator=generator, device=sample.device, dtype=torch.float32
-                )
-            prev = prev + sigma * variance_noise.float()
-        prev_sample = torch.where(changed, prev.to(sample.dtype), sample)
-
-        if not return_dict:
-            return (prev_sample, x0.to(sample.dtype))
-        return DiffusionForcingSchedulerOutput(prev_sample=prev_sample, pred_original_sample=x0.to(sample.dtype))
+        prev = alpha_next.sqrt() * x0 + (1.0 - alpha_next - sigma**2).clamp(min=0).sqrt() * eps
+        return step_output(prev, sigma, x0, model_output, sample, changed, eta, generator, variance_noise,
+                           return_dict)

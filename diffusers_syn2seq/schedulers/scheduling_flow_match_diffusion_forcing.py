@@ -16,22 +16,19 @@ from typing import Literal
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
-from diffusers.utils.torch_utils import randn_tensor
 
 from ..validation import check_choice, check_int, check_number
+from .levels import as_levels, check_finite_unless_compiling, per_frame, step_levels, step_output
 from .scheduling_diffusion_forcing import (
     DiffusionForcingScheduler,
     DiffusionForcingSchedulerOutput,
     LevelLike,
-    _check_same_shape,
+    check_same_shape,
     schedule_step_indices,
     step_indices_to_levels,
 )
 
 FLOW_PREDICTION_TYPES = ("flow_prediction",)
-# The level conventions and their argument checks are the discrete scheduler's (one source of the rules).
-_as_levels = DiffusionForcingScheduler._as_levels
-_per_frame = DiffusionForcingScheduler._per_frame
 
 
 def shift_sigmas(sigmas: torch.Tensor, shift: float) -> torch.Tensor:
@@ -113,7 +110,7 @@ class FlowMatchDiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
 
     # ------------------------------------------------------------------------------------------------ level maths
     def _check_levels(self, levels: LevelLike, name: str = "timesteps") -> torch.Tensor:
-        levels = _as_levels(levels, name)
+        levels = as_levels(levels, name)
         if levels.is_floating_point():
             raise ValueError(f"`{name}` must be integer levels in [-1, {self.config.num_train_timesteps - 1}], got "
                              f"dtype {levels.dtype} (sigma k is level round(k * T) - 1).")
@@ -150,8 +147,8 @@ class FlowMatchDiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
 
     def _sigma(self, levels: LevelLike, sample: torch.Tensor, name: str = "timesteps") -> torch.Tensor:
         """`(B, 1, F, 1, 1)` float32 sigmas of `levels` broadcast against a `(B, C, F, H, W)` sample."""
-        levels = self._check_levels(_as_levels(levels, name, sample.device), name)
-        return self.sigmas_at(_per_frame(levels, sample, name)).to(sample.device)
+        levels = self._check_levels(as_levels(levels, name, sample.device), name)
+        return self.sigmas_at(per_frame(levels, sample, name)).to(sample.device)
 
     # ------------------------------------------------------------------------------------------------ conversions
     def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: LevelLike) -> torch.Tensor:
@@ -162,15 +159,16 @@ class FlowMatchDiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
             noise: standard normal, same shape.
             timesteps: levels, scalar / `(B,)` / `(F,)` / `(B, F)`.
         """
-        _check_same_shape("noise", noise, "original_samples", original_samples)
+        check_same_shape("noise", noise, "original_samples", original_samples)
         sigma = self._sigma(timesteps, original_samples)
+        check_finite_unless_compiling(original_samples=original_samples, noise=noise)
         out = (1.0 - sigma) * original_samples.float() + sigma * noise.float()
         return out.to(original_samples.dtype)
 
     def get_velocity(self, sample: torch.Tensor, noise: torch.Tensor, timesteps: LevelLike | None = None
                      ) -> torch.Tensor:
         """The flow velocity `v = noise - x0` (`sample` is the clean x0); the same at every level."""
-        _check_same_shape("noise", noise, "sample", sample)
+        check_same_shape("noise", noise, "sample", sample)
         return (noise.float() - sample.float()).to(sample.dtype)
 
     def get_target(self, sample: torch.Tensor, noise: torch.Tensor, timesteps: LevelLike) -> torch.Tensor:
@@ -181,7 +179,7 @@ class FlowMatchDiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
     def convert_model_output(self, model_output: torch.Tensor, sample: torch.Tensor, timesteps: LevelLike
                              ) -> tuple[torch.Tensor, torch.Tensor]:
         """Float32 `(x0, eps)` from a velocity at noisy `sample`: `x0 = x - sigma v`, `eps = x + (1 - sigma) v`."""
-        _check_same_shape("model_output", model_output, "sample", sample)
+        check_same_shape("model_output", model_output, "sample", sample)
         return self._x0_eps(model_output, sample, self._sigma(timesteps, sample))
 
     @staticmethod
@@ -193,7 +191,7 @@ class FlowMatchDiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
     def convert_to_prediction(self, x0: torch.Tensor, eps: torch.Tensor, sample: torch.Tensor | None = None,
                               timesteps: LevelLike | None = None) -> torch.Tensor:
         """Inverse of :meth:`convert_model_output`: the velocity `eps - x0` (independent of the level)."""
-        _check_same_shape("eps", eps, "x0", x0)
+        check_same_shape("eps", eps, "x0", x0)
         return eps - x0
 
     # ------------------------------------------------------------------------------------------------ sampling
@@ -252,19 +250,8 @@ class FlowMatchDiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
         in :meth:`DiffusionForcingScheduler.step`: frames with `next == current` come back bit-identical, levels may
         never rise, `next_timestep=None` takes the next entry of the :meth:`set_timesteps` grid.
         """
-        eta = check_number("eta", eta, minimum=0.0)
-        _check_same_shape("model_output", model_output, "sample", sample)
-        if variance_noise is not None:
-            _check_same_shape("variance_noise", variance_noise, "sample", sample)
-        levels = _per_frame(self._check_levels(_as_levels(timestep, "timestep", sample.device), "timestep"), sample)
-        if next_timestep is None:
-            next_levels = self._next_on_grid(levels)
-        else:
-            next_levels = self._check_levels(_as_levels(next_timestep, "next_timestep", sample.device),
-                                             "next_timestep")
-            next_levels = _per_frame(next_levels, sample, "next_timestep")
-        if bool((next_levels > levels).any()):
-            raise ValueError("`next_timestep` must not be above `timestep`: a step only removes noise.")
+        eta, levels, next_levels = step_levels(self._check_levels, self._next_on_grid, model_output, timestep, sample,
+                                               next_timestep, eta, variance_noise)
         sigma, sigma_next = self.sigmas_at(levels), self.sigmas_at(next_levels)
         x0, eps = self._x0_eps(model_output, sample, sigma)
         changed = next_levels != levels
@@ -272,12 +259,5 @@ class FlowMatchDiffusionForcingScheduler(SchedulerMixin, ConfigMixin):
         if eta > 0:
             noise_std = torch.where(changed, self._step_sigma(sigma, sigma_next, eta), noise_std)
         prev = (1.0 - sigma_next) * x0 + (sigma_next**2 - noise_std**2).clamp(min=0).sqrt() * eps
-        if eta > 0:
-            if variance_noise is None:
-                variance_noise = randn_tensor(sample.shape, generator=generator, device=sample.device,
-                                              dtype=torch.float32)
-            prev = prev + noise_std * variance_noise.float()
-        prev_sample = torch.where(changed, prev.to(sample.dtype), sample)
-        if not return_dict:
-            return (prev_sample, x0.to(sample.dtype))
-        return DiffusionForcingSchedulerOutput(prev_sample=prev_sample, pred_original_sample=x0.to(sample.dtype))
+        return step_output(prev, noise_std, x0, model_output, sample, changed, eta, generator, variance_noise,
+                           return_dict)
