@@ -65,6 +65,7 @@ from diffusers_syn2seq.evaluation import evaluate_scene, frames_to_unit_tensor, 
 from diffusers_syn2seq.hub import push_folder_to_hub
 from diffusers_syn2seq.latents import encode_take_latents, is_video_vae, vae_latent_channels, vae_scale_factors
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
+from diffusers_syn2seq.loaders.lora_pipeline import lora_keys_for_transformer
 from diffusers_syn2seq.model_card import save_model_card, training_command
 from diffusers_syn2seq.models import (
     DIT_PRESETS,
@@ -777,6 +778,7 @@ def register_checkpoint_hooks(args, accelerator, lora_config, ema) -> None:
             model = accelerator.unwrap_model(models.pop())
             if args.train_mode == "lora":
                 state = Syn2SeqLoraLoaderMixin.lora_state_dict(folder, use_safetensors=True)
+                state = lora_keys_for_transformer(state, model)  # a wrapper's files name its backbone's modules
                 state = {k.removeprefix("transformer."): v for k, v in state.items()}
                 result = set_peft_model_state_dict(model, state, adapter_name="default")
                 if getattr(result, "unexpected_keys", None):

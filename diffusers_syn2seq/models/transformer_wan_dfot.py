@@ -79,6 +79,9 @@ class WanDFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
     _no_split_modules = ["SkyReelsV2TransformerBlock", "WanTransformerBlock"]
     _repeated_blocks = ["SkyReelsV2TransformerBlock", "WanTransformerBlock"]
     lora_target_modules = WAN_LORA_TARGETS  # what `train.py --train_mode lora` adapts by default
+    # LoRA files name the backbone's modules without this prefix (diffusers' SkyReels-V2 / Wan format), so they travel
+    # between this wrapper and diffusers' pipelines (`loaders.lora_pipeline`).
+    lora_module_prefix = "backbone."
 
     @register_to_config
     def __init__(
