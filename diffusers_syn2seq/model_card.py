@@ -65,18 +65,40 @@ def _accelerate_flags_from_environment() -> list[str]:
     return flags
 
 
+# How a command on a card names the bundled model: the call that finds it in any installation.
+BUNDLED_IN_COMMAND = "\"$(python -c 'import diffusers_syn2seq as s; print(s.bundled_model_path())')\""
+
+
+def _portable_argument(argument: str) -> str:
+    """An argument of a training command as its card shows it (shell-quoted): an absolute path becomes the bundled
+    model's lookup, a path relative to the working directory when it lies inside it, else `path/to/<name>` (the
+    trainer's file system is neither the reader's nor theirs to see)."""
+    flag, equals, value = argument.partition("=") if argument.startswith("--") else ("", "", argument)
+    if not os.path.isabs(value):
+        return shlex.quote(argument)
+    path = Path(value).resolve()
+    if path == BUNDLED_FOLDER:
+        return f"{shlex.quote(flag + equals) if flag else ''}{BUNDLED_IN_COMMAND}"
+    try:
+        value = str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        value = f"path/to/{path.name}"
+    return shlex.quote(flag + equals + value)
+
+
 def training_command(script: str, argv: Sequence[str]) -> str:
     """The command that started a training run, for its model card: `accelerate launch <its own flags> script ...`
     under accelerate (read from the launcher's command line, else rebuilt from the environment accelerate sets),
-    `python script ...` otherwise."""
+    `python script ...` otherwise; absolute paths are shown portably (`_portable_argument`)."""
+    arguments = " ".join(_portable_argument(str(a)) for a in argv)
     if "ACCELERATE_MIXED_PRECISION" not in os.environ and "LOCAL_RANK" not in os.environ:
-        return f"python {script} {shlex.join(argv)}".strip()
+        return f"python {script} {arguments}".strip()
     launcher = _launcher_command_line()
     if launcher is not None:
         # keep accelerate's own flags, and name the script the way the card's reader runs it
         cut = next((i for i, a in enumerate(launcher) if a.endswith(".py")), len(launcher))
-        return shlex.join(["accelerate", *launcher[:cut], script, *argv])
-    return shlex.join(["accelerate", "launch", *_accelerate_flags_from_environment(), script, *argv])
+        return f"{shlex.join(['accelerate', *launcher[:cut], script])} {arguments}".strip()
+    return f"{shlex.join(['accelerate', 'launch', *_accelerate_flags_from_environment(), script])} {arguments}".strip()
 
 
 def base_model_names(base_model: str | os.PathLike | None) -> tuple[str | None, str | None, str | None]:

@@ -1142,11 +1142,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             flush = checkpoint or validate or global_step % args.logging_steps == 0
             if flush:  # the losses are checked before anything is saved
                 loss_log.flush()
-            if checkpoint:
-                save_checkpoint_atomically(accelerator, output_dir, global_step, args.checkpoints_total_limit)
-            if validate and accelerator.is_main_process:
+            if validate and accelerator.is_main_process:  # before the checkpoint, whose history then holds it
                 val_metrics.append(validate_with_ema(args, accelerator, accelerator.unwrap_model(transformer),
                                                      scheduler, vae, ema, val_takes, global_step, settings))
+            if checkpoint:
+                save_checkpoint_atomically(accelerator, output_dir, global_step, args.checkpoints_total_limit)
             out_of_time = time_is_up(accelerator, deadline, flush)
             if global_step >= args.max_train_steps or out_of_time:
                 break
