@@ -8,10 +8,10 @@ import copy
 import pytest
 import torch
 from diffusers import SkyReelsV2DiffusionForcingPipeline, WanPipeline
-from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
 from safetensors import safe_open
 from safetensors.torch import save_file
+from test_lora_loader import random_lora
 from test_lora_wan import tiny_wrapper
 
 from diffusers_syn2seq import FlowMatchDiffusionForcingScheduler, Syn2SeqPipeline
@@ -47,18 +47,6 @@ def backbone_forward(backbone_model, backbone: str) -> torch.Tensor:
     with torch.no_grad():
         return backbone_model(hidden_states=latents, timestep=timestep, encoder_hidden_states=text,
                               return_dict=False, **kwargs)[0]
-
-
-def random_lora(model: torch.nn.Module, targets: list[str], seed: int = 1, alpha: int = 8) -> LoraConfig:
-    """Add an adapter of rank 4 with non-zero B matrices (as after training); returns its config."""
-    config = LoraConfig(r=4, lora_alpha=alpha, init_lora_weights=True, target_modules=targets)
-    model.add_adapter(config)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "lora_B" in name:
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.2)
-    return config
 
 
 @pytest.mark.parametrize("backbone", ["skyreels-v2-df", "wan"])
