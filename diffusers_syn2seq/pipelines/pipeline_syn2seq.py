@@ -146,43 +146,13 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
     def from_foundation_lora(cls, lora_name_or_path: str | os.PathLike,
                              base_model_name_or_path: str | os.PathLike | None = None, vae=None,
                              torch_dtype: torch.dtype | None = None, adapter_name: str | None = None, **hub_kwargs):
-        """The pipeline a LoRA was trained as by `train.py --backbone skyreels-v2-df|wan --train_mode lora` on a
-        SkyReels-V2 / Wan diffusers checkpoint: the base's transformer wrapped with the settings the LoRA folder
-        records, its prompt embedding, the flow scheduler and Syn2Seq settings of the run, the VAE it was trained with
-        (latent runs), and the LoRA loaded (`loaders/foundation_lora.py`).
+        """The pipeline a LoRA that `train.py --backbone skyreels-v2-df|wan --train_mode lora` trained on a bare
+        SkyReels-V2 / Wan diffusers checkpoint was trained as, with the LoRA loaded: see
+        `loaders.foundation_lora.load_foundation_lora_pipeline` (the arguments are its own)."""
+        from ..loaders.foundation_lora import load_foundation_lora_pipeline
 
-        Args:
-            lora_name_or_path: the LoRA folder or Hub repo id (`foundation_lora.json`, `prompt_embeds.safetensors`,
-                `pytorch_lora_weights.safetensors`).
-            base_model_name_or_path: the SkyReels-V2 / Wan checkpoint (Hub id or folder with `transformer/`);
-                default: the `base_model` the folder records.
-            vae: the VAE to use instead of the one the folder records (e.g. a local copy).
-            torch_dtype: dtype of the transformer (its float32 modules stay float32) and VAE.
-            adapter_name: name of the loaded adapter.
-            hub_kwargs: `revision`, `cache_dir`, `token`, `local_files_only`, ... for the LoRA repo.
-        """
-        from safetensors.torch import load_file
-
-        from ..latents import load_vae
-        from ..loaders.foundation_lora import PROMPT_EMBEDS_NAME, read_foundation_lora_settings
-        from ..models import WanDFoTTransformer3DModel
-
-        folder = str(lora_name_or_path)
-        if not os.path.isdir(folder):
-            folder = snapshot_download(folder, **hub_kwargs)
-        settings = read_foundation_lora_settings(folder)
-        base = str(base_model_name_or_path or settings["base_model"])
-        transformer = WanDFoTTransformer3DModel.from_pretrained_backbone(base, dtype=torch_dtype,
-                                                                         **settings["transformer"])
-        transformer.set_prompt_embeds(load_file(os.path.join(folder, PROMPT_EMBEDS_NAME))["prompt_embeds"])
-        source = settings.get("vae")
-        if vae is None and source is not None:
-            vae = load_vae(base if source.get("from_base") else source["name_or_path"], source.get("subfolder"),
-                           torch_dtype=torch_dtype)
-        scheduler = FlowMatchDiffusionForcingScheduler.from_config(settings["scheduler"])
-        pipe = cls(transformer=transformer, scheduler=scheduler, vae=vae, **settings["pipeline"])
-        pipe.load_lora_weights(folder, adapter_name=adapter_name)
-        return pipe
+        return load_foundation_lora_pipeline(cls, lora_name_or_path, base_model_name_or_path, vae, torch_dtype,
+                                             adapter_name, **hub_kwargs)
 
     # ------------------------------------------------------------------------------------------------ properties
     @property
