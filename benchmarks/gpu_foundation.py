@@ -41,6 +41,7 @@ from diffusers_syn2seq import FlowMatchDiffusionForcingScheduler, Syn2SeqPipelin
 from diffusers_syn2seq.models import SKYREELS_V2_DF_1_3B_CONFIG, WanDFoTTransformer3DModel  # noqa: E402
 from diffusers_syn2seq.models.loading import _cast_keeping_fp32_modules  # noqa: E402
 from diffusers_syn2seq.objective import diffusion_forcing_loss  # noqa: E402
+from diffusers_syn2seq.safe_io import atomic_write_text, check_output_file  # noqa: E402
 from diffusers_syn2seq.training_utils import default_lora_targets  # noqa: E402
 
 TINY_CONFIG = dict(backbone_type="skyreels-v2-df", patch_size=2, num_attention_heads=2, attention_head_dim=12,
@@ -75,6 +76,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("rank", "train_steps", "steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name}: expected an integer >= 1, got {getattr(args, name)}")
+    if args.json:  # its folder is created (or refused) now, before any GPU time is spent
+        try:
+            check_output_file(args.json, "--json")
+        except (ValueError, OSError) as error:
+            parser.error(str(error))
     return args
 
 
@@ -187,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["sampling"] = [sample(args, model, device, guidance) for guidance in (None, "fractional")]
     print(report(results))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        atomic_write_text(args.json, json.dumps(results, indent=2))
     return results
 
 

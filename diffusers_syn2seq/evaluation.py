@@ -7,8 +7,9 @@ training target frame, copy of the last source frame) the same way. Used by `syn
 Per scene `i` (seed `s = seed + i`), `evaluate_scene` records:
 
 - `psnr`, `ssim`, `layout_psnr`: of the single sample, generated with a generator seeded `s`;
-- `mean_of_n_psnr` (`num_samples` > 1): PSNR of the pixel-wise mean of `num_samples` samples that one generator
-  seeded `s` draws one after another (the first is the single sample), against the truth;
+- `mean_of_n_psnr` (`num_samples` > 1): PSNR of the pixel-wise mean of `num_samples` samples, generated in one
+  batched call (`num_videos_per_prompt`), sample `k` from its own generator seeded `sample_seed(s, k)` (sample 0 is
+  the single sample, seed `s`), against the truth;
 - `exo_dependence` (when asked): the single sample's PSNR minus the PSNR of a generation from scene `i + 1`'s source
   clip and source poses (`donor_scene`: the scene's own target poses and truth, seed `s`); 0 for a model that ignores
   its input. Each costs generations: `num_samples` + 1 per scene with both.
@@ -138,10 +139,19 @@ def target_frames(direction: str, num_target: int, n: int, reversal: str = "full
     return slice(num_target - n, num_target) if target_reversed else slice(0, n)
 
 
+# Seeds of the further samples of a scene: far apart, so that sample k of scene i never reuses scene j's seed.
+SAMPLE_SEED_STRIDE = 1_000_003
+
+
+def sample_seed(seed: int, k: int) -> int:
+    """Seed of sample `k` of a scene seeded `seed` (sample 0: `seed` itself)."""
+    return seed + k * SAMPLE_SEED_STRIDE
+
+
 def generate_scene(pipe, scene: dict, mode: str | None = None, direction: str = "exo2ego",
                    num_transition_frames: int | None = None, steps: int = 25, seed: int = 0,
-                   num_frames: int | None = None, generator: torch.Generator | None = None,
-                   sampling: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                   num_frames: int | None = None, generator: torch.Generator | list[torch.Generator] | None = None,
+                   sampling: dict | None = None, num_samples: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Generate one take's target clip from its source clip (and poses, for posed models) the way the benchmark does.
 
     `mode` and `num_transition_frames` default to the pipeline's configuration (the settings the model was trained
@@ -153,6 +163,8 @@ def generate_scene(pipe, scene: dict, mode: str | None = None, direction: str = 
     frames for Ego2Exo), the target `t c` frames, and `num_frames` must be a multiple of t.
     The noise comes from `generator` when given (it advances), else from a new generator seeded `seed`. `sampling`:
     further `Syn2SeqPipeline.__call__` arguments (e.g. `history_guidance="vanilla", guidance_scale=2.0`).
+    `num_samples` > 1 generates that many samples in one batched call (`num_videos_per_prompt`; `generator` may then
+    be a list of one generator per sample) and returns them stacked, `(num_samples, F, 3, H, W)`.
     """
     mode = check_choice("mode", pipe.config.mode if mode is None else mode, MODES)
     source_view, target_view = source_target_views(direction)
@@ -168,11 +180,11 @@ def generate_scene(pipe, scene: dict, mode: str | None = None, direction: str = 
                       target_poses=torch.from_numpy(np.asarray(scene[f"{target_view}_poses"])[target]))
     out = pipe(resize_frames(scene[source_view][keep], size), num_frames=n, mode=mode,
                num_transition_frames=0 if mode == "jump" else num_transition_frames, direction=direction,
-               num_inference_steps=steps, output_type="pt",
+               num_inference_steps=steps, output_type="pt", num_videos_per_prompt=num_samples,
                generator=generator if generator is not None else torch.Generator().manual_seed(seed),
-               **kwargs, **(sampling or {})).frames[0]
+               **kwargs, **(sampling or {})).frames
     truth = frames_to_unit_tensor(resize_frames(scene[target_view][target], size))
-    return out.float().cpu().clamp(0, 1), truth
+    return out[0 if num_samples == 1 else slice(None)].float().cpu().clamp(0, 1), truth
 
 
 def copy_source_prediction(scene: dict, direction: str, num_frames: int) -> torch.Tensor:
@@ -210,20 +222,19 @@ def evaluate_scene(pipe, scene: dict, scores: dict[str, list], mode: str | None 
     """Generate one scene and append its scores to `scores` (`record_scores`; see the module docstring): the single
     sample (seed `seed`), `num_samples` > 1 samples for the mean-of-N PSNR, and with `donor_scene` the generation from
     its source clip for the exo-dependence. Returns `(generated, truth)` of the single sample."""
-    num_samples = check_positive_int("num_samples", num_samples)
-    generator = torch.Generator().manual_seed(seed)
-    generated, truth = generate_scene(pipe, scene, mode, direction, num_transition_frames, steps, seed, num_frames,
-                                      generator=generator, sampling=sampling)
-    samples = [generated]
-    for _ in range(int(num_samples) - 1):  # the same generator draws on: sample 0 is the single sample
-        samples.append(generate_scene(pipe, scene, mode, direction, num_transition_frames, steps, seed, num_frames,
-                                      generator=generator, sampling=sampling)[0])
+    num_samples = int(check_positive_int("num_samples", num_samples))
+    # one generator per sample, so sample 0 (the single sample) is the same whatever num_samples is
+    generators = [torch.Generator().manual_seed(sample_seed(seed, k)) for k in range(num_samples)]
+    samples, truth = generate_scene(pipe, scene, mode, direction, num_transition_frames, steps, seed, num_frames,
+                                    generator=generators if num_samples > 1 else generators[0], sampling=sampling,
+                                    num_samples=num_samples)
+    generated = samples[0] if num_samples > 1 else samples
     swapped = None
     if donor_scene is not None:
         swapped, _ = generate_scene(pipe, with_source_of(scene, donor_scene, direction), mode, direction,
                                     num_transition_frames, steps, seed, num_frames, sampling=sampling)
-    record_scores(scores, scene["take_id"], generated, truth, layout_block,
-                  torch.stack(samples) if num_samples > 1 else None, swapped)
+    record_scores(scores, scene["take_id"], generated, truth, layout_block, samples if num_samples > 1 else None,
+                  swapped)
     return generated, truth
 
 

@@ -29,9 +29,21 @@ __all__ = [
     "encode_take_latents",
     "encode_video",
     "is_video_vae",
+    "load_vae",
     "vae_latent_channels",
     "vae_scale_factors",
 ]
+
+
+def load_vae(name_or_path: str, subfolder: str | None = None, **kwargs: Any):
+    """The VAE of a folder or Hub repo as the class its config names: a causal `AutoencoderKLWan` or an
+    `AutoencoderKL`; safetensors only (a checkpoint a user was handed is never unpickled). `kwargs` go to
+    `from_pretrained` (`torch_dtype`, `revision`, ...)."""
+    from diffusers import AutoencoderKL, AutoencoderKLWan
+
+    name = AutoencoderKL.load_config(name_or_path, subfolder=subfolder).get("_class_name")
+    vae_class = AutoencoderKLWan if name == AutoencoderKLWan.__name__ else AutoencoderKL
+    return vae_class.from_pretrained(name_or_path, subfolder=subfolder, use_safetensors=True, **kwargs)
 
 
 def is_video_vae(vae) -> bool:

@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """Model cards of training runs: `model_cards/template.md` filled from the run (`save_model_card`).
 
-The YAML header carries `library_name: diffusers`, the licence, `base_model` and the tags `diffusers`,
-`diffusers-syn2seq`, `exo2ego` (plus `lora` for LoRA runs), added like the diffusers training scripts do
-(`diffusers.utils.hub_utils.populate_model_card`).
+The YAML header carries `library_name: diffusers`, the licence, `pipeline_tag: video-to-video`, the base model
+(`base_model` and `base_model_relation` for a Hub id, which is all the Hub accepts there; `syn2seq_base_model` for the
+bundled model or a local folder) and the tags `diffusers`, `diffusers-syn2seq`, `exo2ego` (plus `lora` for LoRA runs),
+added like the diffusers training scripts do (`diffusers.utils.hub_utils.populate_model_card`). The usage example
+runs as written: it loads the base by the name users load it with and samples a SynthEgoExo clip like the training
+data (`tests/test_card_usage.py` executes it).
 """
 
 from __future__ import annotations
@@ -17,13 +20,18 @@ from typing import Any
 from diffusers.utils.hub_utils import populate_model_card
 from huggingface_hub import ModelCard, ModelCardData
 
+from .bundled import BUNDLED_MODEL_DIRNAME
 from .safe_io import atomic_write_text
 
 __all__ = ["DEFAULT_TEMPLATE_PATH", "BASE_TAGS", "metrics_table", "model_card_tags", "save_model_card",
            "training_command"]
 
 DEFAULT_TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "model_cards" / "template.md"
+# The pipeline folder shipped in the package (`bundled.bundled_model_path()`), recognised as a base by its path.
+BUNDLED_FOLDER = Path(__file__).resolve().parent / BUNDLED_MODEL_DIRNAME
 BASE_TAGS = ["diffusers", "diffusers-syn2seq", "exo2ego", "video-generation", "diffusion-forcing"]
+# The Hub's task of a model that turns a video into another video (the exo clip into the ego clip).
+PIPELINE_TAG = "video-to-video"
 
 
 def _launcher_command_line() -> list[str] | None:
@@ -57,30 +65,59 @@ def _accelerate_flags_from_environment() -> list[str]:
     return flags
 
 
+# How a command on a card names the bundled model: the call that finds it in any installation.
+BUNDLED_IN_COMMAND = "\"$(python -c 'import diffusers_syn2seq as s; print(s.bundled_model_path())')\""
+
+
+def _portable_argument(argument: str) -> str:
+    """An argument of a training command as its card shows it (shell-quoted): an absolute path becomes the bundled
+    model's lookup, a path relative to the working directory when it lies inside it, else `path/to/<name>` (the
+    trainer's file system is neither the reader's nor theirs to see)."""
+    flag, equals, value = argument.partition("=") if argument.startswith("--") else ("", "", argument)
+    if not os.path.isabs(value):
+        return shlex.quote(argument)
+    path = Path(value).resolve()
+    if path == BUNDLED_FOLDER:
+        return f"{shlex.quote(flag + equals) if flag else ''}{BUNDLED_IN_COMMAND}"
+    try:
+        value = str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        value = f"path/to/{path.name}"
+    return shlex.quote(flag + equals + value)
+
+
 def training_command(script: str, argv: Sequence[str]) -> str:
     """The command that started a training run, for its model card: `accelerate launch <its own flags> script ...`
     under accelerate (read from the launcher's command line, else rebuilt from the environment accelerate sets),
-    `python script ...` otherwise."""
+    `python script ...` otherwise; absolute paths are shown portably (`_portable_argument`)."""
+    arguments = " ".join(_portable_argument(str(a)) for a in argv)
     if "ACCELERATE_MIXED_PRECISION" not in os.environ and "LOCAL_RANK" not in os.environ:
-        return f"python {script} {shlex.join(argv)}".strip()
+        return f"python {script} {arguments}".strip()
     launcher = _launcher_command_line()
     if launcher is not None:
         # keep accelerate's own flags, and name the script the way the card's reader runs it
         cut = next((i for i, a in enumerate(launcher) if a.endswith(".py")), len(launcher))
-        return shlex.join(["accelerate", *launcher[:cut], script, *argv])
-    return shlex.join(["accelerate", "launch", *_accelerate_flags_from_environment(), script, *argv])
+        return f"{shlex.join(['accelerate', *launcher[:cut], script])} {arguments}".strip()
+    return f"{shlex.join(['accelerate', 'launch', *_accelerate_flags_from_environment(), script])} {arguments}".strip()
 
 
-def base_model_names(base_model: str | os.PathLike | None) -> tuple[str | None, str | None]:
-    """`(shown, loadable)` names of a run's base model: a Hub id as it is; a local folder by its name only (an
-    absolute path says nothing to the card's reader and leaks the trainer's file system), loaded from
-    `path/to/<name>`."""
+def base_model_names(base_model: str | os.PathLike | None) -> tuple[str | None, str | None, str | None]:
+    """`(shown, code, hub_id)` of a run's base model: how the card names it, the Python expression that loads it in
+    the usage example, and its Hub id (the only kind of name the Hub accepts as `base_model` in the front matter).
+
+    - the model bundled in this package: "the bundled model", `bundled_model_path()`, no Hub id;
+    - a Hub id: the id itself, quoted, and as the Hub id;
+    - another local folder: its name only (an absolute path says nothing to the card's reader and leaks the
+      trainer's file system), loaded from `"path/to/<name>"`, no Hub id.
+    """
     if not base_model:
-        return None, None
+        return None, None, None
     if os.path.isdir(str(base_model)):
-        name = Path(str(base_model)).resolve().name
-        return f"local folder `{name}`", f"path/to/{name}"
-    return str(base_model), str(base_model)
+        folder = Path(str(base_model)).resolve()
+        if folder == BUNDLED_FOLDER:
+            return "the bundled model (`diffusers_syn2seq.bundled_model_path()`)", "bundled_model_path()", None
+        return f"local folder `{folder.name}`", f'"path/to/{folder.name}"', None
+    return str(base_model), f'"{base_model}"', str(base_model)
 
 
 def model_card_tags(training_mode: str) -> list[str]:
@@ -113,7 +150,10 @@ def save_model_card(
         run: values of the template: `training_mode` (`"full"` / `"lora"`, required), `base_model`, `repo_id`,
             `license` (default `"apache-2.0"`), `syn2seq_mode`, `segment_lengths`, `transition_source`, `dataset`,
             `metrics` (dict or list of dicts, rendered by `metrics_table`), `samples` (paths relative to `output_dir`),
-            `command`, ... (missing values render as "n/a").
+            `command` or `commands` (every segment of a resumed run), `usage` (`"pipeline"`, `"lora"` or
+            `"foundation_lora"`; default from `training_mode`), the usage example's clip `example_frames`,
+            `example_resolution`, `example_style` and `posed` (a pose-conditioned model), ... (missing values render
+            as "n/a").
         template_path: Jinja template (default `model_cards/template.md` of this repository).
 
     Returns:
@@ -132,24 +172,33 @@ def save_model_card(
     values.setdefault("model_name", run.get("repo_id") or Path(output_dir).resolve().name)
     values.setdefault("model_description", "Exo-to-ego (and ego-to-exo) video generation by sequence completion.")
     values["metrics_table"] = metrics_table(run.get("metrics"))
-    base_model = run.get("base_model")
-    values["base_model"], values["base_model_id"] = base_model_names(base_model)
+    shown, code, hub_id = base_model_names(run.get("base_model"))
+    values.update(base_model=shown, base_model_code=code, base_is_bundled=code == "bundled_model_path()")
     if not run.get("repo_id"):  # not uploaded: the usage example loads the output folder
         values["repo_id"] = f"path/to/{Path(output_dir).resolve().name}"
+    values.setdefault("usage", "lora" if mode == "lora" else "pipeline")
+    commands = run.get("commands") or ([run["command"]] if run.get("command") else [])
+    values["command"] = "\n".join(commands) if commands else None  # a resumed run: every segment's command
+    extra = {}
+    if shown and not hub_id:  # the Hub's `base_model` takes Hub ids only; the bundled model / a folder go here
+        extra["syn2seq_base_model"] = "diffusers_syn2seq.bundled_model_path()" if values["base_is_bundled"] \
+            else shown.replace("`", "")
     card_data = ModelCardData(
         license=run.get("license", "apache-2.0"),
         library_name="diffusers",
-        base_model=base_model if base_model and not os.path.isdir(str(base_model)) else None,
-        pipeline_tag="image-to-video",
+        base_model=hub_id,
+        base_model_relation=("adapter" if mode == "lora" else "finetune") if hub_id else None,
+        pipeline_tag=PIPELINE_TAG,
+        **extra,
     )
     for key in (
-        "base_model", "repo_id", "rank", "lora_alpha", "lora_layers", "transformer_class", "num_parameters",
+        "repo_id", "rank", "lora_alpha", "lora_layers", "transformer_class", "num_parameters",
         "trainable_parameters", "space", "prediction_type", "noise_schedule", "syn2seq_mode", "segment_lengths",
         "transition_source", "window_frames", "reverse_prob", "noise_level_sampling", "loss_weighting", "dataset",
         "max_train_steps", "batch_size", "learning_rate", "adam_betas", "weight_decay", "lr_scheduler",
         "lr_warmup_steps", "mixed_precision", "ema", "command", "num_transition_frames",
     ):
-        if values.get(key) is None and key != "base_model":
+        if values.get(key) is None:
             values[key] = "n/a"
     values.setdefault("samples", [])
     values["license"] = run.get("license", "apache-2.0")

@@ -32,7 +32,7 @@ def test_model_card_is_written_atomically_with_the_bytes_card_save_writes(tmp_pa
     written = (tmp_path / "out" / "README.md").read_bytes()
     card.save(tmp_path / "reference.md")  # huggingface_hub's own writer
     assert written == (tmp_path / "reference.md").read_bytes() and "Plücker".encode() in written
-    assert ModelCard.load(tmp_path / "out" / "README.md").data.pipeline_tag == "image-to-video"
+    assert ModelCard.load(tmp_path / "out" / "README.md").data.pipeline_tag == "video-to-video"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["README.md"]
 
 

@@ -271,7 +271,13 @@ def _evaluate_json(tmp_path, name, *argv):
 
 
 def test_evaluate_prints_and_writes_the_new_scores(eval_dataset, tmp_path, capsys):
-    from diffusers_syn2seq.evaluation import generate_scene, load_eval_scenes, load_pipeline, with_source_of
+    from diffusers_syn2seq.evaluation import (
+        generate_scene,
+        load_eval_scenes,
+        load_pipeline,
+        sample_seed,
+        with_source_of,
+    )
     from diffusers_syn2seq.metrics import layout_psnr, mean_ci, psnr
 
     model = tmp_path / "model"
@@ -305,9 +311,9 @@ def test_evaluate_prints_and_writes_the_new_scores(eval_dataset, tmp_path, capsy
     pipe, _ = load_pipeline(str(model))
     pipe.set_progress_bar_config(disable=True)
     scenes = load_eval_scenes(eval_dataset, "test")
-    generator = torch.Generator().manual_seed(5)
-    first, truth = generate_scene(pipe, scenes[0], steps=2, generator=generator)
-    second, _ = generate_scene(pipe, scenes[0], steps=2, generator=generator)
+    # sample k of the mean-of-N comes from its own generator (one batched call, `num_videos_per_prompt`)
+    first, truth = generate_scene(pipe, scenes[0], steps=2, generator=torch.Generator().manual_seed(5))
+    second, _ = generate_scene(pipe, scenes[0], steps=2, generator=torch.Generator().manual_seed(sample_seed(5, 1)))
     swapped, _ = generate_scene(pipe, with_source_of(scenes[0], scenes[1]), steps=2, seed=5)
     assert result["psnr"][0] == np.mean(psnr(first, truth).tolist())
     assert result["layout_psnr"][0] == np.mean(layout_psnr(first, truth, 2).tolist())

@@ -38,16 +38,23 @@ def tiny_transformer(seed: int = 0) -> DFoTTransformer3DModel:
     return model.eval()
 
 
-def lora_file(tmp_path, rank: int = 4, alpha: int = 8, seed: int = 1):
-    """Train-free LoRA: add an adapter, give its B matrices non-zero values, save it through the mixin."""
-    model = tiny_transformer()
-    config = LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights=True, target_modules=TARGETS)
+def random_lora(model: torch.nn.Module, targets: list[str], seed: int = 1, alpha: int = 8, rank: int = 4
+                ) -> LoraConfig:
+    """Add an adapter whose B matrices are non-zero (as after training, so it changes the output); its config."""
+    config = LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights=True, target_modules=targets)
     model.add_adapter(config)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 p.copy_(torch.randn(p.shape, generator=generator) * 0.2)
+    return config
+
+
+def lora_file(tmp_path, rank: int = 4, alpha: int = 8, seed: int = 1):
+    """Train-free LoRA: add an adapter, give its B matrices non-zero values, save it through the mixin."""
+    model = tiny_transformer()
+    config = random_lora(model, TARGETS, seed, alpha, rank)
     state = get_peft_model_state_dict(model)
     Syn2SeqLoraLoaderMixin.save_lora_weights(
         tmp_path, transformer_lora_layers=state, transformer_lora_adapter_metadata=config.to_dict()

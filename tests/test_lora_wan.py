@@ -61,7 +61,8 @@ def test_lora_save_load_fuse_round_trip(tmp_path, backbone):
     Syn2SeqPipeline.save_lora_weights(tmp_path, transformer_lora_layers=state,
                                       transformer_lora_adapter_metadata=config.to_dict())
     with safe_open(str(tmp_path / "pytorch_lora_weights.safetensors"), "pt") as f:
-        assert all(key.startswith("transformer.backbone.blocks.") for key in f.keys())
+        # the backbone's own names: the file diffusers' SkyReels-V2 / Wan pipelines read (tests/test_lora_travel.py)
+        assert all(key.startswith("transformer.blocks.") for key in f.keys())
 
     pipe = pipeline(backbone)
     base = forward(pipe)

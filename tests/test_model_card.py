@@ -78,3 +78,30 @@ def test_training_command_keeps_the_launcher_flags(monkeypatch, env, expected):
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(model_card, "_launcher_command_line", lambda: None)
     assert model_card.training_command("training/train.py", ["--x", "1 2"]) == expected
+
+
+def test_front_matter_names_the_base_hub_ids_as_base_model_others_beside_it(tmp_path):
+    from diffusers_syn2seq import bundled_model_path
+
+    save_model_card(tmp_path / "hub", RUN)
+    data = ModelCard.load(tmp_path / "hub" / "README.md").data.to_dict()
+    assert (data["pipeline_tag"], data["base_model_relation"]) == ("video-to-video", "adapter")
+    assert "syn2seq_base_model" not in data
+    save_model_card(tmp_path / "bundled", {**RUN, "base_model": str(bundled_model_path()), "repo_id": None})
+    card = ModelCard.load(tmp_path / "bundled" / "README.md")
+    data = card.data.to_dict()
+    # the Hub accepts only Hub ids as `base_model`: the bundled model is named by the call that loads it
+    assert "base_model" not in data and data["syn2seq_base_model"] == "diffusers_syn2seq.bundled_model_path()"
+    assert "from diffusers_syn2seq import Syn2SeqPipeline, bundled_model_path" in card.text
+    assert "pipe = Syn2SeqPipeline.from_pretrained(bundled_model_path())" in card.text
+    assert "| Base model | the bundled model (`diffusers_syn2seq.bundled_model_path()`) |" in card.text
+    assert str(bundled_model_path()) not in card.text
+
+
+def test_every_command_of_a_resumed_run_is_shown(tmp_path):
+    commands = ["python training/train.py --max_train_steps 2", "python training/train.py --max_train_steps 4 "
+                "--resume_from_checkpoint latest"]
+    save_model_card(tmp_path, {**RUN, "command": None, "commands": commands})
+    text = (tmp_path / "README.md").read_text()
+    assert "Exact commands (one per training segment: the first run, then each resume):" in text
+    assert "```bash\n" + "\n".join(commands) + "\n```" in text

@@ -589,3 +589,27 @@ def test_bad_poses_raise(pose_pipe):
     for kwargs, match in cases:
         with pytest.raises(ValueError, match=match):
             pose_pipe(random_video(3), num_inference_steps=1, num_frames=3, **kwargs)
+
+
+def test_num_videos_per_prompt_equals_single_runs_with_the_same_generators(pose_pipe):
+    """Two sources x two samples in one call: sample k of source b is output 2 b + k and equals a single call with
+    that output's generator; per-source poses `(B, F, 16)` stay per source."""
+    videos = random_video(3, batch=2, seed=4)
+    src = torch.stack([random_poses(3, 1), random_poses(3, 5)])
+    tgt = torch.stack([random_poses(2, 2), random_poses(2, 6)])
+    kwargs = dict(num_transition_frames=1, num_inference_steps=3, history_guidance="fractional", guidance_scale=1.5,
+                  output_type="latent")
+    seeds = (20, 21, 22, 23)
+    out = pose_pipe(videos, source_poses=src, target_poses=tgt, num_videos_per_prompt=2,
+                    generator=[gen(seed) for seed in seeds], **kwargs).frames
+    assert out.shape[0] == 4
+    for index, seed in enumerate(seeds):
+        b = index // 2
+        single = pose_pipe(videos[b], source_poses=src[b], target_poses=tgt[b], generator=gen(seed), **kwargs).frames
+        torch.testing.assert_close(out[index : index + 1], single, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(out[0], out[1])  # two samples of one source differ
+    with pytest.raises(ValueError, match="`num_videos_per_prompt` must be a positive integer, got 0."):
+        pose_pipe(videos, source_poses=src, target_poses=tgt, num_videos_per_prompt=0, **kwargs)
+    with pytest.raises(ValueError, match="generator"):  # one generator per generated video
+        pose_pipe(videos, source_poses=src, target_poses=tgt, num_videos_per_prompt=2, generator=[gen(0), gen(1)],
+                  **kwargs)

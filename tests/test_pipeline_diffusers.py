@@ -23,6 +23,20 @@ def pose_pipe():
                          num_transition_frames=1)
 
 
+def test_call_signature_has_the_optional_parameters_of_diffusers_video_pipelines():
+    """diffusers' `test_pipeline_call_signature` with the video pipelines' optional parameters (`num_videos_per_prompt`
+    in place of `num_images_per_prompt`): all present, all with defaults."""
+    import inspect
+
+    parameters = inspect.signature(Syn2SeqPipeline.__call__).parameters
+    required_optional = {"num_inference_steps", "num_videos_per_prompt", "generator", "latents", "output_type",
+                         "return_dict", "callback_on_step_end", "callback_on_step_end_tensor_inputs",
+                         "attention_kwargs", "height", "width"}
+    missing = {name for name in required_optional
+               if name not in parameters or parameters[name].default is inspect.Parameter.empty}
+    assert not missing, f"required optional parameters not present: {missing}"
+    assert parameters["num_videos_per_prompt"].default == 1
+
 # ------------------------------------------------------------------------------------------------ batching
 def test_a_list_of_videos_is_a_batch_identical_to_single_calls(pose_pipe):
     """diffusers' test_inference_batch_single_identical: element i of a batch with generators [g0, g1, ...] equals

@@ -93,6 +93,16 @@ def test_from_backbone_copies_config_and_weights():
     assert torch.allclose(as_skyreels(latents, timesteps).sample, expected, atol=1e-5)
 
 
+def test_from_backbone_refuses_a_block_causal_backbone():
+    """SkyReels' `num_frame_per_block` > 1 (block-causal attention mask) would be lost in the wrapper's backbone,
+    whose output then differs: refused, naming the value."""
+    backbone = SkyReelsV2Transformer3DModel(**BACKBONE_TINY, num_frame_per_block=2)
+    with pytest.raises(ValueError, match=r"`backbone.config.num_frame_per_block` must be 1 .*got 2; load the backbone "
+                                         r"with num_frame_per_block=1."):
+        WanDFoTTransformer3DModel.from_backbone(backbone, sample_size=8, max_frames=6, prompt_length=7)
+    backbone.register_to_config(num_frame_per_block=1)
+    assert WanDFoTTransformer3DModel.from_backbone(backbone, sample_size=8, max_frames=6, prompt_length=7)
+
 # ------------------------------------------------------------------------------------------------ camera
 @torch.no_grad()
 @pytest.mark.parametrize("backbone", ["skyreels-v2-df", "wan"])

@@ -342,3 +342,21 @@ def test_bad_configs_raise():
         DFoTUViT3DModel(**{**TINY, "layers_per_block": [1, 1]})
     with pytest.raises(ValueError, match=r"`condition_dropout` must be a probability in \[0, 1\)"):
         DFoTUViT3DModel(**{**TINY, "condition_dropout": -0.1})
+
+
+@pytest.mark.parametrize("cache", ["FirstBlockCacheConfig", "MagCacheConfig"])
+def test_block_list_caches_are_refused_with_a_clear_message(cache):
+    """First-Block-Cache raised `IndexError: pop from empty list` inside diffusers and MagCache applied nothing: the
+    U-ViT has no flat block list. Attention-level caches still enable."""
+    import diffusers.hooks as hooks
+
+    config = hooks.FirstBlockCacheConfig(threshold=0.1) if cache == "FirstBlockCacheConfig" else \
+        hooks.MagCacheConfig(num_inference_steps=4, mag_ratios=[1.0] * 4)
+    model = tiny_model()
+    with pytest.raises(ValueError, match=f"for DFoTUViT3DModel, got {cache}, which needs a flat list of transformer "
+                                         "blocks"):
+        model.enable_cache(config)
+    assert not model.is_cache_enabled
+    model.enable_cache(hooks.PyramidAttentionBroadcastConfig(spatial_attention_block_skip_range=2,
+                                                             current_timestep_callback=lambda: 500))
+    assert model.is_cache_enabled

@@ -65,8 +65,15 @@ from diffusers_syn2seq.data.dataset import SPLITS
 from diffusers_syn2seq.data.transitions import CrossfadeTransition
 from diffusers_syn2seq.evaluation import evaluate_scene, frames_to_unit_tensor, new_scores
 from diffusers_syn2seq.hub import push_folder_to_hub
-from diffusers_syn2seq.latents import encode_take_latents, is_video_vae, vae_latent_channels, vae_scale_factors
+from diffusers_syn2seq.latents import (
+    encode_take_latents,
+    is_video_vae,
+    vae_latent_channels,
+    vae_scale_factors,
+)
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
+from diffusers_syn2seq.loaders.foundation_lora import save_foundation_lora_settings
+from diffusers_syn2seq.loaders.lora_pipeline import lora_keys_for_transformer
 from diffusers_syn2seq.model_card import save_model_card, training_command
 from diffusers_syn2seq.models import (
     DIT_PRESETS,
@@ -109,6 +116,9 @@ logger = get_logger(__name__)
 # Renamed flags, old name -> new name: the old name is still accepted on the command line and in --config files,
 # with a deprecation warning.
 RENAMED_FLAGS = {"condition_dropout": "camera_dropout"}
+# Inside every checkpoint: the commands and validation rows of the run so far, so a resumed run's summary and model
+# card keep every segment's.
+HISTORY_FILENAME = "run_history.json"
 BACKBONE_CHOICES = ("dfot", "skyreels-v2-df", "wan")
 
 
@@ -581,6 +591,15 @@ def _check_backbone(args, transformer, path: str | None) -> None:
         raise ValueError(f"--backbone: expected the backbone of {path!r}, {got!r}, got {args.backbone!r}.")
 
 
+def _vae_source(args) -> dict[str, Any] | None:
+    """Where the run's VAE came from, as a foundation LoRA folder records it (a local folder by its name only)."""
+    if args.vae_name_or_path:
+        path = args.vae_name_or_path
+        return {"name_or_path": Path(path).resolve().name if Path(path).is_dir() else path,
+                "subfolder": args.vae_subfolder}
+    return {"from_base": True, "subfolder": "vae"} if _pipeline_has_vae(args) else None
+
+
 def _is_syn2seq_folder(path: str) -> bool:
     """A Syn2Seq pipeline folder or a transformer folder of this package (else: a SkyReels-V2 / Wan checkpoint)."""
     folder = Path(path)
@@ -796,13 +815,15 @@ def prepare_transformer(args, accelerator, transformer, vae):
     return lora_config, ema
 
 
-def register_checkpoint_hooks(args, accelerator, lora_config, ema) -> None:
-    """Checkpoints hold the transformer folder (full runs) or the LoRA file (LoRA runs), and the EMA weights as
-    `ema.safetensors` (`training_utils.save_ema_state`): saved and loaded here, in accelerate's hooks, rather than with
+def register_checkpoint_hooks(args, accelerator, lora_config, ema, history: dict[str, list]) -> None:
+    """Checkpoints hold the transformer folder (full runs) or the LoRA file (LoRA runs), the EMA weights as
+    `ema.safetensors` (`training_utils.save_ema_state`), and the run's history so far (`history`: every segment's
+    command and validation row, `HISTORY_FILENAME`): saved and loaded here, in accelerate's hooks, rather than with
     `register_for_checkpointing`, which would write a pickle and unpickle it with `weights_only=False` on resume."""
 
     def save_model_hook(models, weights, folder):
         if accelerator.is_main_process:
+            atomic_write_text(Path(folder) / HISTORY_FILENAME, json.dumps(history, indent=2))
             for model in models:
                 model = accelerator.unwrap_model(model)
                 if args.train_mode == "lora":
@@ -820,6 +841,7 @@ def register_checkpoint_hooks(args, accelerator, lora_config, ema) -> None:
             model = accelerator.unwrap_model(models.pop())
             if args.train_mode == "lora":
                 state = Syn2SeqLoraLoaderMixin.lora_state_dict(folder, use_safetensors=True)
+                state = lora_keys_for_transformer(state, model)  # a wrapper's files name its backbone's modules
                 state = {k.removeprefix("transformer."): v for k, v in state.items()}
                 result = set_peft_model_state_dict(model, state, adapter_name="default")
                 if getattr(result, "unexpected_keys", None):
@@ -898,6 +920,19 @@ def make_optimizer(args, accelerator, transformer):
                                  num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
                                  num_training_steps=args.max_train_steps * accelerator.num_processes)
     return params, optimizer, lr_scheduler
+
+
+def resumed_history(args, output_dir: Path, global_step: int) -> dict[str, list]:
+    """The run's history, `{"commands": [...], "validation": [...]}`: this segment's command after those of the
+    segments before the checkpoint it resumes from, and their validation rows up to its step (none for a new run)."""
+    history: dict[str, list] = {"commands": [], "validation": []}
+    checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint) if global_step else None
+    if checkpoint is not None and (checkpoint / HISTORY_FILENAME).is_file():
+        saved = json.loads((checkpoint / HISTORY_FILENAME).read_text())
+        history["commands"] = list(saved.get("commands", []))
+        history["validation"] = [row for row in saved.get("validation", []) if row["step"] <= global_step]
+    history["commands"].append(args.command)
+    return history
 
 
 def resume_position(args, accelerator, output_dir: Path, steps_per_epoch: int) -> tuple[int, int, int]:
@@ -1046,6 +1081,11 @@ def save_outputs(args, model, scheduler, vae, lora_config, settings, summary: di
         if args.train_mode == "lora":
             Syn2SeqPipeline.save_lora_weights(staging, transformer_lora_layers=get_peft_model_state_dict(model),
                                               transformer_lora_adapter_metadata=lora_config.to_dict())
+            if _is_foundation_lora(args):  # the base is a bare checkpoint: keep what it takes to sample as trained
+                base = args.pretrained_model_name_or_path  # a Hub id as it is, a local folder by its name only
+                save_foundation_lora_settings(staging, model, scheduler, settings,
+                                              Path(base).resolve().name if Path(base).is_dir() else base,
+                                              _vae_source(args))
         else:
             Syn2SeqPipeline(transformer=model, scheduler=scheduler, vae=vae, **settings).save_pretrained(staging)
         fix_weight_modes([staging])
@@ -1094,7 +1134,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # 3. Trainable weights, checkpoint hooks, data, optimiser; everything through accelerate.
     lora_config, ema = prepare_transformer(args, accelerator, transformer, vae)
-    register_checkpoint_hooks(args, accelerator, lora_config, ema)
+    history: dict[str, list] = {"commands": [args.command], "validation": []}  # filled in on resume
+    register_checkpoint_hooks(args, accelerator, lora_config, ema, history)
     windows, sampler, train_dataloader = make_training_data(args, accelerator, vae, window)
     params, optimizer, lr_scheduler = make_optimizer(args, accelerator, transformer)
     transformer, optimizer, lr_scheduler = accelerator.prepare(transformer, optimizer, lr_scheduler)
@@ -1112,6 +1153,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # 4. Resume, and the fixed-batch loss before training (same windows, noise and levels as after it).
     global_step, first_epoch, skip_batches = resume_position(args, accelerator, output_dir, steps_per_epoch)
+    history.update(resumed_history(args, output_dir, global_step))
     sampler.select_epoch(0)
     windows.select_epoch(0)
     fixed_batch = next(iter(torch.utils.data.DataLoader(windows, batch_size=args.train_batch_size, sampler=sampler,
@@ -1120,7 +1162,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args, accelerator, transformer, scheduler, vae, fixed_batch)}
     log_path = output_dir / "logs" / "train_log.jsonl"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    val_metrics: list[dict[str, float]] = []
+    val_metrics: list[dict[str, float]] = history["validation"]  # the same list: checkpoints save it as it grows
 
     # 5. The loop: deterministic epochs, one optimiser step per accumulated batch, logs, checkpoints, validation.
     progress = tqdm(range(args.max_train_steps), initial=global_step, desc="steps",
@@ -1151,11 +1193,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             flush = checkpoint or validate or global_step % args.logging_steps == 0
             if flush:  # the losses are checked before anything is saved
                 loss_log.flush()
-            if checkpoint:
-                save_checkpoint_atomically(accelerator, output_dir, global_step, args.checkpoints_total_limit)
-            if validate and accelerator.is_main_process:
+            if validate and accelerator.is_main_process:  # before the checkpoint, whose history then holds it
                 val_metrics.append(validate_with_ema(args, accelerator, accelerator.unwrap_model(transformer),
                                                      scheduler, vae, ema, val_takes, global_step, settings))
+            if checkpoint:
+                save_checkpoint_atomically(accelerator, output_dir, global_step, args.checkpoints_total_limit)
             out_of_time = time_is_up(accelerator, deadline, flush)
             if global_step >= args.max_train_steps or out_of_time:
                 break
@@ -1179,9 +1221,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         samples = sorted(str(p.relative_to(output_dir)) for p in (output_dir / "validation").glob(
             f"step-{global_step}/*.png")) if val_metrics else []
         summary.update(global_step=global_step, num_parameters=num_params, validation=val_metrics,
+                       commands=history["commands"],
                        **settings, reverse_prob=args.reverse_prob, scene_style=dataset_scene_style(train_table))
         card = _card_info(args, model, scheduler, vae, num_params, sum(p.numel() for p in params), window,
                           accelerator.num_processes, train_table, val_metrics, samples, settings)
+        card["commands"] = history["commands"]
         card["mixed_precision"] = accelerator.mixed_precision  # what ran (train.py's flag or accelerate's)
         save_outputs(args, model, scheduler, vae, lora_config, settings, summary, card)
     accelerator.wait_for_everyone()
@@ -1189,9 +1233,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return summary
 
 
+def _is_foundation_lora(args) -> bool:
+    """A LoRA on a SkyReels-V2 / Wan diffusers checkpoint (not a Syn2Seq folder): its folder also holds the wrapper's
+    settings and prompt embedding (`loaders/foundation_lora.py`)."""
+    path = args.pretrained_model_name_or_path
+    return args.train_mode == "lora" and args.backbone != "dfot" and bool(path) and not _is_syn2seq_folder(path)
+
+
+def _usage_example(args, model, vae, table) -> dict[str, Any]:
+    """What the card's usage example needs: how the run is loaded, and a SynthEgoExo clip like the training data
+    (clip length, frame size, scene style; poses for a pose-conditioned model)."""
+    lengths = sorted(set(table["num_frames"]))
+    height, width = int(table["height"][0]), int(table["width"][0])
+    return {
+        "usage": "foundation_lora" if _is_foundation_lora(args) else args.train_mode.replace("full", "pipeline"),
+        "example_frames": args.num_clip_frames or lengths[0],
+        "example_resolution": height if height == width else (height, width),
+        "example_style": dataset_scene_style(table) or "textured",
+        "posed": model.config.camera_ray_type is not None,
+    }
+
+
 def _card_info(args, model, scheduler, vae, num_params, num_trainable, window, num_processes, table, val_metrics,
                samples, settings) -> dict[str, Any]:
     lengths = sorted(set(table["num_frames"]))
+    clip = str(args.num_clip_frames or (lengths[0] if len(lengths) == 1 else f"{lengths[0]}-{lengths[-1]}"))
     transition = "none (jump)" if args.mode == "jump" else (
         "cached in the dataset (" + ", ".join(sorted({str(s) for s in table["transition_source"]})) + ")"
         if args.transition_source == "cached" else f"crossfade ({args.num_transition_frames} frames)")
@@ -1204,7 +1270,8 @@ def _card_info(args, model, scheduler, vae, num_params, num_trainable, window, n
         "causal video VAE latents" if is_video_vae(vae) else "per-frame VAE latents",
         "prediction_type": scheduler.config.prediction_type, "noise_schedule": scheduler.config.get(
             "noise_schedule", f"rectified flow (shift {scheduler.config.get('shift')})"),
-        "syn2seq_mode": args.mode, "segment_lengths": f"{lengths} / {transition} / {lengths}",
+        "syn2seq_mode": args.mode,
+        "segment_lengths": f"{clip} / {settings['num_transition_frames']} / {clip} frames",
         "transition_source": transition, "window_frames": window, "reverse_prob": args.reverse_prob,
         "noise_level_sampling": args.noise_level_sampling, "loss_weighting": args.loss_weighting,
         "dataset": f"`{args.dataset_dir}` split `{args.train_split}` ({len(table)} takes, "
@@ -1217,6 +1284,7 @@ def _card_info(args, model, scheduler, vae, num_params, num_trainable, window, n
         "ema": f"decay {args.ema_decay}" if args.use_ema else "no", "command": args.command,
         "num_transition_frames": settings["num_transition_frames"],
         "metrics": [{k.replace("val/", ""): v for k, v in m.items()} for m in val_metrics], "samples": samples,
+        **_usage_example(args, model, vae, table),
     }
 
 

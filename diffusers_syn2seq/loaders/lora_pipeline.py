@@ -6,6 +6,13 @@ Files are `pytorch_lora_weights.safetensors` with keys `transformer.<module path
 `LoraConfig` of the adapter in the safetensors metadata (`lora_adapter_metadata`), so rank, alpha and
 target modules round trip without guessing. `set_adapters`, `unload_lora_weights`, `delete_adapters`,
 `enable_lora` / `disable_lora` and `get_active_adapters` come from `LoraBaseMixin`.
+
+SkyReels-V2 / Wan LoRAs travel both ways: the wrapper `WanDFoTTransformer3DModel` holds the diffusers transformer as
+`backbone`, and its LoRA files carry the backbone's own keys (`transformer.blocks.N...`, no `backbone.`), so a file
+saved here loads unchanged in diffusers' `SkyReelsV2DiffusionForcingPipeline` / `WanPipeline`, and theirs load here.
+Original-format Wan LoRAs (`diffusion_model.blocks.N.self_attn.q.lora_A.weight`, musubi `lora_unet_...`) are
+converted by diffusers' own `WanLoraLoaderMixin.lora_state_dict`. A file that adapts no module of the transformer is
+an error.
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ import os
 from collections.abc import Callable
 
 import torch
-from diffusers.loaders.lora_base import LORA_WEIGHT_NAME_SAFE, LoraBaseMixin, _fetch_state_dict
+from diffusers.loaders.lora_base import LORA_WEIGHT_NAME_SAFE, LoraBaseMixin
+from diffusers.loaders.lora_pipeline import WanLoraLoaderMixin
 from diffusers.utils import (
     is_peft_available,
     is_transformers_available,
@@ -24,9 +32,11 @@ from diffusers.utils import (
 )
 from huggingface_hub.utils import validate_hf_hub_args
 
+from ..models.transformer_wan_dfot import WanDFoTTransformer3DModel
+
 logger = logging.get_logger(__name__)
 
-__all__ = ["LORA_WEIGHT_NAME_SAFE", "Syn2SeqLoraLoaderMixin"]
+__all__ = ["LORA_WEIGHT_NAME_SAFE", "Syn2SeqLoraLoaderMixin", "lora_keys_for_transformer"]
 
 TRANSFORMER_NAME = "transformer"
 _LOW_CPU_MEM_USAGE_DEFAULT_LORA = (
@@ -61,37 +71,15 @@ class Syn2SeqLoraLoaderMixin(LoraBaseMixin):
                 as in `diffusers` loaders.
 
         Returns:
-            `state_dict` or `(state_dict, metadata)`; keys `transformer.<module>.lora_A.weight` / `lora_B.weight`.
+            `state_dict` or `(state_dict, metadata)`; keys `transformer.<module>.lora_A.weight` / `lora_B.weight`
+            (original-format Wan keys converted to diffusers' names by diffusers' converter).
         """
-        hub_kwargs = {
-            key: kwargs.pop(key, default)
-            for key, default in (
-                ("cache_dir", None),
-                ("force_download", False),
-                ("proxies", None),
-                ("local_files_only", None),
-                ("token", None),
-                ("revision", None),
-                ("subfolder", None),
-            )
-        }
-        weight_name = kwargs.pop("weight_name", None)
-        use_safetensors = kwargs.pop("use_safetensors", None)
+        # diffusers' Wan / SkyReels reader: fetches the file (safetensors unless the caller allows pickles), converts
+        # original-format (`diffusion_model.`) and musubi (`lora_unet_`) keys, and drops DoRA `dora_scale` entries.
         return_lora_metadata = kwargs.pop("return_lora_metadata", False)
-        allow_pickle = use_safetensors is None  # fall back to .bin only when the caller did not ask for safetensors
-        use_safetensors = True if use_safetensors is None else use_safetensors
-
-        state_dict, metadata = _fetch_state_dict(
-            pretrained_model_name_or_path_or_dict=pretrained_model_name_or_path_or_dict,
-            weight_name=weight_name,
-            use_safetensors=use_safetensors,
-            user_agent={"file_type": "attn_procs_weights", "framework": "pytorch"},
-            allow_pickle=allow_pickle,
-            **hub_kwargs,
+        state_dict, metadata = WanLoraLoaderMixin.lora_state_dict(
+            pretrained_model_name_or_path_or_dict, return_lora_metadata=True, **kwargs
         )
-        if any("dora_scale" in key for key in state_dict):
-            logger.warning("DoRA `dora_scale` entries are not supported and were dropped from the LoRA state dict.")
-            state_dict = {key: value for key, value in state_dict.items() if "dora_scale" not in key}
         return (state_dict, metadata) if return_lora_metadata else state_dict
 
     @require_peft_backend
@@ -143,8 +131,16 @@ class Syn2SeqLoraLoaderMixin(LoraBaseMixin):
         hotswap: bool = False,
         metadata: dict | None = None,
     ) -> None:
-        r"""Load the `transformer.`-prefixed entries of `state_dict` into `transformer` (a `PeftAdapterMixin`)."""
+        r"""Load the `transformer.`-prefixed entries of `state_dict` into `transformer` (a `PeftAdapterMixin`).
+
+        Keys name the backbone's modules for a [`WanDFoTTransformer3DModel`] (diffusers' SkyReels-V2 / Wan names; files
+        with the older `transformer.backbone.` keys load too).
+
+        Raises:
+            ValueError: no entry of `state_dict` names a module of `transformer` (a LoRA for another model).
+        """
         logger.info(f"Loading {cls.transformer_name}.")
+        state_dict = lora_keys_for_transformer(state_dict, transformer, cls.transformer_name)
         transformer.load_lora_adapter(
             state_dict,
             network_alphas=None,
@@ -170,7 +166,9 @@ class Syn2SeqLoraLoaderMixin(LoraBaseMixin):
 
         Args:
             transformer_lora_layers: the transformer's LoRA state dict, e.g.
-                `peft.get_peft_model_state_dict(transformer)` (keys `<module>.lora_A.weight`).
+                `peft.get_peft_model_state_dict(transformer)` (keys `<module>.lora_A.weight`); a
+                [`WanDFoTTransformer3DModel`]'s `backbone.` prefix is dropped, so diffusers' SkyReels-V2 / Wan
+                pipelines load the file as it is.
             transformer_lora_adapter_metadata: the adapter's `LoraConfig.to_dict()`, stored in the file metadata
                 so rank, alpha and target modules are restored on load.
             is_main_process, weight_name, save_function, safe_serialization: as in diffusers.
@@ -180,6 +178,11 @@ class Syn2SeqLoraLoaderMixin(LoraBaseMixin):
                 "`transformer_lora_layers` must be a non-empty LoRA state dict (e.g. "
                 f"`get_peft_model_state_dict(transformer)`), got {type(transformer_lora_layers).__name__}."
             )
+        # A SkyReels-V2 / Wan wrapper's adapter is saved under the backbone's own names, the file diffusers reads.
+        prefix = WanDFoTTransformer3DModel.lora_module_prefix
+        if all(key.startswith(prefix) for key in transformer_lora_layers):
+            transformer_lora_layers = {key.removeprefix(prefix): value
+                                       for key, value in transformer_lora_layers.items()}
         cls._save_lora_weights(
             save_directory=save_directory,
             lora_layers={cls.transformer_name: transformer_lora_layers},
@@ -213,3 +216,40 @@ class Syn2SeqLoraLoaderMixin(LoraBaseMixin):
     def unfuse_lora(self, components: list[str] = [TRANSFORMER_NAME], **kwargs) -> None:  # noqa: B006
         r"""Subtract previously fused LoRA weights from the base weights (the inverse of `fuse_lora`)."""
         super().unfuse_lora(components=components, **kwargs)
+
+
+def lora_keys_for_transformer(state_dict: dict[str, torch.Tensor], transformer: torch.nn.Module,
+                              prefix: str = TRANSFORMER_NAME) -> dict[str, torch.Tensor]:
+    """The `prefix.`-keyed entries of a LoRA state dict, named as modules of `transformer`: backbone names
+    (`prefix.blocks.N...`, diffusers' SkyReels-V2 / Wan format) gain the `backbone.` of a [`WanDFoTTransformer3DModel`];
+    other entries are kept as they are (`load_lora_adapter` ignores them).
+
+    Raises:
+        ValueError: no entry names a module of `transformer` (diffusers would only log a warning and apply nothing).
+    """
+    module_prefix = getattr(transformer, "lora_module_prefix", "")
+    out, matched, unmatched = {}, set(), set()
+    for key, value in state_dict.items():
+        if key.startswith(f"{prefix}."):
+            path = key[len(prefix) + 1:]
+            if module_prefix and not path.startswith(module_prefix):
+                path = module_prefix + path
+            module = path.split(".lora_")[0]
+            try:
+                transformer.get_submodule(module)
+                matched.add(module)
+            except AttributeError:
+                unmatched.add(module)
+            key = f"{prefix}.{path}"
+        out[key] = value
+    if not matched:
+        examples = sorted(unmatched)[:3] or sorted(state_dict)[:3]
+        raise ValueError(
+            f"LoRA state dict must adapt modules of the {type(transformer).__name__} (keys "
+            f"'{prefix}.<module>.lora_A.weight'), got {len(state_dict)} keys that name none of them, such as "
+            f"{examples}; is it a LoRA for another model?"
+        )
+    if unmatched:
+        logger.warning(f"{len(unmatched)} LoRA modules are not in the {type(transformer).__name__} and are ignored, "
+                       f"such as {sorted(unmatched)[:3]}.")
+    return out

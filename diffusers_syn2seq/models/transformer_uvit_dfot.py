@@ -465,6 +465,20 @@ class DFoTUViT3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin, Att
         # Old saved configs carry the retired `camera_dropout`: drop it before diffusers matches the keys.
         return super().extract_init_dict(retire_camera_dropout(config_dict, cls.__name__), **kwargs)
 
+    def enable_cache(self, config) -> None:
+        """`CacheMixin.enable_cache`, refusing First-Block-Cache and MagCache: both hook the first and last block of a
+        flat block list, which a U-Net of levels does not have (diffusers raises `IndexError: pop from empty list`
+        for the one and silently applies nothing for the other). Caches that hook attention modules (Pyramid Attention
+        Broadcast, TaylorSeer) are accepted."""
+        from diffusers.hooks import FirstBlockCacheConfig, MagCacheConfig
+
+        if isinstance(config, (FirstBlockCacheConfig, MagCacheConfig)):
+            raise ValueError(f"`config` must be a cache that works on attention modules (e.g. "
+                             f"PyramidAttentionBroadcastConfig) for DFoTUViT3DModel, got {type(config).__name__}, "
+                             "which needs a flat list of transformer blocks; the U-ViT's blocks are spread over "
+                             "resolution levels. Use DFoTTransformer3DModel (the DiT) for First-Block-Cache.")
+        super().enable_cache(config)
+
     # ------------------------------------------------------------------------------------------------------
     def _run_level(
         self, blocks: nn.ModuleList, x: torch.Tensor, emb: torch.Tensor, level: int, batch: int, frames: int

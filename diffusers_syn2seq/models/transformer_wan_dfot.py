@@ -81,6 +81,9 @@ class WanDFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
     _no_split_modules = ["SkyReelsV2TransformerBlock", "WanTransformerBlock"]
     _repeated_blocks = ["SkyReelsV2TransformerBlock", "WanTransformerBlock"]
     lora_target_modules = WAN_LORA_TARGETS  # what `train.py --train_mode lora` adapts by default
+    # LoRA files name the backbone's modules without this prefix (diffusers' SkyReels-V2 / Wan format), so they travel
+    # between this wrapper and diffusers' pipelines (`loaders.lora_pipeline`).
+    lora_module_prefix = "backbone."
 
     @register_to_config
     def __init__(
@@ -162,6 +165,11 @@ class WanDFoTTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         if patch[0] != 1 or patch[1] != patch[2]:
             raise ValueError(f"`backbone.config.patch_size` must be (1, p, p) (one noise level per latent frame), got "
                              f"{patch}.")
+        per_block = config.get("num_frame_per_block", 1)
+        if per_block != 1:  # SkyReels' causal block mask, which the wrapper's backbone would silently drop
+            raise ValueError(f"`backbone.config.num_frame_per_block` must be 1 (attention over the whole window; "
+                             f"DFoT's causality comes from per-frame noise levels, not from a block-causal mask), got "
+                             f"{per_block}; load the backbone with num_frame_per_block=1.")
         image_dim, added_kv = config.get("image_dim"), config.get("added_kv_proj_dim")
         if image_dim is not None or added_kv is not None:
             raise ValueError("`backbone` must be a text-to-video transformer (image_dim=None, added_kv_proj_dim=None), "

@@ -16,7 +16,8 @@ from .history_guidance import HISTORY_GUIDANCE
 OUTPUT_TYPES = ("np", "pt", "pil", "latent")
 
 # name, minimum, maximum (None: unbounded; "T": num_train_timesteps), required (else None is allowed)
-INTEGER_ARGUMENTS = (("num_inference_steps", 1, "T", True), ("num_frames", 1, None, False),
+INTEGER_ARGUMENTS = (("num_inference_steps", 1, "T", True), ("num_videos_per_prompt", 1, None, True),
+                     ("num_frames", 1, None, False),
                      ("num_transition_frames", 0, None, True), ("context_frames", 0, None, False),
                      ("height", 1, None, False), ("width", 1, None, False))
 NUMBER_ARGUMENTS = (("uncertainty_scale", 0.0, None), ("guidance_scale", None, None), ("fractional_level", 0.0, 1.0),

@@ -11,6 +11,7 @@ autoregressive or pyramid). The Syn2Seq settings a model was trained with (`mode
 """
 
 import contextlib
+import dataclasses
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -140,6 +141,18 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         for key, value in legacy_settings(path).items():
             kwargs.setdefault(key, value)
         return super().from_pretrained(path, **kwargs)
+
+    @classmethod
+    def from_foundation_lora(cls, lora_name_or_path: str | os.PathLike,
+                             base_model_name_or_path: str | os.PathLike | None = None, vae=None,
+                             torch_dtype: torch.dtype | None = None, adapter_name: str | None = None, **hub_kwargs):
+        """The pipeline a LoRA that `train.py --backbone skyreels-v2-df|wan --train_mode lora` trained on a bare
+        SkyReels-V2 / Wan diffusers checkpoint was trained as, with the LoRA loaded: see
+        `loaders.foundation_lora.load_foundation_lora_pipeline` (the arguments are its own)."""
+        from ..loaders.foundation_lora import load_foundation_lora_pipeline
+
+        return load_foundation_lora_pipeline(cls, lora_name_or_path, base_model_name_or_path, vae, torch_dtype,
+                                             adapter_name, **hub_kwargs)
 
     # ------------------------------------------------------------------------------------------------ properties
     @property
@@ -362,6 +375,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         source_poses: PoseInput | None = None,
         target_poses: PoseInput | None = None,
         num_frames: int | None = None,
+        num_videos_per_prompt: int = 1,
         num_transition_frames: int | None = None,
         mode: str | None = None,
         direction: str = "exo2ego",
@@ -412,6 +426,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                 first frame with a known pose, exactly as in training.
             num_frames: number of target frames (default: `len(target_poses)` if given, else the source length;
                 source length - 1 with a causal video VAE).
+            num_videos_per_prompt: samples generated per source clip, in one batched call (diffusers' name; the
+                output holds `B * num_videos_per_prompt` videos, the samples of source 0 first). Poses stay per source.
             num_transition_frames: transition frames generated between source and target, discarded unless
                 `return_transition=True` (default: the pipeline's `config.num_transition_frames`; 0 in `"jump"` mode).
             mode: Syn2Seq mode (default: the pipeline's `config.mode`, the one the model was trained with):
@@ -440,9 +456,10 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             transition_poses: pose-conditioned models in `"video+pose"` mode: `(Ni, 16)` / `(B, Ni, 16)` poses of the
                 transition frames in natural order, instead of the interpolated camera path.
             eta: DDIM stochasticity.
-            generator: a generator, or one per video (each video then draws all its noise from its own, so a batch
-                gives the frames of single calls with the same generators).
-            latents: initial noise of the generated frames, `(B, C, Ni + Nf, h, w)` in sequence order.
+            generator: a generator, or one per generated video (`B * num_videos_per_prompt`; each video then draws
+                all its noise from its own, so a batch gives the frames of single calls with the same generators).
+            latents: initial noise of the generated frames, `(B * num_videos_per_prompt, C, Ni + Nf, h, w)` in
+                sequence order.
             output_type: `"np"`, `"pt"`, `"pil"` or `"latent"` (see [`Syn2SeqPipelineOutput`]; a causal video VAE's
                 latents stay in sequence order and decode only after the source latents, `video_latents.py`).
             return_dict: return a [`Syn2SeqPipelineOutput`] instead of a tuple `(frames,)` /
@@ -474,7 +491,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             mode=mode, reversal=self.config.reversal if reversal is None else reversal, direction=direction,
             schedule=schedule, uncertainty_scale=uncertainty_scale, history_guidance=history_guidance,
             guidance_scale=guidance_scale, fractional_level=fractional_level, stabilization_level=stabilization_level,
-            num_inference_steps=num_inference_steps, num_frames=num_frames, num_transition_frames=num_transition_frames,
+            num_inference_steps=num_inference_steps, num_videos_per_prompt=num_videos_per_prompt,
+            num_frames=num_frames, num_transition_frames=num_transition_frames,
             context_frames=context_frames, eta=eta, output_type=output_type, height=height, width=width,
             sliding_window=sliding_window, return_dict=return_dict, return_transition=return_transition,
         ), callback_on_step_end, callback_on_step_end_tensor_inputs)
@@ -483,6 +501,9 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         self._interrupt, self._current_timestep, self._num_timesteps = False, None, 0
         num_transition, device = args["num_transition_frames"], self._execution_device
         clip = read_source(self, source_video, source_latents, args["height"], args["width"], device)
+        num_sources, per_source = clip.batch, args["num_videos_per_prompt"]
+        if per_source > 1:  # every source repeated in place: samples of one source are neighbours in the batch
+            clip = dataclasses.replace(clip, frames=clip.frames.repeat_interleave(per_source, dim=0))
         batch = clip.batch
         check_generator("generator", generator, batch)
         ray_type = getattr(self.transformer.config, "camera_ray_type", None)
@@ -526,7 +547,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         roles = [GROUND_TRUTH_HISTORY] * num_source + [GENERATE] * num_generate
         poses = pose_mask = None
         if ray_type is not None:
-            poses = frames.poses(self._sequence_poses(layout, source_poses, target_poses, transition_poses, batch))
+            poses = self._sequence_poses(layout, source_poses, target_poses, transition_poses, num_sources)
+            poses = frames.poses(poses.repeat_interleave(per_source, dim=0))
             poses, pose_mask = poses.to(device), frames.model.pose_mask.to(device).expand(batch, -1)
 
         # 2. Windows and their scheduling matrices.
