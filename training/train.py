@@ -69,6 +69,7 @@ from diffusers_syn2seq.model_card import save_model_card, training_command
 from diffusers_syn2seq.models import (
     DIT_PRESETS,
     SKYREELS_V2_DF_1_3B_CONFIG,
+    AutoencoderKLDFoTVideo,
     DFoTTransformer3DModel,
     WanDFoTTransformer3DModel,
     load_transformer,
@@ -488,11 +489,11 @@ def load_models(args, data_resolution: tuple[int, int]):
 
 
 def _load_vae(path: str, subfolder: str | None):
-    """The VAE of a folder or repo, as the class its config names (a causal `AutoencoderKLWan` or an
-    `AutoencoderKL`)."""
+    """The VAE of a folder or repo, as the class its config names (a causal `AutoencoderKLWan` or
+    `AutoencoderKLDFoTVideo`, else an `AutoencoderKL`)."""
     name = AutoencoderKL.load_config(path, subfolder=subfolder).get("_class_name")
-    return (AutoencoderKLWan if name == AutoencoderKLWan.__name__ else AutoencoderKL).from_pretrained(
-        path, subfolder=subfolder, use_safetensors=True)  # never unpickles a handed-over checkpoint
+    cls = {c.__name__: c for c in (AutoencoderKLWan, AutoencoderKLDFoTVideo)}.get(name, AutoencoderKL)
+    return cls.from_pretrained(path, subfolder=subfolder, use_safetensors=True)  # never unpickles a checkpoint
 
 
 def _load_vae_of_args(args):
