@@ -260,7 +260,8 @@ def convert_video_vae_state_dict(state_dict: Mapping[str, torch.Tensor], levels:
         converted[new] = value
     if unknown:
         raise ValueError(f"`checkpoint` has {len(unknown)} key(s) that are not VideoVAE weights, e.g. "
-                         f"{sorted(unknown)[:8]}.")
+                         f"{sorted(unknown)[:8]}; `vae_config` describes a VideoVAE (`model_cfg`): is this an "
+                         "ImageVAE checkpoint (settings `ddconfig` + `embed_dim`)?")
     return converted
 
 
