@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,7 +25,7 @@ from diffusers import AutoencoderKL
 
 from ..validation import describe
 from .autoencoder_kl_dfot_video import AutoencoderKLDFoTVideo
-from .conversion_dfot import _read_checkpoint_file
+from .conversion_dfot import checkpoint_state_dict
 
 # Per-channel latent statistics of the official dataset configs (`configurations/dataset/*.yaml`, `data_mean` and
 # `data_std`): the official sampler feeds the backbone `(z - mean) / std` and decodes `x * std + mean`.
@@ -180,13 +179,7 @@ def video_vae_config(vae_config: Mapping[str, Any]) -> dict[str, Any]:
 def load_official_vae_state_dict(checkpoint: str | os.PathLike | Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """VAE weights from an official checkpoint (Lightning file, state dict, safetensors): the ``state_dict`` entry if
     there is one, ``vae.`` prefixes (VideoVAE trainer) removed, loss and metric networks dropped."""
-    if isinstance(checkpoint, (str, os.PathLike)):
-        checkpoint = _read_checkpoint_file(Path(checkpoint))
-    if not isinstance(checkpoint, Mapping):
-        raise ValueError(f"`checkpoint` must be a path or a mapping of tensors, got {type(checkpoint).__name__}.")
-    state_dict = checkpoint.get("state_dict", checkpoint)
-    if not isinstance(state_dict, Mapping):
-        raise ValueError(f"`checkpoint['state_dict']` must be a mapping, got {type(state_dict).__name__}.")
+    state_dict = checkpoint_state_dict(checkpoint)
     if any(isinstance(k, str) and k.startswith("vae.") for k in state_dict):
         state_dict = {k[len("vae."):]: v for k, v in state_dict.items() if isinstance(k, str) and k.startswith("vae.")}
     weights = {k: v for k, v in state_dict.items()
