@@ -231,3 +231,21 @@ def test_video_vae_refuses_frame_counts_off_the_latent_boundaries():
                        r"\[True\]\) or None, got 4\.$"):
         AutoencoderKLDFoTVideo(block_out_channels=(32, 32), temporal_resnets=(False, True),
                                temporal_downsample=(True,), temporal_compression_ratio=4)
+
+
+def test_cli_reports_a_truncated_vae_checkpoint_and_a_lone_vae_flag_in_one_line(tmp_path, capsys):
+    _, config, weights = official("video_vae")
+    path = tmp_path / "VideoVAE.ckpt"
+    torch.save({"state_dict": {f"vae.{k}": v for k, v in weights.items()}}, path)
+    path.write_bytes(path.read_bytes()[:20000])
+    (tmp_path / "vae.json").write_text(json.dumps(config))
+    args = ["--checkpoint", str(path), "--config", str(tmp_path / "vae.json"), "--output_dir", str(tmp_path / "o")]
+    assert convert_dfot_command(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"syn2seq-convert-dfot: error: `checkpoint` {str(path)!r} is not a "
+                                               "readable torch file")
+    assert "truncated or corrupt" in err[0]
+    assert convert_dfot_command(args + ["--vae_config", "kinetics_600"]) == 2
+    assert capsys.readouterr().err.strip() == ("syn2seq-convert-dfot: error: --vae_checkpoint and --vae_config go "
+                                               "together: expected both or neither, got only --vae_config")
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
