@@ -447,15 +447,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _read_conversion_config(value: str, flag: str, presets: dict | None = None) -> dict:
+def _read_conversion_config(value: str, flag: str, what: str, presets: dict) -> dict:
     """The settings of `flag`: a name of `presets` (the released DFoT VAEs), else a JSON file holding an object."""
-    if presets and value in presets:
+    if value in presets:
         return json.loads(json.dumps(presets[value]))  # a copy
     try:
         config = json.loads(Path(value).read_text())
     except (OSError, ValueError) as error:
-        names = f" or one of {sorted(presets)}" if presets else ""
-        raise ValueError(f"{flag}: expected a JSON file of settings{names}, got {value!r}: {error}") from None
+        raise ValueError(f"{flag}: expected a JSON file of {what}, got {value!r} (or a VAE preset: "
+                         f"{', '.join(sorted(presets))}): {error}") from None
     if not isinstance(config, dict):
         raise ValueError(f"{flag}: expected a JSON object in {value!r}, got a {type(config).__name__}")
     return config
@@ -488,11 +488,12 @@ def _convert_dfot(argv: list[str] | None) -> int:
     if (args.vae_checkpoint is None) != (args.vae_config is None):
         raise ValueError("--vae_checkpoint and --vae_config go together: expected both or neither, got only "
                          f"{'--vae_checkpoint' if args.vae_checkpoint else '--vae_config'}")
-    dfot_config = _read_conversion_config(args.config, "--config", DFOT_VAE_PRESETS)
+    dfot_config = _read_conversion_config(args.config, "--config", "backbone settings", DFOT_VAE_PRESETS)
     output_dir = check_output_dir(args.output_dir, "--output_dir")
     dtype = getattr(torch, args.dtype)
     if args.vae_checkpoint is not None:
-        vae_config = _read_conversion_config(args.vae_config, "--vae_config", DFOT_VAE_PRESETS)
+        vae_config = _read_conversion_config(args.vae_config, "--vae_config", "VAE settings",
+                                             DFOT_VAE_PRESETS)
         model = convert_dfot_pipeline(args.checkpoint, dfot_config, args.vae_checkpoint, vae_config, torch_dtype=dtype)
         last, parts = "model_index.json", [model.transformer, model.vae]
     else:
