@@ -37,7 +37,14 @@ import torch
 from diffusers.utils import logging as diffusers_logging
 
 from .bundled import trained_reverse_prob, trained_scene_style
-from .cli_support import BAD_INPUT_ERRORS, ToolArgumentParser, add_debug_flag, debug_requested, run_tool
+from .cli_support import (
+    BAD_INPUT_ERRORS,
+    ToolArgumentParser,
+    add_debug_flag,
+    debug_requested,
+    read_json_object,
+    run_tool,
+)
 from .data.poses_file import load_poses_file
 from .data.sequence import MODES
 from .data.synthetic_render import SCENE_STYLES
@@ -451,14 +458,8 @@ def _read_conversion_config(value: str, flag: str, what: str, presets: dict) -> 
     """The settings of `flag`: a name of `presets` (the released DFoT VAEs), else a JSON file holding an object."""
     if value in presets:
         return json.loads(json.dumps(presets[value]))  # a copy
-    try:
-        config = json.loads(Path(value).read_text())
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{flag}: expected a JSON file of {what}, got {value!r} (or a VAE preset: "
-                         f"{', '.join(sorted(presets))}): {error}") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{flag}: expected a JSON object in {value!r}, got a {type(config).__name__}")
-    return config
+    return read_json_object(value, flag, f"a JSON file of {what}",
+                            f" (or a VAE preset: {', '.join(sorted(presets))})")
 
 
 def _convert_dfot(argv: list[str] | None) -> int:

@@ -46,7 +46,7 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from diffusers_syn2seq.bundled import dataset_scene_style, trained_reverse_prob
-from diffusers_syn2seq.cli_support import ToolArgumentParser, add_debug_flag, run_tool
+from diffusers_syn2seq.cli_support import ToolArgumentParser, add_debug_flag, read_json_object, run_tool
 from diffusers_syn2seq.data import (
     DEFAULT_CACHE_BUDGET_MB,
     DEFAULT_NUM_TRANSITION_FRAMES,
@@ -557,15 +557,7 @@ def _is_syn2seq_folder(path: str) -> bool:
 
 
 def _read_model_config(path: str) -> dict[str, Any]:
-    try:
-        config = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as error:
-        raise ValueError(f"--model_config: expected a JSON file of DFoTTransformer3DModel arguments, got {path!r}: "
-                         f"{error}") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"--model_config: expected a JSON object of arguments in {path!r}, got a "
-                         f"{type(config).__name__}")
-    return config
+    return read_json_object(path, "--model_config", "a JSON file of DFoTTransformer3DModel arguments")
 
 
 # ====================================================================================================================
