@@ -6,11 +6,14 @@ from .bundled import bundled_model_path
 from .data import LatentLayout, SequenceLayout
 from .loaders import Syn2SeqLoraLoaderMixin
 from .models import (
+    DFOT_VAE_PRESETS,
     DIT_PRESETS,
+    AutoencoderKLDFoTVideo,
     DFoTTransformer3DModel,
     DFoTUViT3DModel,
     WanDFoTTransformer3DModel,
     convert_dfot_checkpoint,
+    convert_dfot_vae,
     load_transformer,
 )
 
@@ -22,6 +25,8 @@ from .schedulers import DiffusionForcingScheduler, DiffusionForcingSchedulerOutp
 __all__ = [
     "__version__",
     "DIT_PRESETS",
+    "DFOT_VAE_PRESETS",
+    "AutoencoderKLDFoTVideo",
     "bundled_model_path",
     "DFoTTransformer3DModel",
     "DFoTUViT3DModel",
@@ -35,5 +40,6 @@ __all__ = [
     "Syn2SeqPipelineOutput",
     "WanDFoTTransformer3DModel",
     "convert_dfot_checkpoint",
+    "convert_dfot_vae",
     "load_transformer",
 ]

@@ -37,7 +37,14 @@ import torch
 from diffusers.utils import logging as diffusers_logging
 
 from .bundled import trained_reverse_prob, trained_scene_style
-from .cli_support import BAD_INPUT_ERRORS, ToolArgumentParser, add_debug_flag, debug_requested, run_tool
+from .cli_support import (
+    BAD_INPUT_ERRORS,
+    ToolArgumentParser,
+    add_debug_flag,
+    debug_requested,
+    read_json_object,
+    run_tool,
+)
 from .data.poses_file import load_poses_file
 from .data.sequence import MODES
 from .data.synthetic_render import SCENE_STYLES
@@ -450,39 +457,61 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _read_conversion_config(value: str, flag: str, what: str, presets: dict) -> dict:
+    """The settings of `flag`: a name of `presets` (the released DFoT VAEs), else a JSON file holding an object."""
+    if value in presets:
+        return json.loads(json.dumps(presets[value]))  # a copy
+    return read_json_object(value, flag, f"a JSON file of {what}",
+                            f" (or a VAE preset: {', '.join(sorted(presets))})")
+
+
 def _convert_dfot(argv: list[str] | None) -> int:
-    from .models.conversion_dfot import convert_dfot_checkpoint
+    from .models.conversion_dfot import convert_dfot_checkpoint, convert_dfot_pipeline
+    from .models.conversion_vae_dfot import DFOT_VAE_PRESETS
 
     parser = ToolArgumentParser(prog="syn2seq-convert-dfot",
-                                description="Convert an official DFoT checkpoint to a diffusers model folder.")
+                                description="Convert an official DFoT checkpoint (backbone or VAE) to a diffusers "
+                                "model folder, or a backbone and its VAE to a whole pipeline folder.")
     parser.add_argument("--checkpoint", required=True, help="Official .ckpt/.pt/.safetensors file (pickled files "
                         "are read with torch.load(weights_only=True): tensors and plain containers only).")
     parser.add_argument("--config", required=True, help="JSON with backbone_config, x_shape, max_tokens, "
-                        "external_cond_dim.")
-    parser.add_argument("--output_dir", required=True, help="Where to write config.json + safetensors weights.")
+                        "external_cond_dim; or the settings of an official VAE (ddconfig + embed_dim, or model_cfg), "
+                        f"or a VAE preset: {', '.join(sorted(DFOT_VAE_PRESETS))}.")
+    parser.add_argument("--vae_checkpoint", default=None, help="With --vae_config: the backbone's official VAE; "
+                        "writes a whole pipeline folder (transformer, scheduler, vae, model_index.json).")
+    parser.add_argument("--vae_config", default=None, help="Settings of --vae_checkpoint: a JSON file or a preset "
+                        f"({', '.join(sorted(DFOT_VAE_PRESETS))}, with the official latent statistics).")
+    parser.add_argument("--output_dir", required=True, help="Where to write the model or pipeline folder.")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
-    if not Path(args.checkpoint).is_file():
-        raise FileNotFoundError(f"--checkpoint: expected an official DFoT checkpoint file, got {args.checkpoint!r} "
-                                "(does not exist)")
-    try:
-        dfot_config = json.loads(Path(args.config).read_text())
-    except (OSError, ValueError) as error:
-        raise ValueError(f"--config: expected a JSON file of backbone settings, got {args.config!r}: {error}") from None
-    if not isinstance(dfot_config, dict):
-        raise ValueError(f"--config: expected a JSON object in {args.config!r}, got a {type(dfot_config).__name__}")
+    for flag, path in (("--checkpoint", args.checkpoint), ("--vae_checkpoint", args.vae_checkpoint)):
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"{flag}: expected an official DFoT checkpoint file, got {path!r} (does not "
+                                    "exist)")
+    if (args.vae_checkpoint is None) != (args.vae_config is None):
+        raise ValueError("--vae_checkpoint and --vae_config go together: expected both or neither, got only "
+                         f"{'--vae_checkpoint' if args.vae_checkpoint else '--vae_config'}")
+    dfot_config = _read_conversion_config(args.config, "--config", "backbone settings", DFOT_VAE_PRESETS)
     output_dir = check_output_dir(args.output_dir, "--output_dir")
-    model = convert_dfot_checkpoint(args.checkpoint, dfot_config, torch_dtype=getattr(torch, args.dtype))
+    dtype = getattr(torch, args.dtype)
+    if args.vae_checkpoint is not None:
+        vae_config = _read_conversion_config(args.vae_config, "--vae_config", "VAE settings",
+                                             DFOT_VAE_PRESETS)
+        model = convert_dfot_pipeline(args.checkpoint, dfot_config, args.vae_checkpoint, vae_config, torch_dtype=dtype)
+        last, parts = "model_index.json", [model.transformer, model.vae]
+    else:
+        model = convert_dfot_checkpoint(args.checkpoint, dfot_config, torch_dtype=dtype)
+        last, parts = "config.json", [model]
     staging = output_dir / f".convert-{time.time_ns()}.tmp"  # complete before it is moved into place
     try:
         model.save_pretrained(staging)
         fix_weight_modes([staging])
-        publish_folder(staging, output_dir, last="config.json")
+        publish_folder(staging, output_dir, last=last)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    n_params = sum(p.numel() for p in model.parameters())
+    n_params = sum(p.numel() for part in parts for p in part.parameters())
     print(f"Saved {type(model).__name__} ({n_params / 1e6:.1f}M parameters) to {args.output_dir}")
     return 0
 

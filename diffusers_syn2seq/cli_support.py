@@ -14,9 +14,11 @@ is a bug or a resource problem (e.g. out of GPU memory) and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 __all__ = ["BAD_INPUT_ERRORS", "ToolArgumentParser", "add_debug_flag", "debug_requested", "run_tool"]
 
@@ -63,3 +65,15 @@ def run_tool(prog: str, main: Callable[[list[str] | None], object], argv: list[s
             raise
         print(f"{prog}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+
+
+def read_json_object(path: str, flag: str, expected: str, alternatives: str = "") -> dict:
+    """The JSON object in the file `path` given to `flag`; errors name the flag, what was `expected` (e.g. "a JSON
+    file of backbone settings"), any `alternatives` the flag also accepts, and the path."""
+    try:
+        config = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{flag}: expected {expected}, got {path!r}{alternatives}: {error}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{flag}: expected a JSON object in {path!r}, got a {type(config).__name__}")
+    return config

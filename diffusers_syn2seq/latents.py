@@ -3,10 +3,13 @@
 the pipeline and training, and the per-take latent cache.
 
 Per-frame VAEs (`AutoencoderKL`): each frame is encoded on its own (posterior mode) and shifted and scaled into model
-space, `(z - shift_factor) * scaling_factor`. Causal video VAEs (`AutoencoderKLWan`; any VAE whose config has
-`temperal_downsample`): a whole clip is encoded at once, frame 0 alone and then chunks of `t` frames
+space, `(z - shift_factor) * scaling_factor`, or, when the config carries per-channel `latents_mean` / `latents_std`
+(DFoT's ImageVAE; diffusers' SDXL convention), `(z - latents_mean) * scaling_factor / latents_std`. Causal video VAEs
+(`AutoencoderKLWan`, whose config has `temperal_downsample`, and `AutoencoderKLDFoTVideo`, whose config has
+`temporal_compression_ratio`): a whole clip is encoded at once, frame 0 alone and then chunks of `t` frames
 (`vae_scale_factors`), and normalised per channel, `(z - latents_mean) / latents_std`. Such a VAE is causal: encoding
-a prefix gives the prefix of the joint encoding and decoding likewise, but a clip encoded on its own differs from the
+a prefix gives the prefix of the joint encoding and decoding likewise (exactly for Wan; only approximately for DFoT's,
+whose norms pool over the clip), but a clip encoded on its own differs from the
 same frames inside a longer clip (its first latent becomes an image latent) and `enc(flip(x)) != flip(enc(x))`. So
 sequences are encoded jointly, in sequence order, and decoded from their first latent. The pipeline, the training
 script and the latent cache all go through these functions, so training and sampling cannot disagree on that space.
@@ -47,17 +50,24 @@ def load_vae(name_or_path: str, subfolder: str | None = None, **kwargs: Any):
 
 
 def is_video_vae(vae) -> bool:
-    """True for a causal video VAE (`AutoencoderKLWan` and others whose config has `temperal_downsample`), which
-    encodes `(B, 3, F, H, W)` clips jointly; False for a per-frame image VAE and for None."""
-    return vae is not None and getattr(vae.config, "temperal_downsample", None) is not None
+    """True for a causal video VAE (`AutoencoderKLWan`, whose config has `temperal_downsample`, or one whose config
+    states `temporal_compression_ratio`, as `AutoencoderKLDFoTVideo`), which encodes `(B, 3, F, H, W)` clips
+    jointly; False for a per-frame image VAE and for None."""
+    if vae is None:
+        return False
+    return any(getattr(vae.config, name, None) is not None for name in ("temperal_downsample",
+                                                                         "temporal_compression_ratio"))
 
 
 def vae_scale_factors(vae) -> tuple[int, int]:
     """`(temporal, spatial)` compression: `(1, 1)` without a VAE, `(1, 2 ** (levels - 1))` for a per-frame
-    `AutoencoderKL`, and for a causal video VAE `2 ** (temporal downsamplings)` pixel frames per latent frame after
+    `AutoencoderKL`, the `temporal_compression_ratio` and `spatial_compression_ratio` a video VAE's config states,
+    and for a Wan VAE `2 ** (temporal downsamplings)` pixel frames per latent frame after
     the first (4 for Wan) and its `scale_factor_spatial` (else `2 ** len(temperal_downsample)`, 8 for Wan)."""
     if vae is None:
         return 1, 1
+    if getattr(vae.config, "temporal_compression_ratio", None) is not None:
+        return int(vae.config.temporal_compression_ratio), int(vae.config.spatial_compression_ratio)
     if is_video_vae(vae):
         downsample = list(vae.config.temperal_downsample)
         spatial = getattr(vae.config, "scale_factor_spatial", None) or 2 ** len(downsample)
@@ -67,7 +77,7 @@ def vae_scale_factors(vae) -> tuple[int, int]:
 
 def vae_latent_channels(vae) -> int:
     """Channels of the model space: 3 (pixels) without a VAE, else the VAE's latent channels (`latent_channels` of
-    an `AutoencoderKL`, `z_dim` of an `AutoencoderKLWan`)."""
+    an `AutoencoderKL` or `AutoencoderKLDFoTVideo`, `z_dim` of an `AutoencoderKLWan`)."""
     if vae is None:
         return 3
     return getattr(vae.config, "latent_channels", None) or vae.config.z_dim
@@ -82,19 +92,31 @@ def _video_normalisation(vae, channels: int, device) -> tuple[torch.Tensor, torc
     return (torch.tensor(mean, device=device).view(shape), torch.tensor(std, device=device).view(shape))
 
 
+def _frame_normalisation(vae, channels: int, device) -> tuple[torch.Tensor | float, torch.Tensor | float]:
+    """`(shift, scale)` of a per-frame VAE, model space = `(z - shift) * scale`: per channel `(1, C, 1, 1)` from
+    `latents_mean` and `scaling_factor / latents_std` when the config has both, else `shift_factor` (or 0) and
+    `scaling_factor`."""
+    mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
+    if mean is not None and std is not None and len(mean) == channels and len(std) == channels:
+        shape = (1, channels, 1, 1)
+        return (torch.tensor(mean, device=device).view(shape),
+                vae.config.scaling_factor / torch.tensor(std, device=device).view(shape))
+    return getattr(vae.config, "shift_factor", None) or 0.0, vae.config.scaling_factor
+
+
 def encode_frames(vae, frames: torch.Tensor) -> torch.Tensor:
     """Per-frame VAE encoding: `(N, 3, H, W)` pixels in [-1, 1] -> `(N, C, h, w)` float32 model-space latents
-    (posterior mode, `(z - shift_factor) * scaling_factor`)."""
+    (posterior mode, shifted and scaled by `_frame_normalisation`)."""
     latents = vae.encode(frames.to(vae.device, vae.dtype)).latent_dist.mode().float()
-    shift = getattr(vae.config, "shift_factor", None) or 0.0
-    return (latents - shift) * vae.config.scaling_factor
+    shift, scale = _frame_normalisation(vae, latents.shape[1], latents.device)
+    return (latents - shift) * scale
 
 
 def decode_frames(vae, latents: torch.Tensor) -> torch.Tensor:
     """Inverse of `encode_frames`: `(N, C, h, w)` model-space latents -> `(N, 3, H, W)` float32 pixels in [-1, 1]
     (undo the scaling and shift, then decode each frame)."""
-    shift = getattr(vae.config, "shift_factor", None) or 0.0
-    z = latents.float() / vae.config.scaling_factor + shift
+    shift, scale = _frame_normalisation(vae, latents.shape[1], latents.device)
+    z = latents.float() / scale + shift
     return vae.decode(z.to(vae.device, vae.dtype)).sample.float()
 
 

@@ -47,7 +47,7 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from diffusers_syn2seq.bundled import dataset_scene_style, trained_reverse_prob
-from diffusers_syn2seq.cli_support import ToolArgumentParser, add_debug_flag, run_tool
+from diffusers_syn2seq.cli_support import ToolArgumentParser, add_debug_flag, read_json_object, run_tool
 from diffusers_syn2seq.data import (
     DEFAULT_CACHE_BUDGET_MB,
     DEFAULT_NUM_TRANSITION_FRAMES,
@@ -78,6 +78,7 @@ from diffusers_syn2seq.model_card import save_model_card, training_command
 from diffusers_syn2seq.models import (
     DIT_PRESETS,
     SKYREELS_V2_DF_1_3B_CONFIG,
+    AutoencoderKLDFoTVideo,
     DFoTTransformer3DModel,
     WanDFoTTransformer3DModel,
     load_transformer,
@@ -531,11 +532,12 @@ def load_models(args, data_resolution: tuple[int, int]):
 
 
 def _load_vae(path: str, subfolder: str | None, flag: str):
-    """The VAE of a folder or repo, as the class its config names (a causal `AutoencoderKLWan` or an
-    `AutoencoderKL`)."""
+    """The VAE of a folder or repo, as the class its config names (a causal `AutoencoderKLWan` or
+    `AutoencoderKLDFoTVideo`, else an `AutoencoderKL`); safetensors only."""
     name = load_pretrained(AutoencoderKL.load_config, path, flag, safetensors=False, subfolder=subfolder)
-    vae_class = AutoencoderKLWan if name.get("_class_name") == AutoencoderKLWan.__name__ else AutoencoderKL
-    return load_pretrained(vae_class.from_pretrained, path, flag, subfolder=subfolder)  # safetensors only
+    classes = {c.__name__: c for c in (AutoencoderKLWan, AutoencoderKLDFoTVideo)}
+    cls = classes.get(name.get("_class_name"), AutoencoderKL)
+    return load_pretrained(cls.from_pretrained, path, flag, subfolder=subfolder)  # safetensors only
 
 
 def _load_vae_of_args(args):
@@ -613,14 +615,7 @@ def _is_syn2seq_folder(path: str) -> bool:
 
 
 def _read_model_config(path: str, cls: type) -> dict[str, Any]:
-    try:
-        config = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as error:
-        raise ValueError(f"--model_config: expected a JSON file of DFoTTransformer3DModel arguments, got {path!r}: "
-                         f"{error}") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"--model_config: expected a JSON object of arguments in {path!r}, got a "
-                         f"{type(config).__name__}")
+    config = read_json_object(path, "--model_config", f"a JSON file of {cls.__name__} arguments")
     accepted = sorted(set(inspect.signature(cls.__init__).parameters) - {"self"})
     unknown = sorted(set(config) - set(accepted))
     if unknown:

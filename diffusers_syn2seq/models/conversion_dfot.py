@@ -152,13 +152,18 @@ def convert_dfot_checkpoint(
             or a state dict, in the official key layout (`diffusion_model.model.*`, `diffusion_model._orig_mod.model.*`
             or bare backbone keys), Lightning files with optimizer state included.
         dfot_config: `{"backbone_config": {...}, "x_shape": [C, H, W], "max_tokens": T, "external_cond_dim": D}`,
-            the official backbone settings (the fixture `.json` layout).
+            the official backbone settings (the fixture `.json` layout); or the settings of an official VAE
+            (`{"ddconfig": ..., "embed_dim": ...}` or `{"model_cfg": ...}`, see `convert_dfot_vae`).
         torch_dtype: optional dtype to cast the converted model to.
 
     Returns:
-        `DFoTTransformer3DModel` (backbone `dit3d`, configured with `residual_form="dfot"`) or `DFoTUViT3DModel`
-        (backbone `u_vit3d_pose`).
+        `DFoTTransformer3DModel` (backbone `dit3d`, configured with `residual_form="dfot"`), `DFoTUViT3DModel`
+        (backbone `u_vit3d_pose`), or for a VAE an `AutoencoderKL` (ImageVAE) / `AutoencoderKLDFoTVideo` (VideoVAE).
     """
+    from .conversion_vae_dfot import convert_dfot_vae, is_dfot_vae_config  # it reuses this module's file reading
+
+    if is_dfot_vae_config(dfot_config):
+        return convert_dfot_vae(checkpoint, dfot_config, torch_dtype=torch_dtype)
     name = official_backbone_config(dfot_config).get("name")
     if name not in ("dit3d", "u_vit3d_pose"):
         raise ValueError(f"`dfot_config['backbone_config']['name']` must be 'dit3d' or 'u_vit3d_pose', got {name!r}.")
@@ -183,6 +188,44 @@ def convert_dfot_checkpoint(
     if torch_dtype is not None:  # like from_pretrained(dtype=...): norms and embeddings stay float32, no warning
         model = _cast_keeping_fp32_modules(model, torch_dtype)
     return model.eval()
+
+
+def convert_dfot_pipeline(
+    checkpoint: str | os.PathLike | Mapping[str, Any],
+    dfot_config: Mapping[str, Any],
+    vae_checkpoint: str | os.PathLike | Mapping[str, Any] | None = None,
+    vae_config: Mapping[str, Any] | None = None,
+    torch_dtype: torch.dtype | None = None,
+):
+    """A whole `Syn2SeqPipeline` from an official DFoT backbone checkpoint and, for a latent model, its VAE.
+
+    The scheduler follows the backbone's noise input, as in the official configs: a discrete (sinusoidal) model gets
+    the 1000-step cosine schedule (Kinetics-600), a continuous (Fourier) one the shifted (0.125) cosine
+    simple-diffusion schedule (Minecraft, RealEstate10K). The pipeline is set to `mode="jump"`: an official model
+    predicts future frames from context frames, with no transition segment. A latent backbone needs its VAE (or is
+    saved without one, for `source_latents` / `output_type="latent"` sampling).
+    """
+    from ..pipelines import Syn2SeqPipeline
+    from ..schedulers import DiffusionForcingScheduler
+
+    if (vae_checkpoint is None) != (vae_config is None):
+        raise ValueError("`vae_checkpoint` and `vae_config` go together: pass both or neither, got only "
+                         f"{'vae_checkpoint' if vae_checkpoint is not None else 'vae_config'}.")
+    transformer = convert_dfot_checkpoint(checkpoint, dfot_config, torch_dtype=torch_dtype)
+    vae = None
+    if vae_checkpoint is not None:
+        from .conversion_vae_dfot import convert_dfot_vae
+
+        vae = convert_dfot_vae(vae_checkpoint, vae_config, torch_dtype=torch_dtype)
+        latent, channels = vae.config.latent_channels, transformer.config.in_channels
+        if latent != channels:
+            raise ValueError(f"The VAE's latent_channels ({latent}) must equal the transformer's in_channels "
+                             f"({channels}): `vae_config` does not belong to this checkpoint.")
+    continuous = transformer.config.noise_embedding_type == "fourier"
+    scheduler = DiffusionForcingScheduler(noise_schedule="cosine_simple_diffusion", shift=0.125) if continuous \
+        else DiffusionForcingScheduler(noise_schedule="cosine")
+    return Syn2SeqPipeline(transformer=transformer, scheduler=scheduler, vae=vae, mode="jump",
+                           num_transition_frames=0)
 
 
 def _save_folder(model: torch.nn.Module, output_dir: Path) -> None:

@@ -58,6 +58,19 @@ def _read_checkpoint_file(path: Path) -> Any:
         ) from error
 
 
+def checkpoint_state_dict(checkpoint: str | os.PathLike | Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``state_dict`` entry of a checkpoint (file or loaded mapping; Lightning files keep their weights there),
+    else the checkpoint itself, checked to be a mapping."""
+    if isinstance(checkpoint, (str, os.PathLike)):
+        checkpoint = _read_checkpoint_file(Path(checkpoint))
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError(f"`checkpoint` must be a path or a mapping of tensors, got {type(checkpoint).__name__}.")
+    state_dict = checkpoint.get("state_dict", checkpoint)
+    if not isinstance(state_dict, Mapping):
+        raise ValueError(f"`checkpoint['state_dict']` must be a mapping, got {type(state_dict).__name__}.")
+    return state_dict
+
+
 def load_official_state_dict(checkpoint: str | os.PathLike | Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """Backbone state dict from a DFoT checkpoint path or an already loaded dict.
 
@@ -67,14 +80,7 @@ def load_official_state_dict(checkpoint: str | os.PathLike | Mapping[str, Any]) 
     `torch.load(weights_only=True)`, never with unrestricted unpickling; a truncated or corrupt file, or a weight
     holding NaN or inf, raises a `ValueError` naming it.
     """
-    if isinstance(checkpoint, (str, os.PathLike)):
-        checkpoint = _read_checkpoint_file(Path(checkpoint))
-    if not isinstance(checkpoint, Mapping):
-        raise ValueError(f"`checkpoint` must be a path or a mapping of tensors, got {type(checkpoint).__name__}.")
-    state_dict = checkpoint.get("state_dict", checkpoint)
-    if not isinstance(state_dict, Mapping):
-        raise ValueError(f"`checkpoint['state_dict']` must be a mapping, got {type(state_dict).__name__}.")
-
+    state_dict = checkpoint_state_dict(checkpoint)
     for prefix in OFFICIAL_PREFIXES:
         backbone = {k[len(prefix) :]: v for k, v in state_dict.items() if isinstance(k, str) and k.startswith(prefix)}
         if backbone:

@@ -32,6 +32,7 @@ from ..data.sequence import DEFAULT_NUM_TRANSITION_FRAMES, SequenceLayout
 from ..data.windows import plan_windows, window_camera_rays
 from ..latents import decode_video, encode_video, vae_scale_factors
 from ..loaders.lora_pipeline import Syn2SeqLoraLoaderMixin
+from ..models.autoencoder_kl_dfot_video import AutoencoderKLDFoTVideo
 from ..schedulers import PER_FRAME_SCHEDULERS, DiffusionForcingScheduler, FlowMatchDiffusionForcingScheduler
 from ..validation import check_finite, check_generator, check_non_negative_int, check_number
 from .call_arguments import callback_latents, check_call_arguments, check_callback, check_transition_poses
@@ -80,8 +81,10 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             `in_channels`, `sample_size`, `max_frames`, `patch_size`, `noise_embedding_type`, `camera_ray_type`).
         scheduler ([`DiffusionForcingScheduler`] or [`FlowMatchDiffusionForcingScheduler`]): its schedule kind must
             match the model's noise embedding (`"flow"` for the SkyReels-V2 / Wan wrapper).
-        vae ([`AutoencoderKL`] or [`AutoencoderKLWan`], *optional*): the VAE of a latent model, a per-frame image VAE
-            or a causal video VAE compressing time (frame counts on latent boundaries, see `video_latents.py`); None
+        vae ([`AutoencoderKL`], [`AutoencoderKLWan`] or [`AutoencoderKLDFoTVideo`], *optional*): the VAE of a latent
+            model, a per-frame image VAE (DFoT's ImageVAE is an `AutoencoderKL` whose config carries the per-channel
+            `latents_mean` / `latents_std` the latents are normalised with) or a causal video VAE compressing time
+            (frame counts on latent boundaries, see `video_latents.py`); None
             for pixel-space models. A latent model without its VAE still samples from `source_latents` with
             `output_type="latent"`.
         mode (`str`, defaults to `"video+pose"`): the Syn2Seq mode the model was trained with: `"jump"` (no
@@ -105,7 +108,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         self,
         transformer: torch.nn.Module,
         scheduler: DiffusionForcingScheduler | FlowMatchDiffusionForcingScheduler,
-        vae: AutoencoderKL | AutoencoderKLWan | None = None,
+        vae: AutoencoderKL | AutoencoderKLWan | AutoencoderKLDFoTVideo | None = None,
         mode: str = "video+pose",
         num_transition_frames: int = DEFAULT_NUM_TRANSITION_FRAMES,
         reversal: str = "full",
