@@ -466,8 +466,9 @@ def _read_conversion_config(value: str, flag: str, what: str, presets: dict) -> 
 
 
 def _convert_dfot(argv: list[str] | None) -> int:
-    from .models.conversion_dfot import convert_dfot_checkpoint, convert_dfot_pipeline
+    from .models.conversion_dfot import convert_dfot_checkpoint
     from .models.conversion_vae_dfot import DFOT_VAE_PRESETS
+    from .pipelines.conversion_dfot_pipeline import convert_dfot_pipeline
 
     parser = ToolArgumentParser(prog="syn2seq-convert-dfot",
                                 description="Convert an official DFoT checkpoint (backbone or VAE) to a diffusers "

@@ -21,8 +21,8 @@ from diffusers_syn2seq import (
 )
 from diffusers_syn2seq.cli import convert_dfot_command
 from diffusers_syn2seq.latents import vae_scale_factors
-from diffusers_syn2seq.models.conversion_dfot import convert_dfot_pipeline
 from diffusers_syn2seq.models.conversion_vae_dfot import video_vae_config
+from diffusers_syn2seq.pipelines.conversion_dfot_pipeline import convert_dfot_pipeline
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "dfot_vae"
 MAKER = load_script("scripts/make_dfot_vae_fixtures.py")

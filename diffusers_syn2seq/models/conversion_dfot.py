@@ -190,44 +190,6 @@ def convert_dfot_checkpoint(
     return model.eval()
 
 
-def convert_dfot_pipeline(
-    checkpoint: str | os.PathLike | Mapping[str, Any],
-    dfot_config: Mapping[str, Any],
-    vae_checkpoint: str | os.PathLike | Mapping[str, Any] | None = None,
-    vae_config: Mapping[str, Any] | None = None,
-    torch_dtype: torch.dtype | None = None,
-):
-    """A whole `Syn2SeqPipeline` from an official DFoT backbone checkpoint and, for a latent model, its VAE.
-
-    The scheduler follows the backbone's noise input, as in the official configs: a discrete (sinusoidal) model gets
-    the 1000-step cosine schedule (Kinetics-600), a continuous (Fourier) one the shifted (0.125) cosine
-    simple-diffusion schedule (Minecraft, RealEstate10K). The pipeline is set to `mode="jump"`: an official model
-    predicts future frames from context frames, with no transition segment. A latent backbone needs its VAE (or is
-    saved without one, for `source_latents` / `output_type="latent"` sampling).
-    """
-    from ..pipelines import Syn2SeqPipeline
-    from ..schedulers import DiffusionForcingScheduler
-
-    if (vae_checkpoint is None) != (vae_config is None):
-        raise ValueError("`vae_checkpoint` and `vae_config` go together: pass both or neither, got only "
-                         f"{'vae_checkpoint' if vae_checkpoint is not None else 'vae_config'}.")
-    transformer = convert_dfot_checkpoint(checkpoint, dfot_config, torch_dtype=torch_dtype)
-    vae = None
-    if vae_checkpoint is not None:
-        from .conversion_vae_dfot import convert_dfot_vae
-
-        vae = convert_dfot_vae(vae_checkpoint, vae_config, torch_dtype=torch_dtype)
-        latent, channels = vae.config.latent_channels, transformer.config.in_channels
-        if latent != channels:
-            raise ValueError(f"The VAE's latent_channels ({latent}) must equal the transformer's in_channels "
-                             f"({channels}): `vae_config` does not belong to this checkpoint.")
-    continuous = transformer.config.noise_embedding_type == "fourier"
-    scheduler = DiffusionForcingScheduler(noise_schedule="cosine_simple_diffusion", shift=0.125) if continuous \
-        else DiffusionForcingScheduler(noise_schedule="cosine")
-    return Syn2SeqPipeline(transformer=transformer, scheduler=scheduler, vae=vae, mode="jump",
-                           num_transition_frames=0)
-
-
 def _save_folder(model: torch.nn.Module, output_dir: Path) -> None:
     """``save_pretrained`` into a hidden sibling folder, then move the files in: an interrupted or failed save (disk
     full, read-only folder) leaves no half-written model at ``output_dir``."""
