@@ -194,8 +194,8 @@ def save_model_card(
     for key in (
         "repo_id", "rank", "lora_alpha", "lora_layers", "transformer_class", "num_parameters",
         "trainable_parameters", "space", "prediction_type", "noise_schedule", "syn2seq_mode", "segment_lengths",
-        "transition_source", "window_frames", "reverse_prob", "noise_level_sampling", "loss_weighting", "dataset",
-        "max_train_steps", "batch_size", "learning_rate", "adam_betas", "weight_decay", "lr_scheduler",
+        "transition_source", "task", "window_frames", "reverse_prob", "noise_level_sampling", "loss_weighting",
+        "dataset", "max_train_steps", "batch_size", "learning_rate", "adam_betas", "weight_decay", "lr_scheduler",
         "lr_warmup_steps", "mixed_precision", "ema", "command", "num_transition_frames",
     ):
         if values.get(key) is None:

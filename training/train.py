@@ -62,6 +62,7 @@ from diffusers_syn2seq.data import (
     write_video,
 )
 from diffusers_syn2seq.data.dataset import SPLITS
+from diffusers_syn2seq.data.synthetic import CONTINUOUS_CATEGORY
 from diffusers_syn2seq.data.transitions import CrossfadeTransition
 from diffusers_syn2seq.evaluation import evaluate_scene, frames_to_unit_tensor, new_scores
 from diffusers_syn2seq.hub import push_folder_to_hub
@@ -267,6 +268,10 @@ def _add_data_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--train_split", type=str, default="train")
     g.add_argument("--validation_split", type=str, default="validation")
     g.add_argument("--num_clip_frames", type=int, default=None, help="Use the first N frames of exo and ego clips.")
+    g.add_argument("--task", type=str, default="auto", choices=list(TASKS),
+                   help="'pretrain': DFoT's own task on continuous-camera clips (make_synthetic_dataset.py "
+                        "--continuous; every frame real, with its pose); 'syn2seq': exo/ego pairs; 'auto' (default): "
+                        "pretrain when every training take is a continuous clip, else syn2seq.")
     g.add_argument("--mode", type=str, default="video+pose", choices=list(MODES), help="Syn2Seq sequence mode.")
     g.add_argument("--window_frames", type=int, default=None, help="Training window (default: model max_frames).")
     g.add_argument("--reverse_prob", type=float, default=None,
@@ -639,6 +644,40 @@ def check_data(args, split: str, role: str) -> Any:
         raise ValueError(f"--{role}_split: expected a split with at least one take in {args.dataset_dir!r}, got "
                          f"{split!r} which is empty (splits present: {splits}).")
     return table
+
+
+TASKS = ("auto", "syn2seq", "pretrain")
+TASK_DESCRIPTIONS = {
+    "syn2seq": "Syn2Seq-Forcing fine-tuning on synchronised exo/ego pairs",
+    "pretrain": "pretraining on continuous-camera clips (DFoT's own task: one camera, every frame at its own noise "
+                "level, a pose on every frame; validation generates the last frames of held-out clips from the first "
+                "ones)",
+}
+
+
+def resolve_task(args, table) -> str:
+    """`--task`, with `auto` read from the training takes' category; a pretraining run is checked to see every frame
+    of its continuous clips (`video+pose` on the cached rendered middle piece, played forwards)."""
+    categories = sorted(set(table["category"]))
+    continuous = [c == CONTINUOUS_CATEGORY for c in categories]
+    task = args.task
+    if task == "auto":
+        if any(continuous) and not all(continuous):
+            raise ValueError(f"--task: expected 'pretrain' or 'syn2seq' for a training split that mixes continuous "
+                             f"clips and exo/ego pairs, got 'auto' (categories {categories} in {args.dataset_dir!r}).")
+        task = "pretrain" if all(continuous) else "syn2seq"
+    if task == "pretrain":
+        if not all(continuous):
+            raise ValueError(f"--task pretrain: expected continuous-camera takes (category {CONTINUOUS_CATEGORY!r}, "
+                             f"written by make_synthetic_dataset.py --continuous), got categories {categories} in "
+                             f"--dataset_dir {args.dataset_dir!r}.")
+        wrong = [(flag, value, expected) for flag, value, expected in (
+            ("--mode", args.mode, "video+pose"), ("--transition_source", args.transition_source, "cached"),
+            ("--reverse_prob", args.reverse_prob, 0.0)) if value != expected]
+        for flag, value, expected in wrong:
+            raise ValueError(f"{flag}: expected {expected} with --task pretrain (the continuous clip's three pieces "
+                             f"are one video: every frame real, with its pose, played forwards), got {value}.")
+    return task
 
 
 def check_windows(args, table, window: int, temporal: int = 1) -> None:
@@ -1108,6 +1147,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # 2. Data tables and models, all checked before anything is trained.
     train_table = check_data(args, args.train_split, "train")
+    task = resolve_task(args, train_table)
+    logger.info(f"task: {TASK_DESCRIPTIONS[task]}")
     heights, widths = sorted(set(train_table["height"])), sorted(set(train_table["width"]))
     transformer, scheduler, vae, vae_factor = load_models(args, (heights[0], widths[0]))
     check_resolution(train_table, transformer, vae_factor)
@@ -1215,12 +1256,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                                       val_takes, global_step, settings)})
         samples = sorted(str(p.relative_to(output_dir)) for p in (output_dir / "validation").glob(
             f"step-{global_step}/*.png")) if val_metrics else []
-        summary.update(global_step=global_step, num_parameters=num_params, validation=val_metrics,
+        summary.update(global_step=global_step, num_parameters=num_params, validation=val_metrics, task=task,
                        commands=history["commands"],
                        **settings, reverse_prob=args.reverse_prob, scene_style=dataset_scene_style(train_table))
         card = _card_info(args, model, scheduler, vae, num_params, sum(p.numel() for p in params), window,
                           accelerator.num_processes, train_table, val_metrics, samples, settings)
         card["commands"] = history["commands"]
+        card["task"] = TASK_DESCRIPTIONS[task]
         card["mixed_precision"] = accelerator.mixed_precision  # what ran (train.py's flag or accelerate's)
         save_outputs(args, model, scheduler, vae, lora_config, settings, summary, card)
     accelerator.wait_for_everyone()
