@@ -23,6 +23,8 @@ Outputs are checked for writing before the generation starts and written under a
 `convert_dfot_command` is the `syn2seq-convert-dfot` console command.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import math
@@ -31,32 +33,20 @@ import shutil
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
-import torch
-from diffusers.utils import logging as diffusers_logging
+from typing import TYPE_CHECKING
 
 from .bundled import trained_reverse_prob, trained_scene_style
 from .cli_support import BAD_INPUT_ERRORS, ToolArgumentParser, add_debug_flag, debug_requested, run_tool
-from .data.poses_file import load_poses_file
-from .data.sequence import MODES
+from .data.choices import MODES
 from .data.synthetic_render import SCENE_STYLES
-from .evaluation import (
-    copy_source_prediction,
-    evaluate_baselines,
-    evaluate_pipeline,
-    generate_scene,
-    load_eval_scenes,
-    load_pipeline,
-    mean_frame,
-    pixel_frame_size,
-    resize_frames,
-    side_by_side,
-    source_target_views,
-)
-from .metrics import paired_difference, psnr, summarize
 from .safe_io import atomic_write_text, check_output_dir, check_output_file, fix_weight_modes, publish_folder
-from .threads import configure_threads
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+# torch, diffusers and the modules that import them are imported inside the commands: `syn2seq --help` and a
+# flag error answer in well under a second instead of 5-9 s.
 
 # What the baselines of `evaluate` are not scored on, and why (printed, and recorded in the JSON).
 BASELINE_NOT_APPLICABLE = ("mean_of_n_psnr", "exo_dependence")
@@ -75,7 +65,7 @@ def _settings(pipe, args: argparse.Namespace) -> tuple[str, int]:
 
 def _to_uint8(frames: torch.Tensor) -> np.ndarray:
     """float `(F, 3, H, W)` in [0, 1] -> uint8 `(F, H, W, 3)`."""
-    return (frames.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    return (frames.permute(0, 2, 3, 1).numpy() * 255).round().astype("uint8")
 
 
 def demo_num_frames(requested: int | None, max_frames: int, num_transition: int, temporal: int = 1) -> int:
@@ -99,6 +89,15 @@ def demo_num_frames(requested: int | None, max_frames: int, num_transition: int,
 
 def demo(args: argparse.Namespace) -> int:
     from .data import SPLIT_SEED_RANGES, render_synthetic_clip, write_video
+    from .evaluation import (
+        copy_source_prediction,
+        generate_scene,
+        load_pipeline,
+        pixel_frame_size,
+        side_by_side,
+        source_target_views,
+    )
+    from .metrics import psnr
 
     start = time.perf_counter()
     out_dir = Path(args.output_dir)
@@ -151,7 +150,12 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def generate(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from .data.poses_file import load_poses_file
     from .data.video_io import read_video, write_video
+    from .evaluation import load_pipeline, pixel_frame_size, resize_frames
 
     start = time.perf_counter()
     exo_path, out_path = Path(args.exo), Path(args.out)
@@ -185,7 +189,7 @@ def generate(args: argparse.Namespace) -> int:
 
 def _interval(s: dict, digits: int, unit: str = "", sign: str = "") -> str:
     """`mean [low, high]unit` of a `mean_ci` dict (the mean alone with one scene)."""
-    if np.isnan(s["low"]):
+    if math.isnan(s["low"]):
         return f"{s['mean']:{sign}.{digits}f}{unit}"
     return f"{s['mean']:{sign}.{digits}f} [{s['low']:{sign}.{digits}f}, {s['high']:{sign}.{digits}f}]{unit}"
 
@@ -241,6 +245,8 @@ def _check_scenes(args: argparse.Namespace, scenes: list[dict], target_view: str
 
 def _differences(row: dict, baselines: dict, method: str) -> dict:
     """Paired per-scene differences `row - baseline` (same scenes) of PSNR, SSIM and layout PSNR, printed."""
+    from .metrics import paired_difference
+
     differences = {}
     for name, baseline in baselines.items():
         differences[name] = {metric: paired_difference(row, baseline["summary"], metric, method=method)
@@ -257,6 +263,16 @@ def _models(args: argparse.Namespace) -> list:
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import (
+        evaluate_baselines,
+        evaluate_pipeline,
+        load_eval_scenes,
+        load_pipeline,
+        mean_frame,
+        source_target_views,
+    )
+    from .metrics import summarize
+
     args.baselines = args.baselines or args.baselines_only
     start = time.perf_counter()
     _check_evaluate_args(args)
@@ -422,6 +438,8 @@ def check_common_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--num_transition_frames: expected an integer >= 0, got {args.num_transition_frames}")
     if getattr(args, "fps", None) is not None and not (math.isfinite(args.fps) and args.fps > 0):
         raise ValueError(f"--fps: expected a finite number > 0, got {args.fps}")
+    import torch
+
     try:
         device = torch.device(args.device)
     except (RuntimeError, TypeError):
@@ -433,6 +451,10 @@ def check_common_args(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from diffusers.utils import logging as diffusers_logging
+
+    from .threads import configure_threads
+
     try:
         configure_threads(args.threads)
         if args.quiet:  # also the "Loading pipeline components" bar of diffusers
@@ -448,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _convert_dfot(argv: list[str] | None) -> int:
+    import torch
+
     from .models.conversion_dfot import convert_dfot_checkpoint
 
     parser = ToolArgumentParser(prog="syn2seq-convert-dfot",
