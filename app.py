@@ -5,9 +5,9 @@ A Gradio Space runs this file (`sdk: gradio`, `app_file: app.py` in the Space's 
 package's dependencies and Gradio installed (`pip install .[app]`); the page itself is `diffusers_syn2seq.app`.
 """
 
-from diffusers_syn2seq.app import build_app
+from diffusers_syn2seq.app import DEFAULT_STEPS, build_app
 
-demo = build_app()  # the name Gradio's reload mode and Spaces look for
+demo = build_app(example_steps=DEFAULT_STEPS)  # `demo`: the name Gradio's reload mode looks for
 
 if __name__ == "__main__":
     demo.launch()

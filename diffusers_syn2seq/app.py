@@ -137,9 +137,12 @@ def present(shown, notes: list[str], out_dir: str | os.PathLike) -> tuple[str, s
     return (*paths, str(out_dir / "side_by_side.png"), "\n\n".join(lines))
 
 
-def build_app(model: str | os.PathLike | None = None, device: str = "cpu", dtype: str = "fp32"):
+def build_app(model: str | os.PathLike | None = None, device: str = "cpu", dtype: str = "fp32",
+              example_steps: int = 0):
     """The Gradio page (`gradio.Blocks`) over the pipeline folder `model` (None: the bundled model), loaded once.
-    API names for `gradio_client`: `/generate_scene` and `/generate_upload`."""
+    With `example_steps` > 0 the page opens showing held-out scene 0 generated with that many steps (computed once,
+    here), so a visitor sees what the model does before choosing anything. API names for `gradio_client`:
+    `/generate_scene` and `/generate_upload`."""
     try:
         import gradio as gr
     except ImportError:
@@ -150,6 +153,11 @@ def build_app(model: str | os.PathLike | None = None, device: str = "cpu", dtype
     pipe, folder = load_pipeline(model, device, dtype)
     pipe.set_progress_bar_config(disable=True)
     first, last = SPLIT_SEED_RANGES["test"]
+    shown = [None] * 5  # what the result widgets show when the page opens
+    if example_steps:
+        shown = list(present(*scene_request(pipe, folder, 0, "model default", "exo2ego", example_steps, 1.0,
+                                            "fractional", 0), tempfile.mkdtemp(prefix="syn2seq-app-")))
+        shown[-1] = f"Example (held-out scene 0, {example_steps} steps). " + shown[-1]
 
     def run(request, *values, progress=None):
         try:
@@ -188,12 +196,12 @@ def build_app(model: str | os.PathLike | None = None, device: str = "cpu", dtype
                     poses = gr.File(label="poses file (.json, .npz, .npy, .csv; see `syn2seq generate --help`)",
                                     file_types=[".json", ".npz", ".npy", ".csv"])
                 upload_button = gr.Button("Generate", variant="primary")
-        info = gr.Markdown(label="result")
+        info = gr.Markdown(shown[4], label="result")
         with gr.Row():
-            source_video = gr.Video(label="input", autoplay=True, loop=True)
-            generated_video = gr.Video(label="generated", autoplay=True, loop=True)
-            truth_video = gr.Video(label="true", autoplay=True, loop=True)
-        strip = gr.Image(label="frames: input | generated | true (enlarged)", type="filepath")
+            source_video = gr.Video(shown[0], label="input", autoplay=True, loop=True)
+            generated_video = gr.Video(shown[1], label="generated", autoplay=True, loop=True)
+            truth_video = gr.Video(shown[2], label="true", autoplay=True, loop=True)
+        strip = gr.Image(shown[3], label="frames: input | generated | true (enlarged)", type="filepath")
         outputs = [source_video, generated_video, truth_video, strip, info]
         settings = [mode, direction, steps, guidance, history, seed]
         scene_button.click(generate_scene, [scene, *settings], outputs, api_name="generate_scene")

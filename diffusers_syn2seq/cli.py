@@ -395,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
           "0.0.0.0 for every interface)")
     _flag(page, "port", type=int, default=7860, help="TCP port (default: 7860)")
     _flag(page, "share", action="store_true", help="also open a temporary public Gradio link")
+    _flag(page, "no_example", action="store_true",
+          help="open an empty page (default: the page shows held-out scene 0 generated once at start-up)")
     _flag(page, "threads", type=int, default=None, help="torch CPU threads (default: as the other commands)")
     _flag(page, "quiet", action="store_true", help="no progress bars in the terminal")
     add_debug_flag(page)
@@ -402,9 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def app(args: argparse.Namespace) -> int:
-    from .app import build_app
+    from .app import DEFAULT_STEPS, build_app
 
-    page = build_app(args.model, args.device, args.dtype)
+    page = build_app(args.model, args.device, args.dtype, example_steps=0 if args.no_example else DEFAULT_STEPS)
     print(f"serving the Syn2Seq demo on http://{args.host}:{args.port} (Ctrl+C stops it)")
     page.launch(server_name=args.host, server_port=args.port, share=args.share)
     return 0
