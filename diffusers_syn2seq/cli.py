@@ -216,6 +216,8 @@ def _models(args: argparse.Namespace) -> list:
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    from .bundled import dataset_scene_style
+    from .data import load_metadata
     from .evaluation import (
         evaluate_baselines,
         evaluate_pipeline,
@@ -225,6 +227,7 @@ def evaluate(args: argparse.Namespace) -> int:
         source_target_views,
     )
     from .metrics import summarize
+    from .showcase import pipeline_note
 
     args.baselines = args.baselines or args.baselines_only
     start = time.perf_counter()
@@ -239,8 +242,12 @@ def evaluate(args: argparse.Namespace) -> int:
                     "models": [], "per_seed": []}
     temporal = 1  # a causal video VAE's time compression: the baselines score the frames its models generate
     reversals = set()  # likewise the models' Ego2Exo sequence order (`evaluation.target_frames`)
+    data_style = dataset_scene_style(load_metadata(args.data, validate=False))
     for model in _models(args):
         pipe, folder = load_pipeline(model, args.device, args.dtype)
+        for note in pipeline_note(pipe, folder, args.direction, data_style, scenes[0][target_view].shape[1:3],
+                                  f"the takes of {args.data}"):
+            print(note)
         temporal = max(temporal, pipe.vae_scale_factor_temporal)
         reversals.add(pipe.config.reversal)
         if len(reversals) > 1 and args.baselines and args.direction == "ego2exo":

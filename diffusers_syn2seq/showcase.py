@@ -88,15 +88,24 @@ def window_note(max_frames: int, num_history: int, num_generate: int) -> str | N
             "history; quality may drop after the first window)")
 
 
-def pipeline_note(pipe, folder: str | os.PathLike, direction: str, style: str | None = None) -> list[str]:
-    """Warnings about running the model outside what it was trained on (direction, scene style)."""
+def pipeline_note(pipe, folder: str | os.PathLike, direction: str, style: str | None = None,
+                  frame_size: tuple[int, int] | None = None, what: str = "the scenes") -> list[str]:
+    """Warnings about running the model outside what it was trained on: an Ego2Exo run of an Exo2Ego-only model,
+    scenes of another SynthEgoExo style (`style`), frames `(H, W)` of another size than the model's (`frame_size`;
+    they are resized). `what` names the data in the messages."""
     notes = []
     if direction == "ego2exo" and trained_reverse_prob(folder) == 0.0:
         notes.append(f"warning: {folder} was trained on Exo2Ego only (reverse_prob 0); its Ego2Exo output is out of "
                      "distribution.")
     trained = trained_scene_style(folder)
     if style is not None and trained is not None and style != trained:
-        notes.append(f"warning: {folder} was trained on {trained} scenes; {style} scenes are out of distribution.")
+        notes.append(f"warning: {folder} was trained on {trained} SynthEgoExo scenes; {what} are {style} scenes, "
+                     "out of its training distribution.")
+    size = pixel_frame_size(pipe)
+    if frame_size is not None and tuple(frame_size) != (size, size):
+        notes.append(f"warning: {what} have {frame_size[1]}x{frame_size[0]} frames and {folder} was trained at "
+                     f"{size}x{size}: they are resized (bicubic), and the scores are not those of the resolution "
+                     "it was trained at.")
     return notes
 
 
