@@ -62,7 +62,7 @@ from diffusers_syn2seq.data import (
 )
 from diffusers_syn2seq.data.transitions import CrossfadeTransition
 from diffusers_syn2seq.evaluation import evaluate_scene, frames_to_unit_tensor, new_scores
-from diffusers_syn2seq.hub import push_folder_to_hub
+from diffusers_syn2seq.hub import describe_upload, push_folder_to_hub
 from diffusers_syn2seq.latents import encode_take_latents, is_video_vae, vae_latent_channels, vae_scale_factors
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
 from diffusers_syn2seq.model_card import save_model_card, training_command
@@ -1017,8 +1017,7 @@ def save_outputs(args, model, scheduler, vae, lora_config, settings, summary: di
     if args.push_to_hub:
         manifest = push_folder_to_hub(output_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private,
                                       dry_run_dir=output_dir / "hub_dry_run" if args.hub_dry_run else None)
-        logger.info(f"{'dry run: ' if args.hub_dry_run else ''}uploaded {len(manifest['files'])} files to "
-                    f"{manifest['repo_id']}")
+        logger.info(describe_upload(manifest))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
