@@ -177,3 +177,16 @@ def test_screenshot_script_writes_a_picture_of_the_page(tmp_path):
     picture = np.asarray(Image.open(out).convert("RGB"))
     assert picture.shape == (900, 900, 3)
     assert len(np.unique(picture.reshape(-1, 3), axis=0)) > 50  # the rendered page, not a blank window
+
+
+def test_space_entry_point_builds_the_page_with_its_example(monkeypatch):
+    gr = pytest.importorskip("gradio")
+    from script_loading import load_script
+
+    import diffusers_syn2seq.app as app_module
+
+    monkeypatch.setattr(app_module, "DEFAULT_STEPS", 1)  # the example's steps, kept short here
+    space = load_script("app.py", "space_app")
+    assert isinstance(space.demo, gr.Blocks)
+    shown = [c.value for c in space.demo.blocks.values() if isinstance(c, gr.Markdown)]
+    assert any(isinstance(v, str) and v.startswith("Example (held-out scene 0, 1 steps). **PSNR") for v in shown)

@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Probability of dropping a sample's camera poses (trains the unconditional branch of pose "
                         "guidance).")
     g.add_argument("--condition_dropout", dest="camera_dropout", type=float, action=_RenamedFlag,
-                   default=argparse.SUPPRESS, help="Deprecated name of --camera_dropout.")
+                   default=argparse.SUPPRESS, metavar="CONDITION_DROPOUT", help="Deprecated name of --camera_dropout.")
     g = p.add_argument_group("training")
     g.add_argument("--train_mode", type=str, default="full", choices=["full", "lora"])
     g.add_argument("--rank", type=int, default=16)
@@ -434,10 +434,10 @@ def check_args(args: argparse.Namespace) -> None:
     if args.push_to_hub and not args.hub_model_id:
         raise ValueError("--push_to_hub: expected --hub_model_id 'user/name', got none.")
     check_total_limit(args.checkpoints_total_limit)
-    check_output_dir(args.output_dir, "--output_dir")
     if args.hub_dry_run and not args.push_to_hub:
         raise ValueError("--hub_dry_run: expected together with --push_to_hub (it replaces the upload by a local copy "
                          "of what would be uploaded), got it alone.")
+    check_output_dir(args.output_dir, "--output_dir")
 
 
 def _pipeline_has_vae(args) -> bool:
