@@ -23,3 +23,17 @@ def test_gitignore_keeps_generated_data_out_and_code_in():
                  "app.py"):
         assert not _ignored(code), code
 
+
+
+
+def test_make_synthetic_dataset_help_shows_every_default(capsys):
+    from script_loading import load_script
+
+    with pytest.raises(SystemExit):
+        load_script("training/make_synthetic_dataset.py").parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, default in (("num-train", "100"), ("num-validation", "10"), ("num-test", "10"), ("seed-offset", "0"),
+                          ("num-frames", "16"), ("resolution", "64"), ("transition-frames", "4"), ("fps", "10"),
+                          ("style", "textured"), ("checkpoint-every", "50")):
+        described = text.rsplit(f"--{flag} ", 1)[1].split(" --")[0]  # the option's line, not the usage
+        assert described.endswith(f"default: {default})"), (flag, described)
