@@ -10,8 +10,10 @@
 `diffusers_syn2seq.data.poses_file`. `evaluate` scores generated target frames against the ground truth of held-out
 takes of a Syn2Seq dataset and the trivial baselines (`diffusers_syn2seq.evaluation`); it is the evaluation half of
 `benchmarks/syn2seq_experiment.py`. `demo` renders a held-out SynthEgoExo scene, generates its ego clip with the model
-bundled in the package (`diffusers_syn2seq.bundled_model_path()`) or `--model`, and writes the videos and a
-side-by-side PNG with the PSNR next to the "copy the last exo frame" baseline.
+bundled in the package (`diffusers_syn2seq.bundled_model_path()`) or `--model`, and writes the videos, a side-by-side
+PNG (frames enlarged to at least 128 px) and GIF with the PSNR next to the "copy the last exo frame" baseline
+(`diffusers_syn2seq.showcase`, shared with `generate` and the app). `app` serves the interactive page
+(`diffusers_syn2seq.app`).
 
 Each model folder's Syn2Seq settings (`mode`, `num_transition_frames`, `reversal`) come from its pipeline
 configuration (`model_index.json`, or the `syn2seq_settings.json` of older folders); `--mode` and
