@@ -136,8 +136,8 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")  # the MP4 container write_video write
 
 def check_video_suffix(path: Path, name: str) -> None:
     """Refuse an output name whose suffix promises another format than the MP4 data written (an image viewer would
-    fail on `x.png`)."""
-    if path.suffix.lower() not in VIDEO_SUFFIXES:
+    fail on `x.png`). A folder is left to `check_output_file`, whose message says it is one."""
+    if path.suffix.lower() not in VIDEO_SUFFIXES and not path.is_dir():
         raise ValueError(f"{name}: expected a video file name ending in {', '.join(VIDEO_SUFFIXES)} (an MP4 video is "
                          f"written), got {str(path)!r}")
 
