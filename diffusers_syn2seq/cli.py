@@ -4,13 +4,16 @@
     syn2seq demo --output_dir outputs/demo
     syn2seq generate --exo exo.mp4 --poses poses.json --out ego.mp4 [--model PIPELINE_FOLDER]
     syn2seq evaluate --model runs/video_pose-s0 --model runs/video_pose-s1 --data data/synth32 --output eval.json
+    syn2seq app [--model PIPELINE_FOLDER] [--port 7860]      (needs the [app] extra: Gradio)
 
 `generate` runs a trained Syn2Seq pipeline on the user's own exo clip; the poses file format is described in
 `diffusers_syn2seq.data.poses_file`. `evaluate` scores generated target frames against the ground truth of held-out
 takes of a Syn2Seq dataset and the trivial baselines (`diffusers_syn2seq.evaluation`); it is the evaluation half of
 `benchmarks/syn2seq_experiment.py`. `demo` renders a held-out SynthEgoExo scene, generates its ego clip with the model
-bundled in the package (`diffusers_syn2seq.bundled_model_path()`) or `--model`, and writes the videos and a
-side-by-side PNG with the PSNR next to the "copy the last exo frame" baseline.
+bundled in the package (`diffusers_syn2seq.bundled_model_path()`) or `--model`, and writes the videos, a side-by-side
+PNG (frames enlarged to at least 128 px) and GIF with the PSNR next to the "copy the last exo frame" baseline
+(`diffusers_syn2seq.showcase`, shared with `generate` and the app). `app` serves the interactive page
+(`diffusers_syn2seq.app`).
 
 Each model folder's Syn2Seq settings (`mode`, `num_transition_frames`, `reversal`) come from its pipeline
 configuration (`model_index.json`, or the `syn2seq_settings.json` of older folders); `--mode` and
@@ -23,20 +26,17 @@ Outputs are checked for writing before the generation starts and written under a
 `convert_dfot_command` is the `syn2seq-convert-dfot` console command.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import math
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from diffusers.utils import logging as diffusers_logging
-
-from .bundled import trained_reverse_prob, trained_scene_style
+from .bundled import trained_scene_style
 from .cli_support import (
     BAD_INPUT_ERRORS,
     ToolArgumentParser,
@@ -45,25 +45,12 @@ from .cli_support import (
     read_json_object,
     run_tool,
 )
-from .data.poses_file import load_poses_file
-from .data.sequence import MODES
+from .data.choices import MODES
 from .data.synthetic_render import SCENE_STYLES
-from .evaluation import (
-    copy_source_prediction,
-    evaluate_baselines,
-    evaluate_pipeline,
-    generate_scene,
-    load_eval_scenes,
-    load_pipeline,
-    mean_frame,
-    pixel_frame_size,
-    resize_frames,
-    side_by_side,
-    source_target_views,
-)
-from .metrics import paired_difference, psnr, summarize
 from .safe_io import atomic_write_text, check_output_dir, check_output_file, fix_weight_modes, publish_folder
-from .threads import configure_threads
+
+# torch, diffusers and the modules that import them are imported inside the commands: `syn2seq --help` and a
+# flag error answer in well under a second instead of 5-9 s.
 
 # What the baselines of `evaluate` are not scored on, and why (printed, and recorded in the JSON).
 BASELINE_NOT_APPLICABLE = ("mean_of_n_psnr", "exo_dependence")
@@ -73,101 +60,62 @@ BASELINE_NOTE = ("mean-of-N and exo-dependence do not apply (deterministic predi
 
 def _settings(pipe, args: argparse.Namespace) -> tuple[str, int]:
     """`(mode, num_transition_frames)`: the command line's, else the pipeline's configuration (0 for `jump`)."""
-    mode = args.mode or pipe.config.mode
-    num_transition = args.num_transition_frames
-    if num_transition is None:
-        num_transition = 0 if mode == "jump" else pipe.config.num_transition_frames
-    return mode, num_transition
+    from .showcase import syn2seq_settings
 
-
-def _to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """float `(F, 3, H, W)` in [0, 1] -> uint8 `(F, H, W, 3)`."""
-    return (frames.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-
-
-def demo_num_frames(requested: int | None, max_frames: int, num_transition: int, temporal: int = 1) -> int:
-    """Frames of the demo's source and target clips (`--num_frames`, default the longest clips of one window of
-    `max_frames` model frames). With a causal video VAE compressing time `temporal` times, `max_frames` counts latent
-    frames and a clip of n frames gives `1 + (n - 1) // t` source and `n // t` target latents (`scene_frame_counts`);
-    the default is then `1 + t k`."""
-    t = temporal
-    if t == 1:
-        num_frames = requested or max(1, (max_frames - num_transition) // 2)
-        used = 2 * num_frames + num_transition
-    else:
-        num_frames = requested or 1 + t * max(1, (max_frames - num_transition // t - 1) // 2)
-        used = 1 + (num_frames - 1) // t + num_transition // t + num_frames // t
-    if used > max_frames:
-        unit = "" if t == 1 else f" ({used} latent frames of a VAE compressing time {t}x)"
-        raise ValueError(f"--num_frames: {num_frames} source + {num_transition} transition + {num_frames} target "
-                         f"frames{unit} exceed the model's max_frames {max_frames}")
-    return num_frames
+    return syn2seq_settings(pipe, args.mode, args.num_transition_frames)
 
 
 def demo(args: argparse.Namespace) -> int:
-    from .data import SPLIT_SEED_RANGES, render_synthetic_clip, write_video
+    from .data import write_video
+    from .evaluation import load_pipeline, pixel_frame_size, source_target_views
+    from .showcase import demo_num_frames, held_out_scene, pipeline_note, showcase_scene, window_note, write_pictures
 
     start = time.perf_counter()
     out_dir = Path(args.output_dir)
-    first, last = SPLIT_SEED_RANGES["test"]
-    if not 0 <= args.scene < last - first:
-        raise ValueError(f"--scene: expected the index of a held-out test scene in [0, {last - first - 1}], got "
-                         f"{args.scene}")
+    held_out_scene(args.scene, 1, 8, 0, "flat")  # checks --scene before the model loads
     pipe, folder = load_pipeline(args.model, args.device, args.dtype)
     mode, num_transition = _settings(pipe, args)
-    num_frames = demo_num_frames(args.num_frames, pipe.transformer.config.max_frames, num_transition,
-                                 pipe.vae_scale_factor_temporal)
+    t = pipe.vae_scale_factor_temporal
+    num_frames = demo_num_frames(args.num_frames, pipe.transformer.config.max_frames, num_transition, t)
     check_output_dir(out_dir, "--output_dir")  # before the generation
-    if args.direction == "ego2exo" and trained_reverse_prob(folder) == 0.0:
-        print(f"warning: {folder} was trained on Exo2Ego only (reverse_prob 0); its Ego2Exo output is out of "
-              "distribution.")
-    source_view, target_view = source_target_views(args.direction)
-    size = pixel_frame_size(pipe)
     # the scene style the model was trained on (a textured scene is out of distribution for a flat-trained model)
     style = args.style or trained_scene_style(folder) or "textured"
-    seed = first + args.scene
-    scene = render_synthetic_clip(seed, num_frames=num_frames, resolution=size, num_transition_frames=num_transition,
-                                  style=style)
+    for note in pipeline_note(pipe, folder, args.direction, style):
+        print(note)
+    size = pixel_frame_size(pipe)
+    scene, seed = held_out_scene(args.scene, num_frames, size, num_transition, style)
+    source_view, target_view = source_target_views(args.direction)
     print(f"rendered held-out SynthEgoExo test scene {args.scene} (seed {seed}, {style}): {num_frames} {source_view} + "
           f"{num_frames} {target_view} frames at {size}x{size}")
     print(f"model {folder} ({mode}, {num_transition} transition frames, {args.steps} steps, {args.direction})")
-
+    note = window_note(pipe.transformer.config.max_frames, 1 + (num_frames - 1) // t,
+                       num_transition // t + num_frames // t)
+    if note:
+        print(note)
     pipe.set_progress_bar_config(desc="denoising", disable=args.quiet)
-    generated, truth = generate_scene(pipe, scene, mode, args.direction, num_transition, args.steps, args.seed,
-                                      sampling=_sampling(args))
-    score = float(psnr(generated, truth).mean())
-    baseline = float(psnr(copy_source_prediction(scene, args.direction, len(truth)), truth).mean())
-    frames = _to_uint8(generated)
+    shown = showcase_scene(pipe, scene, mode, args.direction, num_transition, args.steps, args.seed, _sampling(args))
     written = [out_dir / f"{target_view}.mp4", out_dir / f"{source_view}.mp4", out_dir / f"{target_view}_true.mp4",
-               out_dir / "side_by_side.png"]
-    for path, video in zip(written, (frames, scene[source_view], scene[target_view])):
+               out_dir / "side_by_side.png", out_dir / "side_by_side.gif"]
+    for path, video in zip(written, (shown.generated, scene[source_view], scene[target_view])):
         write_video(path, video, fps=8.0)
-    picture = out_dir / f".side_by_side.{os.getpid()}.tmp.png"  # complete before it takes its name
-    try:
-        side_by_side([(f"{source_view} (input)", scene[source_view]),
-                      (f"{target_view} generated\nPSNR {score:.2f} dB", frames),
-                      (f"{target_view} (true)", scene[target_view])], picture)
-        os.replace(picture, written[-1])
-    finally:
-        picture.unlink(missing_ok=True)
-    print(f"mean per-frame PSNR of the generated {target_view} frames: {score:.2f} dB "
-          f"(trivial baseline, copy the {source_view} frame next to the transition: {baseline:.2f} dB)")
+    write_pictures(shown, written[3], written[4], fps=8.0)  # each written under a temporary name, then renamed
+    print(f"mean per-frame PSNR of the generated {target_view} frames: {shown.psnr:.2f} dB "
+          f"(trivial baseline, copy the {source_view} frame next to the transition: {shown.baseline_psnr:.2f} dB)")
     print("wrote " + ", ".join(str(path) for path in written))
     print(f"done in {time.perf_counter() - start:.1f} s")
     return 0
 
 
 def generate(args: argparse.Namespace) -> int:
-    from .data.video_io import read_video, write_video
+    from .data.poses_file import load_poses_file
+    from .data.video_io import write_video
+    from .evaluation import load_pipeline, pixel_frame_size
+    from .showcase import read_source_clip, showcase_upload, window_note
 
     start = time.perf_counter()
-    exo_path, out_path = Path(args.exo), Path(args.out)
-    if not exo_path.is_file():
-        raise FileNotFoundError(f"--exo: video file {str(exo_path)!r} does not exist")
-    try:
-        exo = read_video(exo_path)
-    except ValueError as error:
-        raise ValueError(f"--exo: could not read video {str(exo_path)!r}: {error}") from None
+    out_path = Path(args.out)
+    check_video_suffix(out_path, "--out")
+    exo = read_source_clip(args.exo, "--exo")
     try:
         exo_poses, ego_poses = load_poses_file(args.poses, num_exo_frames=len(exo))
     except (ValueError, OSError) as error:  # name the flag: the message names the file, line and value
@@ -178,24 +126,35 @@ def generate(args: argparse.Namespace) -> int:
     size = pixel_frame_size(pipe)
     if exo.shape[1:3] != (size, size):
         print(f"resizing the exo frames from {exo.shape[2]}x{exo.shape[1]} to the model resolution {size}x{size}")
-        exo = resize_frames(exo, size)
+    t = pipe.vae_scale_factor_temporal
+    note = window_note(pipe.transformer.config.max_frames, 1 + (len(exo) - 1) // t,
+                       num_transition // t + len(ego_poses) // t)
+    if note:
+        print(note)
     pipe.set_progress_bar_config(desc="denoising", disable=args.quiet)
-    kwargs = {}
-    if getattr(pipe.transformer.config, "camera_ray_type", None) is not None:
-        kwargs = dict(source_poses=torch.from_numpy(exo_poses), target_poses=torch.from_numpy(ego_poses))
-    result = pipe(exo, num_frames=len(ego_poses), mode=mode, num_transition_frames=num_transition,
-                  direction="exo2ego", num_inference_steps=args.steps,
-                  generator=torch.Generator().manual_seed(args.seed), output_type="np", **kwargs, **_sampling(args))
-    frames = (np.clip(result.frames[0], 0, 1) * 255).round().astype(np.uint8)
-    write_video(out_path, frames, fps=args.fps)  # temporary name, then rename
-    print(f"wrote {len(frames)} ego frames ({size}x{size}) to {out_path} in {time.perf_counter() - start:.1f} s "
-          f"(model {folder}, mode {mode}, {num_transition} transition frames, {args.steps} steps)")
+    shown = showcase_upload(pipe, exo, exo_poses, ego_poses, mode, num_transition, args.steps, args.seed,
+                            _sampling(args))
+    write_video(out_path, shown.generated, fps=args.fps)  # temporary name, then rename
+    print(f"wrote {len(shown.generated)} ego frames ({size}x{size}) to {out_path} in "
+          f"{time.perf_counter() - start:.1f} s (model {folder}, mode {mode}, {num_transition} transition frames, "
+          f"{args.steps} steps)")
     return 0
+
+
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")  # the MP4 container write_video writes
+
+
+def check_video_suffix(path: Path, name: str) -> None:
+    """Refuse an output name whose suffix promises another format than the MP4 data written (an image viewer would
+    fail on `x.png`). A folder is left to `check_output_file`, whose message says it is one."""
+    if path.suffix.lower() not in VIDEO_SUFFIXES and not path.is_dir():
+        raise ValueError(f"{name}: expected a video file name ending in {', '.join(VIDEO_SUFFIXES)} (an MP4 video is "
+                         f"written), got {str(path)!r}")
 
 
 def _interval(s: dict, digits: int, unit: str = "", sign: str = "") -> str:
     """`mean [low, high]unit` of a `mean_ci` dict (the mean alone with one scene)."""
-    if np.isnan(s["low"]):
+    if math.isnan(s["low"]):
         return f"{s['mean']:{sign}.{digits}f}{unit}"
     return f"{s['mean']:{sign}.{digits}f} [{s['low']:{sign}.{digits}f}, {s['high']:{sign}.{digits}f}]{unit}"
 
@@ -251,6 +210,8 @@ def _check_scenes(args: argparse.Namespace, scenes: list[dict], target_view: str
 
 def _differences(row: dict, baselines: dict, method: str) -> dict:
     """Paired per-scene differences `row - baseline` (same scenes) of PSNR, SSIM and layout PSNR, printed."""
+    from .metrics import paired_difference
+
     differences = {}
     for name, baseline in baselines.items():
         differences[name] = {metric: paired_difference(row, baseline["summary"], metric, method=method)
@@ -267,6 +228,19 @@ def _models(args: argparse.Namespace) -> list:
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    from .bundled import dataset_scene_style
+    from .data import load_metadata
+    from .evaluation import (
+        evaluate_baselines,
+        evaluate_pipeline,
+        load_eval_scenes,
+        load_pipeline,
+        mean_frame,
+        source_target_views,
+    )
+    from .metrics import summarize
+    from .showcase import pipeline_note
+
     args.baselines = args.baselines or args.baselines_only
     start = time.perf_counter()
     _check_evaluate_args(args)
@@ -280,8 +254,12 @@ def evaluate(args: argparse.Namespace) -> int:
                     "models": [], "per_seed": []}
     temporal = 1  # a causal video VAE's time compression: the baselines score the frames its models generate
     reversals = set()  # likewise the models' Ego2Exo sequence order (`evaluation.target_frames`)
+    data_style = dataset_scene_style(load_metadata(args.data, validate=False))
     for model in _models(args):
         pipe, folder = load_pipeline(model, args.device, args.dtype)
+        for note in pipeline_note(pipe, folder, args.direction, data_style, scenes[0][target_view].shape[1:3],
+                                  f"the takes of {args.data}"):
+            print(note)
         temporal = max(temporal, pipe.vae_scale_factor_temporal)
         reversals.add(pipe.config.reversal)
         if len(reversals) > 1 and args.baselines and args.direction == "ego2exo":
@@ -339,8 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
         _flag(p, "device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
         _flag(p, "dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
               help="weights and compute dtype (fp32 on CPUs without native bf16)")
-        _flag(p, "seed", type=int, default=0, help="sampling seed (evaluate: scene i uses seed + i)")
-        _flag(p, "steps", type=int, default=25, help="denoising steps")
+        _flag(p, "seed", type=int, default=0, help="sampling seed (scene i uses seed + i; default: 0)" if many_models
+              else "sampling seed (default: 0)")
+        _flag(p, "steps", type=int, default=25, help="denoising steps (default: 25)")
         _flag(p, "num_transition_frames", type=int, default=None,
               help="generated transition frames (default: the model's pipeline configuration; 0 for jump)")
         _flag(p, "mode", choices=list(MODES), default=None,
@@ -359,15 +338,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Render a held-out SynthEgoExo test scene (never seen in training), generate its ego clip from "
                     "the exo clip and camera poses with a trained Syn2Seq pipeline (default: the model bundled with "
                     "the package), and write ego.mp4, exo.mp4, ego_true.mp4 and side_by_side.png (exo | generated "
-                    "ego | true ego, with PSNR).")
-    _flag(demo_parser, "output_dir", default="outputs/demo", help="where the MP4s and the PNG are written")
-    _flag(demo_parser, "scene", type=int, default=0, help="index of the held-out test scene")
+                    "ego | true ego, with PSNR, frames enlarged to at least 128 px) and side_by_side.gif (the same, "
+                    "animated).")
+    _flag(demo_parser, "output_dir", default="outputs/demo",
+          help="where the MP4s, the PNG and the GIF are written (default: outputs/demo)")
+    _flag(demo_parser, "scene", type=int, default=0, help="index of the held-out test scene (default: 0)")
     _flag(demo_parser, "direction", default="exo2ego", choices=["exo2ego", "ego2exo"],
           help="exo2ego: generate the ego clip from the exo clip; ego2exo: the reverse (default: exo2ego)")
     _flag(demo_parser, "style", default=None, choices=list(SCENE_STYLES),
           help="SynthEgoExo scene style (default: the one the model was trained on, from its training_summary.json)")
     _flag(demo_parser, "num_frames", type=int, default=None,
-          help="source and target frames (default: as many as fit the model's window with the transition)")
+          help="source and target frames (default: as many as fit the model's window with the transition; longer "
+               "clips are sampled with a sliding window, as generate does)")
     common(demo_parser)
 
     gen = commands.add_parser(
@@ -379,8 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "world-to-camera [R|T] (OpenCV axes).")
     _flag(gen, "exo", required=True, help="exo video file (MP4 or anything FFmpeg reads)")
     _flag(gen, "poses", required=True, help="poses file (.json, .npz, .npy or .csv; see above)")
-    _flag(gen, "out", required=True, help="output ego video (.mp4)")
-    _flag(gen, "fps", type=float, default=10.0, help="frame rate of the written video")
+    _flag(gen, "out", required=True, help="output ego video (MP4: a name ending in .mp4, .m4v or .mov)")
+    _flag(gen, "fps", type=float, default=10.0, help="frame rate of the written video (default: 10)")
     common(gen)
 
     ev = commands.add_parser(
@@ -417,11 +399,44 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(ev, "ci", default="t", choices=["t", "bootstrap"], help="95%% interval: Student t or bootstrap")
     _flag(ev, "output", default=None, help="JSON file for every number")
     common(ev, many_models=True)
+
+    page = commands.add_parser(
+        "app", help="Open the interactive demo in a browser (needs Gradio: pip install 'diffusers-syn2seq[app]').",
+        description="Serve the interactive demo: pick a held-out SynthEgoExo scene or upload an exo clip with its "
+                    "poses file, choose mode, direction, steps, history guidance and seed, and see exo | generated | "
+                    "true side by side (videos and an enlarged frame strip, with PSNR when the truth is known). The "
+                    "repository's app.py runs the same page as a Hugging Face Space.")
+    _flag(page, "model", default=None, help="Syn2Seq pipeline folder (default: the bundled model)")
+    _flag(page, "device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...; default: cpu)")
+    _flag(page, "dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="weights and compute dtype "
+          "(default: fp32)")
+    _flag(page, "host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only; "
+          "0.0.0.0 for every interface)")
+    _flag(page, "port", type=int, default=7860, help="TCP port (default: 7860)")
+    _flag(page, "share", action="store_true", help="also open a temporary public Gradio link")
+    _flag(page, "no_example", action="store_true",
+          help="open an empty page (default: the page shows held-out scene 0 generated once at start-up)")
+    _flag(page, "threads", type=int, default=None, help="torch CPU threads (default: as the other commands)")
+    _flag(page, "quiet", action="store_true", help="no progress bars in the terminal")
+    add_debug_flag(page)
     return parser
+
+
+def app(args: argparse.Namespace) -> int:
+    from .app import DEFAULT_STEPS, build_app
+
+    page = build_app(args.model, args.device, args.dtype, example_steps=0 if args.no_example else DEFAULT_STEPS)
+    print(f"serving the Syn2Seq demo on http://{args.host}:{args.port} (Ctrl+C stops it)")
+    page.launch(server_name=args.host, server_port=args.port, share=args.share)
+    return 0
 
 
 def check_common_args(args: argparse.Namespace) -> None:
     """Checks of the flags every command shares; errors name the flag, the expected and the received value."""
+    if args.command == "app":
+        if not 1 <= args.port <= 65535:
+            raise ValueError(f"--port: expected a TCP port in [1, 65535], got {args.port}")
+        return _check_device(args)
     if getattr(args, "num_frames", None) is not None and args.num_frames < 1:
         raise ValueError(f"--num_frames: expected a positive frame count, got {args.num_frames}")
     if args.steps < 1:
@@ -432,6 +447,13 @@ def check_common_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--num_transition_frames: expected an integer >= 0, got {args.num_transition_frames}")
     if getattr(args, "fps", None) is not None and not (math.isfinite(args.fps) and args.fps > 0):
         raise ValueError(f"--fps: expected a finite number > 0, got {args.fps}")
+    _check_device(args)
+
+
+def _check_device(args: argparse.Namespace) -> None:
+    """`--device` names a device this machine has."""
+    import torch
+
     try:
         device = torch.device(args.device)
     except (RuntimeError, TypeError):
@@ -443,13 +465,18 @@ def check_common_args(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from diffusers.utils import logging as diffusers_logging
+
+    from .threads import configure_threads
+
     try:
         configure_threads(args.threads)
         if args.quiet:  # also the "Loading pipeline components" bar of diffusers
             diffusers_logging.disable_progress_bar()
         check_common_args(args)
-        _sampling(args)  # before any work
-        return {"demo": demo, "generate": generate, "evaluate": evaluate}[args.command](args)
+        if args.command != "app":
+            _sampling(args)  # before any work
+        return {"demo": demo, "generate": generate, "evaluate": evaluate, "app": app}[args.command](args)
     except BAD_INPUT_ERRORS as error:
         if debug_requested(argv):
             raise
@@ -466,6 +493,8 @@ def _read_conversion_config(value: str, flag: str, what: str, presets: dict) -> 
 
 
 def _convert_dfot(argv: list[str] | None) -> int:
+    import torch
+
     from .models.conversion_dfot import convert_dfot_checkpoint
     from .models.conversion_vae_dfot import DFOT_VAE_PRESETS
     from .pipelines.conversion_dfot_pipeline import convert_dfot_pipeline

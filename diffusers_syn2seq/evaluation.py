@@ -327,23 +327,50 @@ def label_font():
         return ImageFont.load_default()
 
 
-def side_by_side(rows: list[tuple[str, np.ndarray]], path: Path, scale: int = 2) -> None:
-    """A PNG with one labelled strip of frames per row."""
+def side_by_side(rows: list[tuple[str, np.ndarray]], path: Path, scale: int = 2, gap: int = 4) -> None:
+    """A PNG with one labelled strip of frames per row, each frame enlarged `scale` times (nearest neighbour) and
+    separated from the next by `gap` white pixels. Rows: uint8 `(F, H, W, 3)` clips."""
     from PIL import Image, ImageDraw
 
     font = label_font()
     label_width = 150
-    strips = [np.concatenate(list(frames), axis=1) for _, frames in rows]
-    width = max(s.shape[1] for s in strips) * scale + label_width
-    height = sum(s.shape[0] for s in strips) * scale
+    frame_width = max(frames.shape[2] for _, frames in rows) * scale + gap
+    width = label_width + max(len(frames) for _, frames in rows) * frame_width
+    height = sum(frames.shape[1] * scale + gap for _, frames in rows) - gap
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
     y = 0
-    for (label, _), strip in zip(rows, strips):
-        image = Image.fromarray(strip).resize((strip.shape[1] * scale, strip.shape[0] * scale), Image.NEAREST)
-        canvas.paste(image, (label_width, y))
+    for label, frames in rows:
+        for i, frame in enumerate(frames):
+            image = Image.fromarray(frame).resize((frame.shape[1] * scale, frame.shape[0] * scale), Image.NEAREST)
+            canvas.paste(image, (label_width + i * frame_width, y))
         draw.multiline_text((4, y + 4), label, fill="black", font=font)
-        y += image.height
+        y += frames.shape[1] * scale + gap
     png = io.BytesIO()
     canvas.save(png, format="PNG")
     atomic_write_bytes(path, png.getvalue())  # a reader never sees half a PNG
+
+
+def side_by_side_animation(columns: list[tuple[str, np.ndarray]], path: Path, scale: int = 2, fps: float = 8.0
+                           ) -> None:
+    """An animated GIF showing the labelled clips next to each other, frame after frame (a shorter clip holds its last
+    frame), each frame enlarged `scale` times (nearest neighbour). Clips: uint8 `(F, H, W, 3)`."""
+    from PIL import Image, ImageDraw
+
+    font = label_font()
+    label_height = 36  # two lines of the 13-px font
+    side = max(frames.shape[1] for _, frames in columns) * scale
+    width = max(frames.shape[2] for _, frames in columns) * scale
+    images = []
+    for t in range(max(len(frames) for _, frames in columns)):
+        canvas = Image.new("RGB", (len(columns) * (width + 4), side + label_height), "white")
+        draw = ImageDraw.Draw(canvas)
+        for i, (label, frames) in enumerate(columns):
+            frame = frames[min(t, len(frames) - 1)]
+            image = Image.fromarray(frame).resize((frame.shape[1] * scale, frame.shape[0] * scale), Image.NEAREST)
+            canvas.paste(image, (i * (width + 4), label_height))
+            draw.multiline_text((i * (width + 4) + 2, 2), label, fill="black", font=font)
+        images.append(canvas)
+    gif = io.BytesIO()
+    images[0].save(gif, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+    atomic_write_bytes(path, gif.getvalue())

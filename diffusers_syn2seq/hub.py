@@ -72,6 +72,7 @@ def push_folder_to_hub(
             (target / "files" / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(Path(folder) / rel, target / "files" / rel)
         target.mkdir(parents=True, exist_ok=True)
+        manifest["dry_run_dir"] = str(target)
         (target / "upload_manifest.json").write_text(json.dumps(manifest, indent=2))
         return manifest
     from huggingface_hub import create_repo, upload_folder
@@ -82,3 +83,14 @@ def push_folder_to_hub(
     manifest["repo_id"] = repo_id
     manifest["commit_url"] = str(getattr(commit, "commit_url", commit))
     return manifest
+
+
+def describe_upload(manifest: dict[str, Any]) -> str:
+    """One line for the log of `push_folder_to_hub`'s result: what was uploaded where, or, for a dry run, that nothing
+    was uploaded and where the files that would have been are."""
+    n, repo = len(manifest["files"]), manifest["repo_id"]
+    if manifest["dry_run"]:
+        target = Path(manifest["dry_run_dir"])
+        return (f"hub dry run: nothing was uploaded; the {n} files that would go to {repo} are in {target / 'files'} "
+                f"(list and sizes: {target / 'upload_manifest.json'})")
+    return f"uploaded {n} files to {repo} ({manifest.get('commit_url', 'no commit URL')})"

@@ -32,3 +32,16 @@ def dfot_fixtures_dir() -> Path:
 def _deterministic_torch():
     torch.manual_seed(0)
     yield
+
+
+# Where the tools write by default, relative to the working directory (train.py's --output_dir, the demo's, the
+# README's datasets): a test must pass its own tmp_path, or a run from the repository root leaves these behind.
+DEFAULT_OUTPUT_FOLDERS = ("syn2seq-output", "outputs", "data", "runs")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_output_left_in_the_repository():
+    before = {name for name in DEFAULT_OUTPUT_FOLDERS if (REPO_ROOT / name).exists()}
+    yield
+    left = sorted({name for name in DEFAULT_OUTPUT_FOLDERS if (REPO_ROOT / name).exists()} - before)
+    assert not left, f"the tests left {left} in {REPO_ROOT}: pass an output folder under tmp_path"

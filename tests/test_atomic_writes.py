@@ -40,5 +40,5 @@ def test_side_by_side_png_is_written_whole(tmp_path):
     frames = np.zeros((2, 8, 8, 3), dtype=np.uint8)
     side_by_side([("exo", frames), ("generated", frames + 255)], tmp_path / "grid.png", scale=2)
     with Image.open(tmp_path / "grid.png") as image:
-        assert image.format == "PNG" and image.size == (150 + 2 * 8 * 2, 2 * 8 * 2)
+        assert image.format == "PNG" and image.size == (150 + 2 * (8 * 2 + 4), 2 * 8 * 2 + 4)  # 4-px gaps
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png"]

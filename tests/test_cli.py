@@ -83,7 +83,13 @@ def test_demo_tiny_writes_outputs(tiny_inputs, tmp_path, capsys):
     assert read_video(tmp_path / "ego_true.mp4").shape == (3, 16, 16, 3)
     from PIL import Image
 
-    assert Image.open(tmp_path / "side_by_side.png").size[1] == 3 * 16 * 2  # three strips at 2x
+    picture = Image.open(tmp_path / "side_by_side.png")  # three strips of 3 frames enlarged 8x to 128 px, 4 px gaps
+    assert picture.size == (150 + 3 * (128 + 4), 3 * 128 + 2 * 4)
+    strip = np.asarray(picture.convert("RGB"))
+    true_first = render_synthetic_clip(2_000_000, num_frames=3, resolution=16, num_transition_frames=2)["ego"][0]
+    np.testing.assert_array_equal(strip[2 * 132 : 2 * 132 + 128, 150 : 150 + 128], true_first.repeat(8, 0).repeat(8, 1))
+    animation = Image.open(tmp_path / "side_by_side.gif")
+    assert animation.n_frames == 3 and animation.info["loop"] == 0 and animation.size[1] >= 128
 
 
 def test_demo_defaults_to_the_bundled_model(tmp_path, capsys):
@@ -124,12 +130,29 @@ def test_demo_ego2exo_warns_for_an_exo2ego_model(tiny_inputs, tmp_path, capsys):
     assert read_video(tmp_path / "exo.mp4").shape == (2, 16, 16, 3)  # the generated target is the exo view here
 
 
-def test_demo_errors(tiny_inputs, tmp_path, capsys):
+def test_demo_longer_than_the_window_slides_as_generate_does(tiny_inputs, tmp_path, capsys):
     root, _ = tiny_inputs
     model = _tiny_trained_folder(root, None)  # default settings: video+pose, 4 transition frames; 4 frames -> 12 > 8
     assert main(["demo", "--model", str(model), "--output_dir", str(tmp_path), "--steps", "1", "--num_frames", "4",
-                 "--quiet"]) == 2
-    assert "exceed the model's max_frames 8" in capsys.readouterr().err
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert ("4 source + 8 generated model frames exceed the model's window of 8: sampled with a sliding window "
+            "(2 windows, each keeping 4 frames of history") in out
+    assert read_video(tmp_path / "ego.mp4").shape == (4, 16, 16, 3)
+    # generate follows the same rule and says the same
+    clip = render_synthetic_clip(2_000_000, num_frames=4, resolution=16, num_transition_frames=4)
+    write_video(tmp_path / "exo4.mp4", clip["exo"], fps=10, lossless=True)
+    (tmp_path / "poses4.json").write_text(json.dumps({"exo_poses": clip["exo_poses"].tolist(),
+                                                      "ego_poses": clip["ego_poses"].tolist()}))
+    assert main(["generate", "--exo", str(tmp_path / "exo4.mp4"), "--poses", str(tmp_path / "poses4.json"), "--out",
+                 str(tmp_path / "gen.mp4"), "--model", str(model), "--steps", "1", "--quiet"]) == 0
+    assert "4 source + 8 generated model frames exceed the model's window of 8" in capsys.readouterr().out
+    assert read_video(tmp_path / "gen.mp4").shape == (4, 16, 16, 3)
+
+
+def test_demo_errors(tiny_inputs, tmp_path, capsys):
+    root, _ = tiny_inputs
+    model = _tiny_trained_folder(root, None)
     assert main(["demo", "--model", str(model), "--num_frames", "0"]) == 2
     assert "--num_frames: expected a positive frame count, got 0" in capsys.readouterr().err
     assert main(["demo", "--model", str(tmp_path / "nowhere")]) == 2
@@ -189,6 +212,15 @@ def test_generate_unreadable_video(tiny_inputs, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "could not read video" in err and "broken.mp4" in err
     assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.parametrize("name", ["ego.png", "ego.GIF", "ego"])
+def test_generate_refuses_an_output_name_of_another_format(tiny_inputs, tmp_path, capsys, name):
+    root, _ = tiny_inputs
+    assert _generate(root, root / "poses.json", tmp_path / name) == 2
+    assert (f"--out: expected a video file name ending in .mp4, .m4v, .mov (an MP4 video is written), got "
+            f"'{tmp_path / name}'") in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
 
 
 def test_generate_poses_of_the_wrong_length(tiny_inputs, tmp_path, capsys):

@@ -65,6 +65,29 @@ def test_help_texts():
         assert "--threads" in commands[command].format_help()
 
 
+def _helps(command: str) -> dict[str, str]:
+    """`dest -> help text` of a command's flags, whitespace collapsed."""
+    commands = build_parser()._subparsers._group_actions[0].choices
+    return {a.dest: " ".join((a.help or "").split()) for a in commands[command]._actions}
+
+
+@pytest.mark.parametrize("command, flag, default", [
+    ("demo", "output_dir", "outputs/demo"), ("demo", "steps", "25"), ("demo", "scene", "0"), ("demo", "seed", "0"),
+    ("generate", "steps", "25"), ("generate", "fps", "10"), ("evaluate", "steps", "25"), ("app", "port", "7860"),
+    ("app", "host", "127.0.0.1"),
+])
+def test_help_texts_show_defaults(command, flag, default):
+    parser_default = {a.dest: a.default for a in build_parser()._subparsers._group_actions[0].choices[command]._actions}
+    assert str(parser_default[flag]).removesuffix(".0") == default  # the help says what argparse really uses
+    assert f"default: {default}" in _helps(command)[flag]
+
+
+def test_seed_help_mentions_evaluate_scenes_only_for_evaluate():
+    for command in ("demo", "generate"):
+        assert _helps(command)["seed"] == "sampling seed (default: 0)"
+    assert "scene i uses seed + i" in _helps("evaluate")["seed"]
+
+
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
     """2 test takes at the bundled model's 32x32 (4 exo + 4 transition + 4 ego frames), 1 training take."""

@@ -6,7 +6,7 @@ import json
 import huggingface_hub
 import pytest
 
-from diffusers_syn2seq.hub import HUB_IGNORE_PATTERNS, files_to_upload, push_folder_to_hub
+from diffusers_syn2seq.hub import HUB_IGNORE_PATTERNS, describe_upload, files_to_upload, push_folder_to_hub
 
 
 def _output_folder(root):
@@ -35,6 +35,9 @@ def test_dry_run_writes_exactly_the_upload(tmp_path, monkeypatch):
                     for p in (tmp_path / "dry" / "files").rglob("*") if p.is_file())
     assert copied == ["README.md", "transformer/config.json"]
     assert json.loads((tmp_path / "dry" / "upload_manifest.json").read_text())["repo_id"] == "someone/repo"
+    assert describe_upload(manifest) == (
+        "hub dry run: nothing was uploaded; the 2 files that would go to someone/repo are in "
+        f"{tmp_path / 'dry' / 'files'} (list and sizes: {tmp_path / 'dry' / 'upload_manifest.json'})")
 
 
 def test_push_calls_create_repo_and_upload_folder(tmp_path, monkeypatch):
@@ -58,6 +61,7 @@ def test_push_calls_create_repo_and_upload_folder(tmp_path, monkeypatch):
     assert calls["create"] == ("someone/repo", {"exist_ok": True, "token": None, "private": True})
     assert calls["upload"]["folder_path"] == str(folder) and calls["upload"]["ignore_patterns"] == HUB_IGNORE_PATTERNS
     assert manifest["commit_url"] == "https://hub/commit/1" and not manifest["dry_run"]
+    assert describe_upload(manifest) == "uploaded 2 files to someone/repo (https://hub/commit/1)"
     # the ignore patterns really exclude the training state (same matching rule as huggingface_hub)
     from huggingface_hub.utils import filter_repo_objects
 

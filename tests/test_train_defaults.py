@@ -42,11 +42,14 @@ def test_reverse_prob_default_from_scratch(train, tmp_path):
 
 
 def test_hub_dry_run_needs_push_to_hub(train, tmp_path):
-    args = train.parse_args(["--dataset_dir", str(tmp_path), "--hub_dry_run"])
+    # an explicit --output_dir: check_args creates the folder (the default would land in the repository root)
+    output = ["--output_dir", str(tmp_path / "out")]
+    args = train.parse_args(["--dataset_dir", str(tmp_path), "--hub_dry_run", *output])
     with pytest.raises(ValueError, match=r"--hub_dry_run: expected together with --push_to_hub .*got it alone"):
         train.check_args(args)
+    assert not (tmp_path / "out").exists()  # refused before the output folder is created
     train.check_args(train.parse_args(["--dataset_dir", str(tmp_path), "--hub_dry_run", "--push_to_hub",
-                                       "--hub_model_id", "someone/x"]))
+                                       "--hub_model_id", "someone/x", *output]))
 
 
 def test_the_warning_is_seen_when_casting_with_to():

@@ -14,10 +14,14 @@ Examples::
 Each take gets `clips/<take>/transition_<source>.mp4` (written atomically) and its `meta.json` is
 updated with `transition_video`, `transition_poses` (the interpolated camera path from the last exo to
 the first ego pose) and `transition_source`; the table is rewritten atomically every
-`--checkpoint_every` takes and at the end. A rerun skips takes already done (same source and frame
-count), so an interrupted run resumes where it stopped. `--skip_bad` skips takes whose videos cannot
-be decoded and lists them at the end instead of stopping. A rerun also removes the temporary files a killed run
-left. Bad input prints one line `cache_transitions.py: error: ...` and exits with status 2 (`--debug`: traceback).
+`--checkpoint_every` takes and at the end. A take whose transition came from another source (e.g. the
+rendered fly-through of `make_synthetic_dataset.py`, replaced by `--source crossfade`) keeps that file and
+records it under `previous_transitions` in its `meta.json`; the run says which sources it switched, and a
+later run with the old `--source` switches back to the kept file without recomputing it.
+A rerun skips takes already done (same source and frame count), so an interrupted run resumes where it
+stopped. `--skip_bad` skips takes whose videos cannot be decoded and lists them at the end instead of
+stopping. A rerun also removes the temporary files a killed run left. Bad input prints one line
+`cache_transitions.py: error: ...` and exits with status 2 (`--debug`: traceback).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import argparse
 import json
 import math
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +116,29 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(data))
 
 
+def set_transition(meta: dict[str, Any], video: str, poses: list, source_name: str) -> str | None:
+    """Point a take's `meta` at a transition; one of another source that it replaces is kept under
+    `previous_transitions[<its source>]` (its file stays on disk). Returns the replaced source, if any."""
+    old = meta.get("transition_source")
+    previous = meta.setdefault("previous_transitions", {})
+    if old and old != source_name and meta.get("transition_video"):
+        previous[old] = {"transition_video": meta["transition_video"], "transition_poses": meta["transition_poses"]}
+    previous.pop(source_name, None)
+    if not previous:
+        del meta["previous_transitions"]
+    meta.update(transition_video=video, transition_poses=poses, transition_source=source_name)
+    return old if old and old != source_name else None
+
+
+def kept_transition(data: Path, meta: dict[str, Any], source_name: str, num_frames: int) -> dict | None:
+    """The transition of `source_name` a take kept when another source replaced it, if it has `num_frames` frames
+    and its file is still there."""
+    kept = (meta.get("previous_transitions") or {}).get(source_name)
+    if kept and len(kept["transition_poses"]) == num_frames and (data / kept["transition_video"]).is_file():
+        return kept
+    return None
+
+
 def cache_transitions(
     data: Path,
     source: TransitionSource,
@@ -119,10 +147,13 @@ def cache_transitions(
     overwrite: bool = False,
     skip_bad: bool = False,
     checkpoint_every: int = 20,
+    switched: list[str] | None = None,
 ) -> tuple[int, int, list[str]]:
     """Cache `source` transitions for every take listed in `data`'s table.
 
-    Returns (computed, already cached, bad-take messages)."""
+    Returns (computed, already cached or restored, bad-take messages); `switched`, when given, receives one line
+    `"<take>: <old source> -> <new source>"` per take whose transition source changed (module docstring)."""
+    switched = [] if switched is None else switched
     dataset = Syn2SeqClipDataset(data, load_transition=False)  # validates the table: take ids and paths inside
     remove_writer_leftovers(data)
     listed = set(dataset.table["take_id"])
@@ -145,6 +176,13 @@ def cache_transitions(
         if done and not overwrite:
             kept += 1
             continue
+        restored = None if overwrite else kept_transition(data, meta, source.name, num_frames)
+        if restored is not None:  # switch back to the file kept when another source replaced it
+            old = set_transition(meta, restored["transition_video"], restored["transition_poses"], source.name)
+            _write_json_atomic(meta_path, meta)
+            switched.append(f"{row['take_id']}: {old} -> {source.name} (restored the kept file)")
+            kept += 1
+            continue
         try:
             item = dataset[index]
         except ValueError as error:
@@ -155,11 +193,10 @@ def cache_transitions(
         sample = {**item, "seed": row["seed"], "style": row["style"]}  # a rendered transition matches the take
         frames = source(item["exo"][-1], item["ego"][0], num_frames, sample=sample)
         write_video(data / relative, frames, row["fps"], lossless=lossless)
-        meta.update(
-            transition_video=relative,
-            transition_poses=transition_path_poses(item["exo_poses"][-1], item["ego_poses"][0], num_frames).tolist(),
-            transition_source=source.name,
-        )
+        poses = transition_path_poses(item["exo_poses"][-1], item["ego_poses"][0], num_frames).tolist()
+        old = set_transition(meta, relative, poses, source.name)
+        if old:
+            switched.append(f"{row['take_id']}: {old} -> {source.name}")
         _write_json_atomic(meta_path, meta)
         computed += 1
         if computed % checkpoint_every == 0:
@@ -171,8 +208,10 @@ def cache_transitions(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     source = build_source(args)
+    switched: list[str] = []
     computed, kept, bad = cache_transitions(
-        args.data, source, args.num_frames, args.lossless, args.overwrite, args.skip_bad, args.checkpoint_every
+        args.data, source, args.num_frames, args.lossless, args.overwrite, args.skip_bad, args.checkpoint_every,
+        switched,
     )
     print(
         f"{computed} transitions computed, {kept} already cached, {len(bad)} bad takes skipped; "
@@ -180,7 +219,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     for message in bad:
         print(f"  skipped: {message}")
+    print_switches(switched, source.name)
     return 0
+
+
+def print_switches(switched: list[str], source_name: str) -> None:
+    """Say which takes changed transition source, and how to switch back."""
+    if not switched:
+        return
+    changes = Counter(line.split(": ", 1)[1].removesuffix(" (restored the kept file)") for line in switched)
+    print(f"changed transition_source of {len(switched)} takes: "
+          + ", ".join(f"{change} ({n})" for change, n in sorted(changes.items())))
+    olds = sorted({change.split(" -> ")[0] for change in changes} - {source_name})
+    if olds:
+        print("  the replaced transitions stay on disk (clips/<take>/transition_<source>.mp4) and are recorded under "
+              f"previous_transitions in each meta.json; --source {' or '.join(olds)} switches back without "
+              "recomputing")
 
 
 if __name__ == "__main__":

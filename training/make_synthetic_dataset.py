@@ -60,26 +60,28 @@ from diffusers_syn2seq.safe_io import check_output_dir
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ToolArgumentParser(prog="make_synthetic_dataset.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, required=True, help="dataset folder to create or update")
-    parser.add_argument("--num_train", "--num-train", type=int, default=100)
-    parser.add_argument("--num_validation", "--num-validation", type=int, default=10)
-    parser.add_argument("--num_test", "--num-test", type=int, default=10)
+    parser.add_argument("--num_train", "--num-train", type=int, default=100, help="training takes (default: 100)")
+    parser.add_argument("--num_validation", "--num-validation", type=int, default=10,
+                        help="validation takes (default: 10)")
+    parser.add_argument("--num_test", "--num-test", type=int, default=10, help="held-out test takes (default: 10)")
     parser.add_argument("--seed_offset", "--seed-offset", type=int, default=0,
-                        help="start this many seeds into each split's range")
+                        help="start this many seeds into each split's range (default: 0)")
     parser.add_argument("--num_frames", "--num-frames", type=int, default=16,
-                        help="frames of the exo clip and of the ego clip")
-    parser.add_argument("--resolution", type=int, default=64, help="square frame size in pixels")
+                        help="frames of the exo clip and of the ego clip (default: 16)")
+    parser.add_argument("--resolution", type=int, default=64, help="square frame size in pixels (default: 64)")
     parser.add_argument("--transition_frames", "--transition-frames", type=int, default=DEFAULT_NUM_TRANSITION_FRAMES,
-                        help="true rendered transition frames (0: none)")
-    parser.add_argument("--fps", type=float, default=10.0)
+                        help=f"true rendered transition frames (0: none; default: {DEFAULT_NUM_TRANSITION_FRAMES})")
+    parser.add_argument("--fps", type=float, default=10.0, help="frame rate of the clips (default: 10)")
     parser.add_argument("--style", choices=SCENE_STYLES, default="textured",
-                        help="scene surfaces: procedural textures, or one flat colour per surface")
+                        help="scene surfaces: procedural textures, or one flat colour per surface (default: "
+                             "textured)")
     parser.add_argument("--continuous", action="store_true",
-                        help="render continuous single-camera clips (the pretraining corpus) instead of exo/ego pairs; "
-                             "default: pairs")
+                        help="render continuous single-camera clips (the pretraining corpus) instead of exo/ego pairs "
+                             "(default: pairs)")
     parser.add_argument("--lossless", action="store_true", help="bit-exact lossless H.264 (larger files)")
     parser.add_argument("--resume", action="store_true", help="keep complete clip folders written by an earlier run")
     parser.add_argument("--checkpoint_every", "--checkpoint-every", type=int, default=50,
-                        help="rewrite the table every N takes")
+                        help="rewrite the table every N takes (default: 50)")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     for name in ("num_train", "num_validation", "num_test", "seed_offset", "transition_frames"):

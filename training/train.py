@@ -65,13 +65,8 @@ from diffusers_syn2seq.data.dataset import SPLITS
 from diffusers_syn2seq.data.synthetic import CONTINUOUS_CATEGORY
 from diffusers_syn2seq.data.transitions import CrossfadeTransition
 from diffusers_syn2seq.evaluation import evaluate_scene, frames_to_unit_tensor, new_scores
-from diffusers_syn2seq.hub import push_folder_to_hub
-from diffusers_syn2seq.latents import (
-    encode_take_latents,
-    is_video_vae,
-    vae_latent_channels,
-    vae_scale_factors,
-)
+from diffusers_syn2seq.hub import describe_upload, push_folder_to_hub
+from diffusers_syn2seq.latents import encode_take_latents, is_video_vae, vae_latent_channels, vae_scale_factors
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
 from diffusers_syn2seq.loaders.foundation_lora import save_foundation_lora_settings
 from diffusers_syn2seq.loaders.lora_pipeline import lora_keys_for_transformer
@@ -180,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Probability of dropping a sample's camera poses (trains the unconditional branch of pose "
                         "guidance).")
     g.add_argument("--condition_dropout", dest="camera_dropout", type=float, action=_RenamedFlag,
-                   default=argparse.SUPPRESS, help="Deprecated name of --camera_dropout.")
+                   default=argparse.SUPPRESS, metavar="CONDITION_DROPOUT", help="Deprecated name of --camera_dropout.")
     g = p.add_argument_group("training")
     g.add_argument("--train_mode", type=str, default="full", choices=["full", "lora"])
     g.add_argument("--rank", type=int, default=16)
@@ -462,10 +457,10 @@ def check_args(args: argparse.Namespace) -> None:
     if args.push_to_hub and not args.hub_model_id:
         raise ValueError("--push_to_hub: expected --hub_model_id 'user/name', got none.")
     check_total_limit(args.checkpoints_total_limit)
-    check_output_dir(args.output_dir, "--output_dir")
     if args.hub_dry_run and not args.push_to_hub:
         raise ValueError("--hub_dry_run: expected together with --push_to_hub (it replaces the upload by a local copy "
                          "of what would be uploaded), got it alone.")
+    check_output_dir(args.output_dir, "--output_dir")
 
 
 def check_foundation_flags(args: argparse.Namespace) -> None:
@@ -1134,8 +1129,7 @@ def save_outputs(args, model, scheduler, vae, lora_config, settings, summary: di
     if args.push_to_hub:
         manifest = push_folder_to_hub(output_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private,
                                       dry_run_dir=output_dir / "hub_dry_run" if args.hub_dry_run else None)
-        logger.info(f"{'dry run: ' if args.hub_dry_run else ''}uploaded {len(manifest['files'])} files to "
-                    f"{manifest['repo_id']}")
+        logger.info(describe_upload(manifest))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -43,6 +43,7 @@ import torch
 
 from ..camera import interpolate_camera_path
 from ..validation import check_choice, check_non_negative_int, check_positive_int
+from .choices import DIRECTIONS, MODES, REVERSALS
 
 __all__ = [
     "DEFAULT_NUM_TRANSITION_FRAMES",
@@ -60,9 +61,6 @@ __all__ = [
     "trim_to_latent_boundaries",
 ]
 
-MODES = ("jump", "video", "video+pose")
-DIRECTIONS = ("exo2ego", "ego2exo")
-REVERSALS = ("full", "segments")
 SEGMENT_EXO, SEGMENT_TRANSITION, SEGMENT_EGO = 0, 1, 2
 SEGMENT_NAMES = {SEGMENT_EXO: "exo", SEGMENT_TRANSITION: "transition", SEGMENT_EGO: "ego"}
 # The one default transition length (training, pipeline config, command line); "jump" always has none.
