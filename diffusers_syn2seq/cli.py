@@ -304,6 +304,29 @@ def _flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
     parser.add_argument(f"--{name}", *([f"--{dashed}"] if dashed != name else []), **kwargs)
 
 
+def _add_app_parser(commands) -> None:
+    """`syn2seq app`: its own flags (it serves a page; it does not sample from the command line)."""
+    page = commands.add_parser(
+        "app", help="Open the interactive demo in a browser (needs Gradio: pip install 'diffusers-syn2seq[app]').",
+        description="Serve the interactive demo: pick a held-out SynthEgoExo scene or upload an exo clip with its "
+                    "poses file, choose mode, direction, steps, history guidance and seed, and see exo | generated | "
+                    "true side by side (videos and an enlarged frame strip, with PSNR when the truth is known). The "
+                    "repository's app.py runs the same page as a Hugging Face Space.")
+    _flag(page, "model", default=None, help="Syn2Seq pipeline folder (default: the bundled model)")
+    _flag(page, "device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...; default: cpu)")
+    _flag(page, "dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="weights and compute dtype "
+          "(default: fp32)")
+    _flag(page, "host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only; "
+          "0.0.0.0 for every interface)")
+    _flag(page, "port", type=int, default=7860, help="TCP port (default: 7860)")
+    _flag(page, "share", action="store_true", help="also open a temporary public Gradio link")
+    _flag(page, "no_example", action="store_true",
+          help="open an empty page (default: the page shows held-out scene 0 generated once at start-up)")
+    _flag(page, "threads", type=int, default=None, help="torch CPU threads (default: as the other commands)")
+    _flag(page, "quiet", action="store_true", help="no progress bars in the terminal")
+    add_debug_flag(page)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ToolArgumentParser(prog="syn2seq", description="Syn2Seq-Forcing exo<->ego video generation.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -400,25 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(ev, "output", default=None, help="JSON file for every number")
     common(ev, many_models=True)
 
-    page = commands.add_parser(
-        "app", help="Open the interactive demo in a browser (needs Gradio: pip install 'diffusers-syn2seq[app]').",
-        description="Serve the interactive demo: pick a held-out SynthEgoExo scene or upload an exo clip with its "
-                    "poses file, choose mode, direction, steps, history guidance and seed, and see exo | generated | "
-                    "true side by side (videos and an enlarged frame strip, with PSNR when the truth is known). The "
-                    "repository's app.py runs the same page as a Hugging Face Space.")
-    _flag(page, "model", default=None, help="Syn2Seq pipeline folder (default: the bundled model)")
-    _flag(page, "device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...; default: cpu)")
-    _flag(page, "dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="weights and compute dtype "
-          "(default: fp32)")
-    _flag(page, "host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only; "
-          "0.0.0.0 for every interface)")
-    _flag(page, "port", type=int, default=7860, help="TCP port (default: 7860)")
-    _flag(page, "share", action="store_true", help="also open a temporary public Gradio link")
-    _flag(page, "no_example", action="store_true",
-          help="open an empty page (default: the page shows held-out scene 0 generated once at start-up)")
-    _flag(page, "threads", type=int, default=None, help="torch CPU threads (default: as the other commands)")
-    _flag(page, "quiet", action="store_true", help="no progress bars in the terminal")
-    add_debug_flag(page)
+    _add_app_parser(commands)
     return parser
 
 
