@@ -669,7 +669,8 @@ def resolve_task(args, table) -> str:
         wrong = [(flag, value, expected) for flag, value, expected in (
             ("--mode", args.mode, "video+pose"), ("--transition_source", args.transition_source, "cached"),
             ("--reverse_prob", args.reverse_prob, 0.0)) if value != expected]
-        for flag, value, expected in wrong:
+        if wrong:
+            flag, value, expected = wrong[0]
             raise ValueError(f"{flag}: expected {expected} with --task pretrain (the continuous clip's three pieces "
                              f"are one video: every frame real, with its pose, played forwards), got {value}.")
     return task
