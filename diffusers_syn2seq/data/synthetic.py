@@ -53,7 +53,7 @@ from ..validation import check_choice, check_non_negative_int, check_positive_in
 
 # The id-buffer layout (used by `object_ids`) and `camera_rays` are the renderer's; the ID_* constants are
 # re-exported here, where they have always been importable.
-from .synthetic_paths import continuous_camera_path
+from .synthetic_paths import continuous_camera_path, forward_from_angles
 from .synthetic_render import (  # noqa: F401
     ID_CEILING,
     ID_FLOOR,
@@ -423,7 +423,7 @@ class SynthEgoExo:
         height, width = _resolution(resolution)
         state = self.actor_state(times)
         yaw, pitch = state["head_yaw"], state["head_pitch"]
-        forward = np.stack([np.cos(pitch) * np.cos(yaw), np.cos(pitch) * np.sin(yaw), np.sin(pitch)], axis=-1)
+        forward = forward_from_angles(yaw, pitch)
         return look_at_pose(state["eye"], forward, self.ego_focal, width / height)
 
     def frame_times(self, num_frames: int) -> np.ndarray:

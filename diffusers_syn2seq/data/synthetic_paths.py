@@ -53,7 +53,8 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
-def _forward(yaw: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+def forward_from_angles(yaw: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+    """Unit viewing directions (..., 3) of yaw / pitch angles in radians (z up, no roll)."""
     return np.stack([np.cos(pitch) * np.cos(yaw), np.cos(pitch) * np.sin(yaw), np.sin(pitch)], axis=-1)
 
 
@@ -83,7 +84,7 @@ def _anchor(kind: str, scene: SynthEgoExo, times: np.ndarray, rng: np.random.Gen
         return np.broadcast_to(position, (n, 3)), np.broadcast_to(forward, (n, 3)), float(rng.uniform(0.8, 1.05))
     if kind == "head":
         state = scene.actor_state(times)
-        return state["eye"], _forward(state["head_yaw"], state["head_pitch"]), scene.ego_focal
+        return state["eye"], forward_from_angles(state["head_yaw"], state["head_pitch"]), scene.ego_focal
     if kind == "walker":
         start = rng.uniform(-half + 0.8, half - 0.8)
         heading = rng.uniform(0, 2 * math.pi)
@@ -93,13 +94,13 @@ def _anchor(kind: str, scene: SynthEgoExo, times: np.ndarray, rng: np.random.Gen
         z = rng.uniform(1.45, 1.8) + 0.02 * np.sin(rng.uniform(9.0, 12.0) * times)  # head bob
         yaw = heading + np.deg2rad(rng.uniform(-25, 25)) * np.sin(rng.uniform(0.8, 2.0) * times)
         pitch = np.full(n, np.deg2rad(rng.uniform(-20, 0)))
-        return np.concatenate([xy, z[:, None]], axis=-1), _forward(yaw, pitch), float(rng.uniform(0.42, 0.7))
+        return np.concatenate([xy, z[:, None]], axis=-1), forward_from_angles(yaw, pitch), float(rng.uniform(0.42, 0.7))
     if kind == "pan":
         position = np.array([*rng.uniform(-half + 0.6, half - 0.6), rng.uniform(1.45, height - 0.3)])
         yaw_rate = np.deg2rad(rng.uniform(20, 60)) * rng.choice([-1.0, 1.0])  # degrees per second
         yaw = rng.uniform(0, 2 * math.pi) + yaw_rate * (times - times[0])
         pitch = np.deg2rad(rng.uniform(-30, 0)) + np.deg2rad(rng.uniform(-8, 8)) * (times - times[0])
-        return np.broadcast_to(position, (n, 3)), _forward(yaw, pitch), float(rng.uniform(0.42, 1.0))
+        return np.broadcast_to(position, (n, 3)), forward_from_angles(yaw, pitch), float(rng.uniform(0.42, 1.0))
     if kind == "close":
         state = scene.actor_state(times)
         radius = rng.uniform(0.6, 1.2)
