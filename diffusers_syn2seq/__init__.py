@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from . import _registration
 from ._version import __version__
-from .bundled import bundled_model_path
+from .bundled import bundled_base_path, bundled_model_path
 
 # public name -> the submodule that defines it
 _LAZY = {
@@ -69,6 +69,7 @@ __all__ = [
     "DIT_PRESETS",
     "DFOT_VAE_PRESETS",
     "AutoencoderKLDFoTVideo",
+    "bundled_base_path",
     "bundled_model_path",
     "DFoTTransformer3DModel",
     "DFoTUViT3DModel",

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Trained pipeline folders: the model bundled inside the package, and what a folder records about its training.
+"""Trained pipeline folders: the model and the pretrained base bundled inside the package, and what a folder records
+about its training.
 
 The Syn2Seq settings (`mode`, `num_transition_frames`, `reversal`) are `Syn2SeqPipeline` configuration in
 `model_index.json`; folders saved before that carry them in a `syn2seq_settings.json` sidecar, still read.
@@ -10,6 +11,7 @@ import os
 from pathlib import Path
 
 BUNDLED_MODEL_DIRNAME = "bundled_model"
+BUNDLED_BASE_DIRNAME = "bundled_base"
 # Sidecar of folders made before the Syn2Seq settings were pipeline configuration (read, never written).
 SETTINGS_FILENAME = "syn2seq_settings.json"
 PIPELINE_SETTINGS = ("mode", "num_transition_frames", "reversal")
@@ -33,6 +35,28 @@ def bundled_model_path() -> Path:
             f"no trained model is bundled with this installation of diffusers-syn2seq (expected a pipeline folder at "
             f"{folder}); reinstall the package, or pass a trained pipeline folder with --model PIPELINE_FOLDER "
             "(`python benchmarks/syn2seq_experiment.py` trains them)."
+        )
+    return folder
+
+
+def bundled_base_path() -> Path:
+    """Folder of the pretrained base shipped inside the package (`diffusers_syn2seq/bundled_base`): the bundled model's
+    architecture (a 1.3M-parameter DiT, 32x32, 12 frames, Plücker poses) pretrained with DFoT's own task on
+    continuous-camera SynthEgoExo clips (`training/configs/synthetic_cpu_pretrain.yaml`), the stage-1 prior of the
+    two-stage setting (`benchmarks/results/TWO_STAGE_REPORT.md`). It is the documented starting point of full and
+    LoRA fine-tunes: `train.py --pretrained_model_name_or_path "$(python -c 'import diffusers_syn2seq as s;
+    print(s.bundled_base_path())')"`. It loads with `Syn2SeqPipeline.from_pretrained` and continues a single-camera
+    clip along given poses; it was never trained on exo/ego pairs.
+
+    Raises:
+        FileNotFoundError: the folder is missing (an install that dropped the package data).
+    """
+    folder = Path(__file__).resolve().parent / BUNDLED_BASE_DIRNAME
+    if not (folder / "model_index.json").is_file():
+        raise FileNotFoundError(
+            f"no pretrained base is bundled with this installation of diffusers-syn2seq (expected a pipeline folder "
+            f"at {folder}); reinstall the package, or make one with `python training/train.py --config "
+            "training/configs/synthetic_cpu_pretrain.yaml` (see benchmarks/results/TWO_STAGE_REPORT.md)."
         )
     return folder
 

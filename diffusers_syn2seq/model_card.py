@@ -20,15 +20,18 @@ from typing import Any
 from diffusers.utils.hub_utils import populate_model_card
 from huggingface_hub import ModelCard, ModelCardData
 
-from .bundled import BUNDLED_MODEL_DIRNAME
+from .bundled import BUNDLED_BASE_DIRNAME, BUNDLED_MODEL_DIRNAME
 from .safe_io import atomic_write_text
 
-__all__ = ["DEFAULT_TEMPLATE_PATH", "BASE_TAGS", "metrics_table", "model_card_tags", "save_model_card",
-           "training_command"]
+__all__ = ["DEFAULT_TEMPLATE_PATH", "BASE_TAGS", "metrics_table", "model_card_tags", "portable_path",
+           "save_model_card", "training_command"]
 
 DEFAULT_TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "model_cards" / "template.md"
-# The pipeline folder shipped in the package (`bundled.bundled_model_path()`), recognised as a base by its path.
-BUNDLED_FOLDER = Path(__file__).resolve().parent / BUNDLED_MODEL_DIRNAME
+# The pipeline folders shipped in the package, recognised as a base by their path: folder -> the function that finds
+# it in any installation (`bundled.bundled_model_path()`, `bundled.bundled_base_path()`) and how a card names it.
+BUNDLED_FOLDERS = {Path(__file__).resolve().parent / BUNDLED_MODEL_DIRNAME: ("bundled_model_path", "the bundled model"),
+                   Path(__file__).resolve().parent / BUNDLED_BASE_DIRNAME: ("bundled_base_path",
+                                                                            "the bundled pretrained base")}
 BASE_TAGS = ["diffusers", "diffusers-syn2seq", "exo2ego", "video-generation", "diffusion-forcing"]
 # The Hub's task of a model that turns a video into another video (the exo clip into the ego clip).
 PIPELINE_TAG = "video-to-video"
@@ -65,25 +68,35 @@ def _accelerate_flags_from_environment() -> list[str]:
     return flags
 
 
-# How a command on a card names the bundled model: the call that finds it in any installation.
-BUNDLED_IN_COMMAND = "\"$(python -c 'import diffusers_syn2seq as s; print(s.bundled_model_path())')\""
+def bundled_in_command(function: str) -> str:
+    """How a command on a card names a bundled folder: the call that finds it in any installation."""
+    return f"\"$(python -c 'import diffusers_syn2seq as s; print(s.{function}())')\""
+
+
+def portable_path(value: str) -> str:
+    """A path as a card shows it: a bundled folder as the call that finds it, a path inside the working directory
+    relative to it, any other absolute path as `path/to/<name>` (the trainer's file system is neither the reader's nor
+    theirs to see); relative paths and Hub ids as they are."""
+    if not os.path.isabs(value):
+        return value
+    path = Path(value).resolve()
+    if path in BUNDLED_FOLDERS:
+        return bundled_in_command(BUNDLED_FOLDERS[path][0])
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return f"path/to/{path.name}"
 
 
 def _portable_argument(argument: str) -> str:
-    """An argument of a training command as its card shows it (shell-quoted): an absolute path becomes the bundled
-    model's lookup, a path relative to the working directory when it lies inside it, else `path/to/<name>` (the
-    trainer's file system is neither the reader's nor theirs to see)."""
+    """An argument of a training command as its card shows it, shell-quoted (`portable_path`)."""
     flag, equals, value = argument.partition("=") if argument.startswith("--") else ("", "", argument)
-    if not os.path.isabs(value):
+    shown = portable_path(value)
+    if shown == value:
         return shlex.quote(argument)
-    path = Path(value).resolve()
-    if path == BUNDLED_FOLDER:
-        return f"{shlex.quote(flag + equals) if flag else ''}{BUNDLED_IN_COMMAND}"
-    try:
-        value = str(path.relative_to(Path.cwd().resolve()))
-    except ValueError:
-        value = f"path/to/{path.name}"
-    return shlex.quote(flag + equals + value)
+    if Path(value).resolve() in BUNDLED_FOLDERS:  # a shell substitution: quoted as it is
+        return f"{shlex.quote(flag + equals) if flag else ''}{shown}"
+    return shlex.quote(flag + equals + shown)
 
 
 def training_command(script: str, argv: Sequence[str]) -> str:
@@ -105,7 +118,8 @@ def base_model_names(base_model: str | os.PathLike | None) -> tuple[str | None, 
     """`(shown, code, hub_id)` of a run's base model: how the card names it, the Python expression that loads it in
     the usage example, and its Hub id (the only kind of name the Hub accepts as `base_model` in the front matter).
 
-    - the model bundled in this package: "the bundled model", `bundled_model_path()`, no Hub id;
+    - a folder bundled in this package: "the bundled model", `bundled_model_path()` (the pretrained base:
+      `bundled_base_path()`), no Hub id;
     - a Hub id: the id itself, quoted, and as the Hub id;
     - another local folder: its name only (an absolute path says nothing to the card's reader and leaks the
       trainer's file system), loaded from `"path/to/<name>"`, no Hub id.
@@ -114,8 +128,9 @@ def base_model_names(base_model: str | os.PathLike | None) -> tuple[str | None, 
         return None, None, None
     if os.path.isdir(str(base_model)):
         folder = Path(str(base_model)).resolve()
-        if folder == BUNDLED_FOLDER:
-            return "the bundled model (`diffusers_syn2seq.bundled_model_path()`)", "bundled_model_path()", None
+        if folder in BUNDLED_FOLDERS:
+            function, name = BUNDLED_FOLDERS[folder]
+            return f"{name} (`diffusers_syn2seq.{function}()`)", f"{function}()", None
         return f"local folder `{folder.name}`", f'"path/to/{folder.name}"', None
     return str(base_model), f'"{base_model}"', str(base_model)
 
@@ -173,7 +188,9 @@ def save_model_card(
     values.setdefault("model_description", "Exo-to-ego (and ego-to-exo) video generation by sequence completion.")
     values["metrics_table"] = metrics_table(run.get("metrics"))
     shown, code, hub_id = base_model_names(run.get("base_model"))
-    values.update(base_model=shown, base_model_code=code, base_is_bundled=code == "bundled_model_path()")
+    bundled = {f"{function}()" for function, _ in BUNDLED_FOLDERS.values()}
+    values.update(base_model=shown, base_model_code=code, base_is_bundled=code in bundled,
+                  base_model_function=code[:-2] if code in bundled else None)
     if not run.get("repo_id"):  # not uploaded: the usage example loads the output folder
         values["repo_id"] = f"path/to/{Path(output_dir).resolve().name}"
     values.setdefault("usage", "lora" if mode == "lora" else "pipeline")
@@ -181,7 +198,7 @@ def save_model_card(
     values["command"] = "\n".join(commands) if commands else None  # a resumed run: every segment's command
     extra = {}
     if shown and not hub_id:  # the Hub's `base_model` takes Hub ids only; the bundled model / a folder go here
-        extra["syn2seq_base_model"] = "diffusers_syn2seq.bundled_model_path()" if values["base_is_bundled"] \
+        extra["syn2seq_base_model"] = f"diffusers_syn2seq.{code}" if values["base_is_bundled"] \
             else shown.replace("`", "")
     card_data = ModelCardData(
         license=run.get("license", "apache-2.0"),

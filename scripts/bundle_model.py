@@ -4,6 +4,7 @@
     python scripts/bundle_model.py                       # the best Exo2Ego run of the experiment's results
     python scripts/bundle_model.py --model runs/syn2seq_experiment/models/video_pose-s0
     python scripts/bundle_model.py --model runs/bundle/model --evaluation runs/bundle/test.json
+    python scripts/bundle_model.py --pretrained_base runs/two_stage/base    # the pretrained base (bundled_base)
 
 Without `--model` the run with the highest mean Exo2Ego test PSNR among the `video+pose` rows of
 `benchmarks/results/syn2seq_experiment.json` is taken (ties: the first). With `--evaluation`, any trained pipeline
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import shutil
 import sys
@@ -27,9 +29,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from diffusers_syn2seq.bundled import BUNDLED_MODEL_DIRNAME, TRAINING_SUMMARY_FILENAME  # noqa: E402
+from diffusers_syn2seq.bundled import (  # noqa: E402
+    BUNDLED_BASE_DIRNAME,
+    BUNDLED_MODEL_DIRNAME,
+    TRAINING_SUMMARY_FILENAME,
+)
 
-MAX_BYTES = 20 * 1024 * 1024
+MAX_BYTES = 20 * 1024 * 1024  # every bundled folder together
+PACKAGE = REPO / "diffusers_syn2seq"
 # the Syn2Seq settings travel in model_index.json (pipeline configuration)
 PIPELINE_FILES = ("model_index.json", TRAINING_SUMMARY_FILENAME)
 COMPONENT_SUFFIXES = (".json", ".safetensors")
@@ -38,6 +45,19 @@ LOADING_SECTION = ["", "## Loading the bundled copy", "", "```python",
                    "from diffusers_syn2seq import Syn2SeqPipeline, bundled_model_path",
                    "", "pipe = Syn2SeqPipeline.from_pretrained(bundled_model_path())", "```", "",
                    "or `syn2seq demo` / `syn2seq generate --exo exo.mp4 --poses poses.json --out ego.mp4`.", ""]
+BASE_TITLE = "Pretrained base: a continuous-camera prior on SynthEgoExo rooms (DiT 4x128, 32x32, 12 frames)"
+# the pretrained base's closing section: how to load it and fine-tune from it
+BASE_SECTION = ["", "## Loading the bundled copy, and fine-tuning from it", "",
+                "This is a stage-1 prior: it continues a single-camera clip along given poses and was never trained "
+                "on exo/ego pairs. Fine-tune it on pairs (full or LoRA) with `training/train.py`:", "", "```bash",
+                "python training/train.py --pretrained_model_name_or_path \\",
+                "    \"$(python -c 'import diffusers_syn2seq as s; print(s.bundled_base_path())')\" \\",
+                "    --dataset_dir data/synthetic --output_dir runs/from-base --mode video+pose --reverse_prob 0 \\",
+                "    --max_train_steps 1000 --learning_rate 1e-3 --lr_scheduler cosine --lr_warmup_steps 200 --use_ema",
+                "```", "", "```python", "from diffusers_syn2seq import Syn2SeqPipeline, bundled_base_path", "",
+                "pipe = Syn2SeqPipeline.from_pretrained(bundled_base_path())", "```", "",
+                "The comparison of fine-tunes from this base with from-scratch training is "
+                "`benchmarks/results/TWO_STAGE_REPORT.md` in the diffusers-syn2seq repository.", ""]
 
 
 def resolve(path: str | Path) -> Path:
@@ -184,7 +204,26 @@ def base_model_section(card: str) -> str:
     return "\n".join(lines)
 
 
-def assemble(model: Path, staging: Path, extra_card: str) -> None:
+def portable_card(card: str, staging: Path, title: str | None = None) -> str:
+    """The card as the bundle shows it: absolute paths in backticks as `path/to/<name>`, no links to validation
+    pictures that stay in the training run's folder, and `title` as its heading when given."""
+    card = re.sub(r"`(/[^`\s]+)`", lambda m: f"`path/to/{Path(m.group(1)).name}`", card)
+    lines, dropped = [], 0
+    for line in card.splitlines():
+        link = re.fullmatch(r"!\[validation sample \d+\]\((.+)\)", line.strip())
+        if link and not (staging / link.group(1)).is_file():
+            dropped += 1
+            continue
+        if title and line.startswith("# "):
+            line, title = f"# {title}", None
+        lines.append(line)
+    if dropped:
+        index = next(i for i, line in enumerate(lines) if line.startswith("Columns: source | generated"))
+        lines[index] = f"{dropped} validation sample pictures stay in the training run's folder; they are not bundled."
+    return "\n".join(lines) + "\n"
+
+
+def assemble(model: Path, staging: Path, extra_card: str, title: str | None = None) -> None:
     index = json.loads((model / "model_index.json").read_text())
     staging.mkdir(parents=True)
     for name in PIPELINE_FILES:
@@ -201,19 +240,27 @@ def assemble(model: Path, staging: Path, extra_card: str) -> None:
             elif file.suffix in COMPONENT_SUFFIXES:
                 shutil.copy2(file, staging / component / file.name)
     card = (model / "README.md").read_text() if (model / "README.md").is_file() else "# Syn2Seq pipeline\n"
-    card = card.replace(str(REPO) + "/", "")  # the training command's paths, relative to the repository
+    card = portable_card(card.replace(str(REPO) + "/", ""), staging, title)  # paths relative to the repository
     base = base_model_section(card)
     (staging / "README.md").write_text(card.rstrip() + "\n\n" + (base + "\n" if base else "") + extra_card)
 
 
-def check(staging: Path) -> int:
-    """Load the assembled folder back (offline, safetensors only) and return its size in bytes."""
+def _size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def check(staging: Path, output: Path) -> int:
+    """Load the assembled folder back (offline, safetensors only) and return its size in bytes; the bundled folders
+    other than the one it replaces count towards the package's MAX_BYTES."""
     from diffusers_syn2seq import Syn2SeqPipeline
 
     Syn2SeqPipeline.from_pretrained(str(staging), use_safetensors=True)
-    size = sum(f.stat().st_size for f in staging.rglob("*") if f.is_file())
-    if size > MAX_BYTES:
-        raise ValueError(f"bundled model: at most {MAX_BYTES} bytes allowed, the folder has {size}")
+    size = _size(staging)
+    others = sum(_size(PACKAGE / name) for name in (BUNDLED_MODEL_DIRNAME, BUNDLED_BASE_DIRNAME)
+                 if (PACKAGE / name).resolve() != output.resolve() and (PACKAGE / name).is_dir())
+    if size + others > MAX_BYTES:
+        raise ValueError(f"bundled folders: at most {MAX_BYTES} bytes allowed together, this folder has {size} and "
+                         f"the other bundled folders {others}")
     if any(staging.rglob("*.bin")) or any(staging.rglob("*.ckpt")) or any(staging.rglob("*.pt")):
         raise ValueError("bundled model: only safetensors weights may be bundled")
     return size
@@ -225,8 +272,21 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--model", type=Path, default=None, help="trained pipeline folder (default: best run)")
     parser.add_argument("--evaluation", type=Path, default=None,
                         help="`syn2seq evaluate --baselines --output` report of --model: bundle any trained folder")
-    parser.add_argument("--output", type=Path, default=REPO / "diffusers_syn2seq" / BUNDLED_MODEL_DIRNAME)
+    parser.add_argument("--pretrained_base", type=Path, default=None,
+                        help="a pretraining run (train.py --task pretrain) to ship as the pretrained base")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="destination (default: diffusers_syn2seq/bundled_model; with --pretrained_base "
+                             "diffusers_syn2seq/bundled_base)")
     args = parser.parse_args(argv)
+    if args.pretrained_base is not None:
+        summary = args.pretrained_base / TRAINING_SUMMARY_FILENAME
+        task = json.loads(summary.read_text()).get("task") if summary.is_file() else None
+        if task != "pretrain":
+            raise SystemExit(f"--pretrained_base: expected a pretraining run (training_summary.json task "
+                             f"'pretrain'), got task {task!r} in {args.pretrained_base}")
+        return install(args.pretrained_base, args.output or PACKAGE / BUNDLED_BASE_DIRNAME, "\n".join(BASE_SECTION),
+                       title=BASE_TITLE)
+    args.output = args.output or PACKAGE / BUNDLED_MODEL_DIRNAME
 
     if args.evaluation is not None:
         if args.model is None or not args.evaluation.is_file():
@@ -261,7 +321,7 @@ def _read_json(path: Path, flag: str) -> dict:
     return report
 
 
-def install(model: Path, output: Path, extra_card: str) -> Path:
+def install(model: Path, output: Path, extra_card: str, title: str | None = None) -> Path:
     """Assemble `model` next to `output`, check it, then replace `output` (the previous bundle survives failures)."""
     if not (model / "model_index.json").is_file():
         raise SystemExit(f"--model: expected a trained pipeline folder with model_index.json, got {model}")
@@ -270,8 +330,8 @@ def install(model: Path, output: Path, extra_card: str) -> Path:
     if staging.exists():
         shutil.rmtree(staging)
     try:
-        assemble(model, staging, extra_card)
-        size = check(staging)
+        assemble(model, staging, extra_card, title)
+        size = check(staging, output)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The bundled model: `scripts/bundle_model.py` (selection, assembly, checks, atomic replace), the package-data
-declaration that ships it, and the shipped model itself (offline loading, size, card, settings)."""
+"""The bundled model and pretrained base: `scripts/bundle_model.py` (selection, assembly, checks, atomic replace), the
+package-data declaration that ships them, and the shipped folders themselves (offline loading, size, card,
+settings)."""
 
 import fnmatch
 import json
@@ -10,7 +11,7 @@ import pytest
 import torch
 from script_loading import REPO, load_script
 
-from diffusers_syn2seq import Syn2SeqPipeline, bundled_model_path
+from diffusers_syn2seq import Syn2SeqPipeline, bundled_base_path, bundled_model_path
 from diffusers_syn2seq.models import DFoTTransformer3DModel
 from diffusers_syn2seq.schedulers import DiffusionForcingScheduler
 
@@ -114,8 +115,8 @@ def test_package_data_declares_every_bundled_file():
     patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
         "diffusers_syn2seq"]
     package = REPO / "diffusers_syn2seq"
-    bundled = [p for p in (package / "bundled_model").rglob("*") if p.is_file()]
-    assert bundled, "no model is bundled"
+    bundled = [p for name in ("bundled_model", "bundled_base") for p in (package / name).rglob("*") if p.is_file()]
+    assert {p.relative_to(package).parts[0] for p in bundled} == {"bundled_model", "bundled_base"}
     for file in bundled:
         relative = str(file.relative_to(package))
         # setuptools globs do not cross "/": compare path depth as well as the pattern
@@ -136,6 +137,43 @@ def test_the_bundled_model_loads_offline_and_is_small():
     assert 2 * 4 + pipe.config.num_transition_frames <= pipe.transformer.config.max_frames  # 4 exo + 4 ego frames
     assert "## Test scores" in (folder / "README.md").read_text()
     assert Path(bundled_model_path()) == REPO / "diffusers_syn2seq" / "bundled_model"
+
+
+def test_the_bundled_base_is_a_pretraining_run_of_the_bundled_architecture_and_both_fit():
+    """Issue 22: the stage-1 prior ships beside the bundled model (together at most 20 MB), loads offline, was
+    pretrained with DFoT's own task, and has the bundled model's architecture, so a fine-tune from it is comparable."""
+    base, model = bundled_base_path(), bundled_model_path()
+    size = sum(p.stat().st_size for folder in (base, model) for p in folder.rglob("*") if p.is_file())
+    assert size <= 20 * 1024 * 1024
+    assert not [p for p in base.rglob("*") if p.suffix in (".bin", ".pt", ".ckpt", ".pkl")]
+    pipe = Syn2SeqPipeline.from_pretrained(str(base), use_safetensors=True)
+    summary = json.loads((base / "training_summary.json").read_text())
+    assert summary["task"] == "pretrain" and summary["scene_style"] == "flat_uniform"
+    bundled = json.loads((model / "transformer" / "config.json").read_text())
+    architecture = ("num_layers", "num_attention_heads", "attention_head_dim", "patch_size", "sample_size",
+                    "camera_ray_type", "in_channels")
+    assert {k: pipe.transformer.config[k] for k in architecture} == {k: bundled[k] for k in architecture}
+    card = (base / "README.md").read_text()
+    assert "bundled_base_path()" in card and "synthetic_cpu_pretrain.yaml" in card
+    assert "/work/" not in card and "/tmp/" not in card  # no trainer's absolute paths
+
+
+def test_a_fine_tune_of_the_bundled_base_names_it_on_its_card():
+    from diffusers_syn2seq.model_card import _portable_argument, base_model_names
+
+    shown, code, hub_id = base_model_names(bundled_base_path())
+    assert code == "bundled_base_path()" and "bundled pretrained base" in shown and hub_id is None
+    argument = _portable_argument(f"--pretrained_model_name_or_path={bundled_base_path()}")
+    assert "print(s.bundled_base_path())" in argument
+
+
+def test_bundling_a_pretrained_base_refuses_a_syn2seq_run(experiment, tmp_path):
+    bundle = load_script("scripts/bundle_model.py")
+    run = tmp_path / "models" / "video_pose-s0"
+    (run / "training_summary.json").write_text(json.dumps({"task": "syn2seq"}))
+    with pytest.raises(SystemExit, match="--pretrained_base: expected a pretraining run .* got task 'syn2seq'"):
+        bundle.main(["--pretrained_base", str(run), "--output", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
 
 
 # train.py flags that make the recipe (not where the data or the outputs live, nor the time budget)

@@ -70,7 +70,7 @@ from diffusers_syn2seq.latents import encode_take_latents, is_video_vae, vae_lat
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
 from diffusers_syn2seq.loaders.foundation_lora import save_foundation_lora_settings
 from diffusers_syn2seq.loaders.lora_pipeline import lora_keys_for_transformer
-from diffusers_syn2seq.model_card import save_model_card, training_command
+from diffusers_syn2seq.model_card import portable_path, save_model_card, training_command
 from diffusers_syn2seq.models import (
     DIT_PRESETS,
     SKYREELS_V2_DF_1_3B_CONFIG,
@@ -1306,7 +1306,7 @@ def _card_info(args, model, scheduler, vae, num_params, num_trainable, window, n
         "segment_lengths": f"{clip} / {settings['num_transition_frames']} / {clip} frames",
         "transition_source": transition, "window_frames": window, "reverse_prob": args.reverse_prob,
         "noise_level_sampling": args.noise_level_sampling, "loss_weighting": args.loss_weighting,
-        "dataset": f"`{args.dataset_dir}` split `{args.train_split}` ({len(table)} takes, "
+        "dataset": f"`{portable_path(args.dataset_dir)}` split `{args.train_split}` ({len(table)} takes, "
                    f"{sorted(set(table['category']))}).",
         "max_train_steps": args.max_train_steps,
         "batch_size": f"{args.train_batch_size} x {args.gradient_accumulation_steps} x {num_processes}",
