@@ -282,18 +282,13 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         return layout.poses(poses["exo"], poses["ego"], transition_poses)
 
     # ------------------------------------------------------------------------------------------------ conditions
-    def _sequence_conditions(self, frames: SequenceFrames, segments: dict[str, Any], batch: int
+    def _sequence_conditions(self, layout: SequenceLayout, segments: dict[str, Any], batch: int
                              ) -> tuple[torch.Tensor, torch.Tensor]:
         """`(B, F, D)` float32 condition vectors in sequence order and the `(F,)` bool mask of the frames that have
         one, from `segments` (`"source"`, `"transition"`, `"target"` -> the caller's conditions or None, natural time
         order). A segment without conditions holds zeros, masked: the transformer gives its frames the null
         embedding."""
-        layout, dim = frames.layout, int(self.transformer.config.condition_dim)
-        if frames.is_video:  # one vector per latent frame would have to summarise t frames: no rule, as in DFoT
-            raise ValueError(
-                f"Frame conditions (`source_conditions` / `target_conditions` / `transition_conditions`) need one "
-                f"model frame per video frame, but the VAE compresses time {self.vae_scale_factor_temporal}x; the "
-                "official DFoT code refuses external conditions with a VideoVAE too. Omit them (null condition).")
+        dim = int(self.transformer.config.condition_dim)
         if segments["transition"] is not None and not layout.num_transition:
             raise ValueError(f"`transition_conditions` were given but the sequence has no transition frames (mode "
                              f"{layout.mode!r}, num_transition_frames={layout.num_transition}).")
@@ -597,6 +592,11 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         if given and not getattr(self.transformer.config, "condition_dim", None):
             raise ValueError(f"{' / '.join(f'`{name}`' for name in given)} given but the transformer has no per-frame "
                              "condition vector (condition_dim=None); frame conditions need a condition model.")
+        if given and self.vae_scale_factor_temporal > 1:  # a latent frame spans t frames: no rule, as in DFoT
+            raise ValueError(
+                f"{' / '.join(f'`{name}`' for name in given)} given but the VAE compresses time "
+                f"{self.vae_scale_factor_temporal}x: frame conditions need one model frame per video frame (the "
+                "official DFoT code refuses external conditions with a VideoVAE too); omit them (null condition).")
         num_frames, num_source = args["num_frames"], clip.num_frames
         if num_frames is None:  # a causal video VAE's default target: 4a frames from 1 + 4a source frames
             num_frames = num_pose_frames(target_poses) or num_source - (self.vae_scale_factor_temporal > 1)
@@ -638,7 +638,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             poses, pose_mask = poses.to(device), frames.model.pose_mask.to(device).expand(batch, -1)
         conditions = condition_valid = None
         if given:  # none given: the transformer gets no condition at all, the null embedding of every frame
-            conditions, condition_valid = self._sequence_conditions(frames, frame_conditions, num_sources)
+            conditions, condition_valid = self._sequence_conditions(layout, frame_conditions, num_sources)
             conditions = conditions.repeat_interleave(per_source, dim=0).to(device)
 
         # 2. Windows and their scheduling matrices.

@@ -153,8 +153,7 @@ def batch_conditions(conditions: ConditionInput, name: str, batch: int, frames: 
         conditions = torch.from_numpy(conditions)
     if not isinstance(conditions, torch.Tensor) or not conditions.is_floating_point():
         raise ValueError(f"`{name}` must be {expected}, got {describe(conditions)}.")
-    if conditions.ndim == 2:
-        conditions = conditions[None].expand(batch, -1, -1)
-    if tuple(conditions.shape) != (batch, frames, dim):
+    if tuple(conditions.shape) not in ((frames, dim), (batch, frames, dim)):
         raise ValueError(f"`{name}` must be {expected}, got shape {tuple(conditions.shape)}.")
-    return check_finite(name, conditions).float()
+    conditions = check_finite(name, conditions).float()
+    return conditions[None].expand(batch, -1, -1) if conditions.ndim == 2 else conditions
