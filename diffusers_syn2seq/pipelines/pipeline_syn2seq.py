@@ -3,7 +3,8 @@
 
 The data path reads in one direction: source video -> sequence `[source | transition | target]`
 (`data.sequence.SequenceLayout`, the layout training uses) -> windows of at most `max_frames` frames
-(`data.windows.plan_windows`, conditioned by `data.windows.window_camera_rays`) -> one batched transformer forward per
+(`data.windows.plan_windows`, conditioned by `data.windows.window_camera_rays` and, for condition models, each
+window's slice of the frame conditions) -> one batched transformer forward per
 denoising iteration (all history-guidance branches) -> guidance composition -> per-frame DDIM step -> frames. Source
 frames are clean history; transition and target frames are generated under a scheduling matrix (full-sequence,
 autoregressive or pyramid). The Syn2Seq settings a model was trained with (`mode`, `num_transition_frames`,
@@ -52,7 +53,7 @@ logger = logging.get_logger(__name__)
 
 # How the per-frame condition vectors of a window are processed before the transformer sees them (DFoT's
 # `external_cond_processing`): None leaves them as given; "mask_first" zeroes the vector of each window's first frame
-# (the official Minecraft model was trained and samples so: the action leading into a window's first frame is unseen).
+# (the official Minecraft model is trained on clips so processed, and its sampler processes every window so).
 CONDITION_PROCESSING = (None, "mask_first")
 
 EXAMPLE_DOC_STRING = """
@@ -341,8 +342,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
 
     def _denoise_window(self, window: torch.Tensor, level_matrix: torch.Tensor, history_roles: list[int],
                         guidance: dict, camera_rays, pose_valid, conditions, condition_valid, eta: float, generator,
-                        progress_bar,
-                        step_offset: int, callback_on_step_end: Callable | None,
+                        progress_bar, step_offset: int, callback_on_step_end: Callable | None,
                         callback_on_step_end_tensor_inputs: Sequence[str]) -> torch.Tensor:
         """Denoise the generated frames of one window; its first `H = len(history_roles)` frames are history and are
         never modified.
@@ -675,8 +675,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                 window = self._denoise_window(
                     sequence[:, :, start:end], matrix, roles[start : start + num_hist], guidance, rays, rays_mask,
                     window_conditions, window_valid, args["eta"], generator, progress_bar, step_offset,
-                    callback_on_step_end,
-                    callback_on_step_end_tensor_inputs,
+                    callback_on_step_end, callback_on_step_end_tensor_inputs,
                 )
                 sequence[:, :, start + num_hist : end] = window[:, :, num_hist:]
                 roles[start + num_hist : end] = [GENERATED_HISTORY] * num_gen
