@@ -51,9 +51,8 @@ from .video_latents import SequenceFrames, check_frame_counts, read_source
 
 logger = logging.get_logger(__name__)
 
-# How the per-frame condition vectors of a window are processed before the transformer sees them (DFoT's
-# `external_cond_processing`): None leaves them as given; "mask_first" zeroes the vector of each window's first frame
-# (the official Minecraft model is trained on clips so processed, and its sampler processes every window so).
+# DFoT's `external_cond_processing` of each window's frame conditions: None leaves them as given; "mask_first" zeroes
+# each window's first vector (the official Minecraft model is trained and sampled so).
 CONDITION_PROCESSING = (None, "mask_first")
 
 EXAMPLE_DOC_STRING = """
@@ -285,10 +284,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
     # ------------------------------------------------------------------------------------------------ conditions
     def _sequence_conditions(self, layout: SequenceLayout, segments: dict[str, Any], batch: int
                              ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(B, F, D)` float32 condition vectors in sequence order and the `(F,)` bool mask of the frames that have
-        one, from `segments` (`"source"`, `"transition"`, `"target"` -> the caller's conditions or None, natural time
-        order). A segment without conditions holds zeros, masked: the transformer gives its frames the null
-        embedding."""
+        """`(B, F, D)` condition vectors in sequence order and the `(F,)` mask of frames that have one, from `segments`
+        (segment -> conditions in time order, or None: zeros, masked, so its frames get the null embedding)."""
         dim = int(self.transformer.config.condition_dim)
         if segments["transition"] is not None and not layout.num_transition:
             raise ValueError(f"`transition_conditions` were given but the sequence has no transition frames (mode "
@@ -296,15 +293,12 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         num_source = layout.num_exo if layout.source == "exo" else layout.num_ego
         counts = {"source": num_source, "transition": layout.num_transition,
                   "target": layout.num_frames - num_source - layout.num_transition}
-        vectors, known = {}, {}
+        vectors, known = {}, {}  # segment -> (B, count, D) vectors, (count,) mask
         for segment, value in segments.items():
-            count = counts[segment]
-            if value is None:
-                vectors[segment] = torch.zeros(batch, count, dim)
-                known[segment] = torch.zeros(count, dtype=torch.bool)
-            else:
-                vectors[segment] = batch_conditions(value, f"{segment}_conditions", batch, count, dim)
-                known[segment] = torch.ones(count, dtype=torch.bool)
+            count, given = counts[segment], value is not None
+            vectors[segment] = (batch_conditions(value, f"{segment}_conditions", batch, count, dim) if given
+                                else torch.zeros(batch, count, dim))
+            known[segment] = torch.full((count,), given, dtype=torch.bool)
         by_clip = {layout.source: "source", layout.target: "target"}
         conditions = layout.gather(vectors[by_clip["exo"]], vectors["transition"], vectors[by_clip["ego"]], dim=1)
         valid = layout.gather(known[by_clip["exo"]], known["transition"], known[by_clip["ego"]], dim=0)
