@@ -29,14 +29,8 @@ def bundled_model_path() -> Path:
     Raises:
         FileNotFoundError: the folder is missing (an install that dropped the package data).
     """
-    folder = Path(__file__).resolve().parent / BUNDLED_MODEL_DIRNAME
-    if not (folder / "model_index.json").is_file():
-        raise FileNotFoundError(
-            f"no trained model is bundled with this installation of diffusers-syn2seq (expected a pipeline folder at "
-            f"{folder}); reinstall the package, or pass a trained pipeline folder with --model PIPELINE_FOLDER "
-            "(`python benchmarks/syn2seq_experiment.py` trains them)."
-        )
-    return folder
+    return _bundled_folder(BUNDLED_MODEL_DIRNAME, "trained model", "pass a trained pipeline folder with --model "
+                           "PIPELINE_FOLDER (`python benchmarks/syn2seq_experiment.py` trains them)")
 
 
 def bundled_base_path() -> Path:
@@ -51,13 +45,17 @@ def bundled_base_path() -> Path:
     Raises:
         FileNotFoundError: the folder is missing (an install that dropped the package data).
     """
-    folder = Path(__file__).resolve().parent / BUNDLED_BASE_DIRNAME
+    return _bundled_folder(BUNDLED_BASE_DIRNAME, "pretrained base", "make one with `python training/train.py "
+                           "--config training/configs/synthetic_cpu_pretrain.yaml` (see "
+                           "benchmarks/results/TWO_STAGE_REPORT.md)")
+
+
+def _bundled_folder(dirname: str, what: str, remedy: str) -> Path:
+    """The pipeline folder `dirname` inside the package, or FileNotFoundError naming `what` is missing and `remedy`."""
+    folder = Path(__file__).resolve().parent / dirname
     if not (folder / "model_index.json").is_file():
-        raise FileNotFoundError(
-            f"no pretrained base is bundled with this installation of diffusers-syn2seq (expected a pipeline folder "
-            f"at {folder}); reinstall the package, or make one with `python training/train.py --config "
-            "training/configs/synthetic_cpu_pretrain.yaml` (see benchmarks/results/TWO_STAGE_REPORT.md)."
-        )
+        raise FileNotFoundError(f"no {what} is bundled with this installation of diffusers-syn2seq (expected a "
+                                f"pipeline folder at {folder}); reinstall the package, or {remedy}.")
     return folder
 
 
