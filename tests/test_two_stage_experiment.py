@@ -48,6 +48,17 @@ def test_verdicts_are_computed_from_the_paired_numbers():
     assert p2["holds"] and "at N = 100" in p2["text"] and "at N = 2000" in p2["text"]
 
 
+def test_bundle_verdict_picks_the_best_candidate_on_validation_and_needs_an_interval_above_zero():
+    bundled = _row([20.0, 21.0, 19.5, 20.5])["summary"]
+    close = {"jump": _row([19.0, 20.0, 18.5, 19.5])["summary"], "video+pose": _row([20.1, 20.9, 19.6, 20.5])["summary"]}
+    verdict = two_stage.bundle_verdict(close, bundled)
+    assert verdict["best"] == "video+pose" and verdict["candidates"]["jump"] == pytest.approx(19.25)
+    assert verdict["difference"]["mean"] == pytest.approx(0.025) and not verdict["beats_bundled"]  # interval has 0
+    better = {"video": _row([21.0, 22.1, 20.4, 21.6])["summary"]}
+    verdict = two_stage.bundle_verdict(better, bundled)
+    assert verdict["beats_bundled"] and verdict["difference"]["low"] > 0
+
+
 def test_dry_run_plans_pretrained_rows_from_the_base_and_scratch_rows_from_the_architecture(capsys, tmp_path):
     plan = two_stage.main(["--dry_run", "--work_dir", str(tmp_path), "--base", str(tmp_path / "b")])
     out = capsys.readouterr().out.splitlines()
