@@ -70,7 +70,7 @@ from diffusers_syn2seq.latents import encode_take_latents, is_video_vae, vae_lat
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
 from diffusers_syn2seq.loaders.foundation_lora import save_foundation_lora_settings
 from diffusers_syn2seq.loaders.lora_pipeline import lora_keys_for_transformer
-from diffusers_syn2seq.model_card import portable_path, save_model_card, training_command
+from diffusers_syn2seq.model_card import portable_path, save_model_card, scheduler_expression, training_command
 from diffusers_syn2seq.models import (
     DIT_PRESETS,
     SKYREELS_V2_DF_1_3B_CONFIG,
@@ -1272,13 +1272,29 @@ def _is_foundation_lora(args) -> bool:
     return args.train_mode == "lora" and args.backbone != "dfot" and bool(path) and not _is_syn2seq_folder(path)
 
 
-def _usage_example(args, model, vae, table) -> dict[str, Any]:
-    """What the card's usage example needs: how the run is loaded, and a SynthEgoExo clip like the training data
-    (clip length, frame size, scene style; poses for a pose-conditioned model)."""
+def _usage(args) -> str:
+    """How the card's usage example loads the run (`model_card.USAGES`): its own pipeline folder (full runs), or the
+    base and then the LoRA: a Syn2Seq pipeline with `from_pretrained`, a SkyReels-V2 / Wan checkpoint with
+    `from_foundation_lora`, and a bare transformer folder or official DFoT checkpoint with `load_transformer` and a
+    pipeline built around it (neither has a `model_index.json` to load a pipeline from)."""
+    if args.train_mode == "full":
+        return "pipeline"
+    if _is_foundation_lora(args):
+        return "foundation_lora"
+    return "lora" if (Path(args.pretrained_model_name_or_path) / "model_index.json").is_file() else "transformer_lora"
+
+
+def _usage_example(args, model, scheduler, vae, table, settings) -> dict[str, Any]:
+    """What the card's usage example needs: how the run is loaded (with the scheduler, Syn2Seq settings and VAE a
+    pipeline built around a bare transformer takes), and a SynthEgoExo clip like the training data (clip length,
+    frame size, scene style; poses for a pose-conditioned model)."""
     lengths = sorted(set(table["num_frames"]))
     height, width = int(table["height"][0]), int(table["width"][0])
+    base = args.pretrained_model_name_or_path
     return {
-        "usage": "foundation_lora" if _is_foundation_lora(args) else args.train_mode.replace("full", "pipeline"),
+        "usage": _usage(args), "scheduler_code": scheduler_expression(scheduler), "reversal": settings["reversal"],
+        "dfot_config": args.dfot_config if base and Path(base).is_file() else None,
+        "vae_name_or_path": args.vae_name_or_path, "vae_subfolder": args.vae_subfolder,
         "example_frames": args.num_clip_frames or lengths[0],
         "example_resolution": height if height == width else (height, width),
         "example_style": dataset_scene_style(table) or "textured",
@@ -1316,7 +1332,7 @@ def _card_info(args, model, scheduler, vae, num_params, num_trainable, window, n
         "ema": f"decay {args.ema_decay}" if args.use_ema else "no", "command": args.command,
         "num_transition_frames": settings["num_transition_frames"],
         "metrics": [{k.replace("val/", ""): v for k, v in m.items()} for m in val_metrics], "samples": samples,
-        **_usage_example(args, model, vae, table),
+        **_usage_example(args, model, scheduler, vae, table, settings),
     }
 
 
