@@ -48,7 +48,8 @@ def load_vae(name_or_path: str, subfolder: str | None = None, **kwargs: Any):
 
     name = AutoencoderKL.load_config(name_or_path, subfolder=subfolder).get("_class_name")
     vae_class = {c.__name__: c for c in (AutoencoderKLWan, AutoencoderKLDFoTVideo)}.get(name, AutoencoderKL)
-    return vae_class.from_pretrained(name_or_path, subfolder=subfolder, use_safetensors=True, **kwargs)
+    kwargs["use_safetensors"] = True  # whatever the caller passed: never unpickle
+    return vae_class.from_pretrained(name_or_path, subfolder=subfolder, **kwargs)
 
 
 def is_video_vae(vae) -> bool:
