@@ -3,7 +3,8 @@
 
 The data path reads in one direction: source video -> sequence `[source | transition | target]`
 (`data.sequence.SequenceLayout`, the layout training uses) -> windows of at most `max_frames` frames
-(`data.windows.plan_windows`, conditioned by `data.windows.window_camera_rays`) -> one batched transformer forward per
+(`data.windows.plan_windows`, conditioned by `data.windows.window_camera_rays` and, for condition models, each
+window's slice of the frame conditions) -> one batched transformer forward per
 denoising iteration (all history-guidance branches) -> guidance composition -> per-frame DDIM step -> frames. Source
 frames are clean history; transition and target frames are generated under a scheduling matrix (full-sequence,
 autoregressive or pyramid). The Syn2Seq settings a model was trained with (`mode`, `num_transition_frames`,
@@ -45,10 +46,14 @@ from .history_guidance import (
     history_guidance_branches,
 )
 from .pipeline_output import Syn2SeqPipelineOutput
-from .video_input import PoseInput, VideoInput, batch_poses, num_pose_frames
+from .video_input import ConditionInput, PoseInput, VideoInput, batch_conditions, batch_poses, num_pose_frames
 from .video_latents import SequenceFrames, check_frame_counts, read_source
 
 logger = logging.get_logger(__name__)
+
+# DFoT's `external_cond_processing` of each window's frame conditions: None leaves them as given; "mask_first" zeroes
+# each window's first vector (the official Minecraft model is trained and sampled so).
+CONDITION_PROCESSING = (None, "mask_first")
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -94,6 +99,10 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             `"jump"` mode). Saved in `model_index.json`; `__call__` overrides it.
         reversal (`str`, defaults to `"full"`): the Ego2Exo sequence order the model was trained with (`"full"`:
             whole sequence backwards; `"segments"`: `[ego | reversed transition | exo]`, see `data.sequence`).
+        condition_processing (`str`, *optional*): for transformers with per-frame condition vectors
+            (`condition_dim`): None feeds the frame conditions as given; `"mask_first"` zeroes the vector of every
+            window's first frame, as DFoT's `external_cond_processing="mask_first"` (the official Minecraft model).
+            Saved in `model_index.json`.
 
     LoRA: `load_lora_weights`, `save_lora_weights`, `fuse_lora`, ... come from [`Syn2SeqLoraLoaderMixin`]; pass
     `attention_kwargs={"scale": s}` to scale the LoRA layers at call time. Caching (`transformer.enable_cache(...)`,
@@ -112,6 +121,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         mode: str = "video+pose",
         num_transition_frames: int = DEFAULT_NUM_TRANSITION_FRAMES,
         reversal: str = "full",
+        condition_processing: str | None = None,
     ):
         super().__init__()
         # Checked now, so a folder with bad settings fails at load time, not at the first call.
@@ -128,7 +138,11 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             raise ValueError(f"`num_transition_frames` must be a multiple of {temporal} (transition frames; whole "
                              f"latent frames of a VAE compressing time {temporal}x), got {num_transition_frames}.")
         self.register_modules(transformer=transformer, scheduler=scheduler, vae=vae)
-        self.register_to_config(mode=mode, num_transition_frames=num_transition_frames, reversal=reversal)
+        if condition_processing not in CONDITION_PROCESSING:
+            raise ValueError(f"`condition_processing` must be None or 'mask_first' (DFoT's external_cond_processing), "
+                             f"got {condition_processing!r}.")
+        self.register_to_config(mode=mode, num_transition_frames=num_transition_frames, reversal=reversal,
+                                condition_processing=condition_processing)
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor, do_resize=False)
 
     # ------------------------------------------------------------------------------------------------ loading
@@ -233,9 +247,6 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                 f"(noise_schedule={schedule.get('noise_schedule', 'rectified_flow')!r}) but the transformer uses "
                 f"{model_kind!r}."
             )
-        if getattr(self.transformer.config, "condition_dim", None):
-            raise ValueError("Transformers with per-frame condition vectors (`condition_dim`) are not supported by "
-                             f"this pipeline, got condition_dim={self.transformer.config.condition_dim}.")
         channels = self.transformer.config.in_channels
         if self.vae is None and channels != 3 and output_type != "latent":
             raise ValueError(f"`output_type` must be 'latent' for a latent model (in_channels={channels}) without a "
@@ -270,19 +281,49 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             transition_poses = batch_poses(transition_poses, "transition_poses", batch, layout.num_transition)
         return layout.poses(poses["exo"], poses["ego"], transition_poses)
 
+    # ------------------------------------------------------------------------------------------------ conditions
+    def _sequence_conditions(self, layout: SequenceLayout, segments: dict[str, Any], batch: int
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(B, F, D)` condition vectors in sequence order and the `(F,)` mask of frames that have one, from `segments`
+        (segment -> conditions in time order, or None: zeros, masked, so its frames get the null embedding)."""
+        dim = int(self.transformer.config.condition_dim)
+        if segments["transition"] is not None and not layout.num_transition:
+            raise ValueError(f"`transition_conditions` were given but the sequence has no transition frames (mode "
+                             f"{layout.mode!r}, num_transition_frames={layout.num_transition}).")
+        num_source = layout.num_exo if layout.source == "exo" else layout.num_ego
+        counts = {"source": num_source, "transition": layout.num_transition,
+                  "target": layout.num_frames - num_source - layout.num_transition}
+        vectors, known = {}, {}  # segment -> (B, count, D) vectors, (count,) mask
+        for segment, value in segments.items():
+            count, given = counts[segment], value is not None
+            vectors[segment] = (batch_conditions(value, f"{segment}_conditions", batch, count, dim) if given
+                                else torch.zeros(batch, count, dim))
+            known[segment] = torch.full((count,), given, dtype=torch.bool)
+        by_clip = {layout.source: "source", layout.target: "target"}
+        conditions = layout.gather(vectors[by_clip["exo"]], vectors["transition"], vectors[by_clip["ego"]], dim=1)
+        valid = layout.gather(known[by_clip["exo"]], known["transition"], known[by_clip["ego"]], dim=0)
+        return conditions, valid
+
     # ------------------------------------------------------------------------------------------------ sampling
-    def _branch_inputs(self, history_roles: list[int], guidance: dict, camera_rays, pose_valid, batch: int,
-                       device: torch.device) -> dict:
+    def _branch_inputs(self, history_roles: list[int], guidance: dict, camera_rays, pose_valid, conditions,
+                       condition_valid, batch: int, device: torch.device) -> dict:
         """The history-guidance branches of a window at the current `guidance_scale`, laid out for one batched
-        forward (branch j, sample b -> row j * B + b)."""
+        forward (branch j, sample b -> row j * B + b). A branch that drops the conditions (the empty-history branch of
+        guidance) drops the camera rays and the frame conditions alike, as DFoT's guided samplers do
+        (`use_external_cond_guidance`)."""
         scale = check_number("guidance_scale", self._guidance_scale)  # a callback may have changed it
         branches = history_guidance_branches(history_roles, guidance_scale=scale, **guidance)
         nb, num_history = branches.num_branches, len(history_roles)
         levels = branches.history_levels.to(device)
         inputs = dict(scale=scale, branches=branches, renoise=bool((levels >= 0).any()),
-                      history_levels=levels[:, None, :].expand(nb, batch, num_history), rays=None, rays_mask=None)
+                      history_levels=levels[:, None, :].expand(nb, batch, num_history), rays=None, rays_mask=None,
+                      condition=None, condition_mask=None)
+        keep = ~branches.drop_conditions.to(device)
+        if conditions is not None:
+            inputs["condition"] = conditions.to(device).repeat(nb, 1, 1)
+            inputs["condition_mask"] = (keep[:, None, None] & condition_valid.to(device)[None, None]).expand(
+                nb, batch, -1).reshape(nb * batch, -1)
         if camera_rays is not None:
-            keep = ~branches.drop_conditions.to(device)
             inputs["rays"] = camera_rays.to(device).repeat(nb, 1, 1, 1, 1)
             inputs["rays_mask"] = (keep[:, None, None] & pose_valid.to(device)[None]).reshape(nb * batch, -1)
         return inputs
@@ -294,8 +335,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             self.transformer._reset_stateful_cache()
 
     def _denoise_window(self, window: torch.Tensor, level_matrix: torch.Tensor, history_roles: list[int],
-                        guidance: dict, camera_rays, pose_valid, eta: float, generator, progress_bar,
-                        step_offset: int, callback_on_step_end: Callable | None,
+                        guidance: dict, camera_rays, pose_valid, conditions, condition_valid, eta: float, generator,
+                        progress_bar, step_offset: int, callback_on_step_end: Callable | None,
                         callback_on_step_end_tensor_inputs: Sequence[str]) -> torch.Tensor:
         """Denoise the generated frames of one window; its first `H = len(history_roles)` frames are history and are
         never modified.
@@ -306,6 +347,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             history_roles, guidance: the history frames' roles and the history-guidance settings (branches are
                 rebuilt whenever `pipe._guidance_scale` changes).
             camera_rays, pose_valid: `(B, C_ray, F, h, w)` and `(B, F)` for pose-conditioned models, else None.
+            conditions, condition_valid: `(B, F, condition_dim)` frame conditions and the `(F,)` mask of the frames
+                that have one, or None (the transformer then gets no `condition`: the null embedding).
         Returns:
             the window with its generated frames at level -1.
         """
@@ -319,7 +362,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             if self.interrupt:
                 break
             if inputs is None or inputs["scale"] != self._guidance_scale:
-                inputs = self._branch_inputs(history_roles, guidance, camera_rays, pose_valid, batch, device)
+                inputs = self._branch_inputs(history_roles, guidance, camera_rays, pose_valid, conditions,
+                                             condition_valid, batch, device)
                 if nb and nb != inputs["branches"].num_branches:
                     self._reset_cache()
             nb = inputs["branches"].num_branches
@@ -344,6 +388,9 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             # 2. ONE transformer forward for all branches, then the guidance composition.
             context = cache_context("cond", step_index=row, num_inference_steps=num_rows) \
                 if cache_context is not None else contextlib.nullcontext()
+            # Only condition models get the condition arguments: other transformers (Wan wrapper) do not take them.
+            condition_kwargs = {} if inputs["condition"] is None else dict(condition=inputs["condition"],
+                                                                          condition_mask=inputs["condition_mask"])
             with context:
                 prediction = self.transformer(
                     hidden_states=model_in.to(dtype),
@@ -352,6 +399,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                     camera_rays_mask=inputs["rays_mask"],
                     attention_kwargs=self.attention_kwargs,
                     return_dict=False,
+                    **condition_kwargs,
                 )[0]
             prediction = compose_guidance(prediction.unflatten(0, (nb, batch)), inputs["branches"].weights)
 
@@ -408,6 +456,9 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         height: int | None = None,
         width: int | None = None,
         source_latents: torch.Tensor | None = None,
+        source_conditions: ConditionInput | None = None,
+        target_conditions: ConditionInput | None = None,
+        transition_conditions: ConditionInput | None = None,
     ):
         r"""
         Generate the target view of `source_video` (ego from exo, or exo from ego).
@@ -481,6 +532,21 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                 of `(C, F, h, w)`) in natural order, instead of `source_video` (how a latent pipeline without its
                 `vae` samples; use `output_type="latent"` then). A causal video VAE's latents are its joint encoding of
                 the source (`latents.encode_video`), refused where the sequence plays the source backwards.
+            source_conditions, target_conditions, transition_conditions: frame conditions, for transformers with a
+                per-frame condition vector (`condition_dim` D, e.g. the actions of DFoT's Minecraft model): one
+                vector per frame of the source, of the target and of the transition frames, mirroring the poses:
+                `(F, D)` (shared by the batch), `(B, F, D)` or a list of `B` `(F, D)`, float, natural time order (the
+                pipeline puts them in sequence order, reversed for Ego2Exo, and repeats them for
+                `num_videos_per_prompt`). Each vector belongs to its own frame (DFoT's Minecraft model: D = 8, the
+                4-d actions of the skipped frame before it and of the frame itself, `frame_skip=2`, stacked as the
+                official dataset's `_process_external_cond` does). A segment left None gets the
+                null embedding on its frames (exactly what the transformer gives `condition=None`); all three None is
+                unconditional sampling. Guidance branches that drop the conditions (the empty-history branch) drop
+                them on every frame, as camera poses. With `condition_processing="mask_first"` the vector of each
+                window's first frame is zeroed (DFoT's Minecraft sampler). Frame conditions for a model without
+                `condition_dim`, a wrong shape or a NaN raise a ValueError naming the argument; with a VAE compressing
+                time (`vae_scale_factor_temporal` > 1) they are refused (no per-latent-frame rule; DFoT refuses them
+                with its VideoVAE too).
 
         Examples:
         """
@@ -514,6 +580,17 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             raise ValueError("`source_poses` / `target_poses` were given but the transformer has no camera "
                              "conditioning (camera_ray_type=None); poses (transition_poses too) need a "
                              "pose-conditioned transformer.")
+        frame_conditions = {"source": source_conditions, "transition": transition_conditions,
+                            "target": target_conditions}
+        given = [f"{segment}_conditions" for segment, value in frame_conditions.items() if value is not None]
+        if given and not getattr(self.transformer.config, "condition_dim", None):
+            raise ValueError(f"{' / '.join(f'`{name}`' for name in given)} given but the transformer has no per-frame "
+                             "condition vector (condition_dim=None); frame conditions need a condition model.")
+        if given and self.vae_scale_factor_temporal > 1:  # a latent frame spans t frames: no rule, as in DFoT
+            raise ValueError(
+                f"{' / '.join(f'`{name}`' for name in given)} given but the VAE compresses time "
+                f"{self.vae_scale_factor_temporal}x: frame conditions need one model frame per video frame (the "
+                "official DFoT code refuses external conditions with a VideoVAE too); omit them (null condition).")
         num_frames, num_source = args["num_frames"], clip.num_frames
         if num_frames is None:  # a causal video VAE's default target: 4a frames from 1 + 4a source frames
             num_frames = num_pose_frames(target_poses) or num_source - (self.vae_scale_factor_temporal > 1)
@@ -553,6 +630,10 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             poses = self._sequence_poses(layout, source_poses, target_poses, transition_poses, num_sources)
             poses = frames.poses(poses.repeat_interleave(per_source, dim=0))
             poses, pose_mask = poses.to(device), frames.model.pose_mask.to(device).expand(batch, -1)
+        conditions = condition_valid = None
+        if given:  # none given: the transformer gets no condition at all, the null embedding of every frame
+            conditions, condition_valid = self._sequence_conditions(layout, frame_conditions, num_sources)
+            conditions = conditions.repeat_interleave(per_source, dim=0).to(device)
 
         # 2. Windows and their scheduling matrices.
         windows = plan_windows(num_source, num_generate, self.transformer.config.max_frames, args["context_frames"],
@@ -580,10 +661,15 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                 if poses is not None:  # the conditioning training uses for the same window
                     rays, rays_mask = window_camera_rays(poses[:, start:end], pose_mask[:, start:end], height,
                                                          width, ray_type)
+                window_conditions = window_valid = None
+                if conditions is not None:
+                    window_conditions, window_valid = conditions[:, start:end].clone(), condition_valid[start:end]
+                    if self.config.get("condition_processing") == "mask_first":
+                        window_conditions[:, 0] = 0.0
                 window = self._denoise_window(
                     sequence[:, :, start:end], matrix, roles[start : start + num_hist], guidance, rays, rays_mask,
-                    args["eta"], generator, progress_bar, step_offset, callback_on_step_end,
-                    callback_on_step_end_tensor_inputs,
+                    window_conditions, window_valid, args["eta"], generator, progress_bar, step_offset,
+                    callback_on_step_end, callback_on_step_end_tensor_inputs,
                 )
                 sequence[:, :, start + num_hist : end] = window[:, :, num_hist:]
                 roles[start + num_hist : end] = [GENERATED_HISTORY] * num_gen
