@@ -13,7 +13,6 @@ autoregressive or pyramid). The Syn2Seq settings a model was trained with (`mode
 
 import contextlib
 import dataclasses
-import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -35,7 +34,7 @@ from ..latents import decode_video, encode_video, vae_scale_factors
 from ..loaders.lora_pipeline import Syn2SeqLoraLoaderMixin
 from ..models.autoencoder_kl_dfot_video import AutoencoderKLDFoTVideo
 from ..schedulers import PER_FRAME_SCHEDULERS, DiffusionForcingScheduler, FlowMatchDiffusionForcingScheduler
-from ..validation import check_finite, check_generator, check_non_negative_int, check_number
+from ..validation import check_generator, check_non_negative_int, check_number
 from .call_arguments import callback_latents, check_call_arguments, check_callback, check_transition_poses
 from .history_guidance import (
     GENERATE,
@@ -46,14 +45,11 @@ from .history_guidance import (
     history_guidance_branches,
 )
 from .pipeline_output import Syn2SeqPipelineOutput
-from .video_input import ConditionInput, PoseInput, VideoInput, batch_conditions, batch_poses, num_pose_frames
-from .video_latents import SequenceFrames, check_frame_counts, read_source
+from .sequence_conditioning import FrameConditions, check_condition_processing, given_condition_names, sequence_poses
+from .video_input import ConditionInput, PoseInput, VideoInput, num_pose_frames
+from .video_latents import SequenceFrames, check_frame_counts, initial_noise, read_source
 
 logger = logging.get_logger(__name__)
-
-# DFoT's `external_cond_processing` of each window's frame conditions: None leaves them as given; "mask_first" zeroes
-# each window's first vector (the official Minecraft model is trained and sampled so).
-CONDITION_PROCESSING = (None, "mask_first")
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -138,11 +134,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             raise ValueError(f"`num_transition_frames` must be a multiple of {temporal} (transition frames; whole "
                              f"latent frames of a VAE compressing time {temporal}x), got {num_transition_frames}.")
         self.register_modules(transformer=transformer, scheduler=scheduler, vae=vae)
-        if condition_processing not in CONDITION_PROCESSING:
-            raise ValueError(f"`condition_processing` must be None or 'mask_first' (DFoT's external_cond_processing), "
-                             f"got {condition_processing!r}.")
         self.register_to_config(mode=mode, num_transition_frames=num_transition_frames, reversal=reversal,
-                                condition_processing=condition_processing)
+                                condition_processing=check_condition_processing(condition_processing))
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor, do_resize=False)
 
     # ------------------------------------------------------------------------------------------------ loading
@@ -258,55 +251,9 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         levels = len(getattr(config, "block_out_channels", None) or [0])  # U-ViT: one halving per extra level
         return self.vae_scale_factor * int(getattr(config, "patch_size", 1)) * 2 ** (levels - 1)
 
-    # ------------------------------------------------------------------------------------------------ poses
-    def _sequence_poses(self, layout: SequenceLayout, source_poses, target_poses, transition_poses, batch: int
-                        ) -> torch.Tensor:
-        """`(B, F, 16)` float64 poses in sequence order (`SequenceLayout.poses`, as in training)."""
-        if source_poses is None or target_poses is None:
-            raise ValueError(
-                f"This transformer is pose-conditioned (camera_ray_type={self.transformer.config.camera_ray_type!r}): "
-                "`source_poses` and `target_poses` are required, got "
-                f"source_poses={'None' if source_poses is None else 'given'}, "
-                f"target_poses={'None' if target_poses is None else 'given'}."
-            )
-        num_source = layout.num_exo if layout.source == "exo" else layout.num_ego
-        num_target = layout.num_frames - num_source - layout.num_transition
-        poses = {
-            layout.source: batch_poses(source_poses, "source_poses", batch, num_source),
-            layout.target: batch_poses(target_poses, "target_poses", batch, num_target),
-        }
-        if transition_poses is not None:
-            if layout.mode != "video+pose":
-                raise ValueError(f"`transition_poses` are only used in mode 'video+pose', got mode {layout.mode!r}.")
-            transition_poses = batch_poses(transition_poses, "transition_poses", batch, layout.num_transition)
-        return layout.poses(poses["exo"], poses["ego"], transition_poses)
-
-    # ------------------------------------------------------------------------------------------------ conditions
-    def _sequence_conditions(self, layout: SequenceLayout, segments: dict[str, Any], batch: int
-                             ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(B, F, D)` condition vectors in sequence order and the `(F,)` mask of frames that have one, from `segments`
-        (segment -> conditions in time order, or None: zeros, masked, so its frames get the null embedding)."""
-        dim = int(self.transformer.config.condition_dim)
-        if segments["transition"] is not None and not layout.num_transition:
-            raise ValueError(f"`transition_conditions` were given but the sequence has no transition frames (mode "
-                             f"{layout.mode!r}, num_transition_frames={layout.num_transition}).")
-        num_source = layout.num_exo if layout.source == "exo" else layout.num_ego
-        counts = {"source": num_source, "transition": layout.num_transition,
-                  "target": layout.num_frames - num_source - layout.num_transition}
-        vectors, known = {}, {}  # segment -> (B, count, D) vectors, (count,) mask
-        for segment, value in segments.items():
-            count, given = counts[segment], value is not None
-            vectors[segment] = (batch_conditions(value, f"{segment}_conditions", batch, count, dim) if given
-                                else torch.zeros(batch, count, dim))
-            known[segment] = torch.full((count,), given, dtype=torch.bool)
-        by_clip = {layout.source: "source", layout.target: "target"}
-        conditions = layout.gather(vectors[by_clip["exo"]], vectors["transition"], vectors[by_clip["ego"]], dim=1)
-        valid = layout.gather(known[by_clip["exo"]], known["transition"], known[by_clip["ego"]], dim=0)
-        return conditions, valid
-
     # ------------------------------------------------------------------------------------------------ sampling
-    def _branch_inputs(self, history_roles: list[int], guidance: dict, camera_rays, pose_valid, conditions,
-                       condition_valid, batch: int, device: torch.device) -> dict:
+    def _branch_inputs(self, history_roles: list[int], guidance: dict, camera_rays, pose_valid,
+                       conditions: FrameConditions | None, batch: int, device: torch.device) -> dict:
         """The history-guidance branches of a window at the current `guidance_scale`, laid out for one batched
         forward (branch j, sample b -> row j * B + b). A branch that drops the conditions (the empty-history branch of
         guidance) drops the camera rays and the frame conditions alike, as DFoT's guided samplers do
@@ -320,9 +267,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                       condition=None, condition_mask=None)
         keep = ~branches.drop_conditions.to(device)
         if conditions is not None:
-            inputs["condition"] = conditions.to(device).repeat(nb, 1, 1)
-            inputs["condition_mask"] = (keep[:, None, None] & condition_valid.to(device)[None, None]).expand(
-                nb, batch, -1).reshape(nb * batch, -1)
+            inputs.update(conditions.branch_inputs(keep, device))
         if camera_rays is not None:
             inputs["rays"] = camera_rays.to(device).repeat(nb, 1, 1, 1, 1)
             inputs["rays_mask"] = (keep[:, None, None] & pose_valid.to(device)[None]).reshape(nb * batch, -1)
@@ -335,8 +280,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             self.transformer._reset_stateful_cache()
 
     def _denoise_window(self, window: torch.Tensor, level_matrix: torch.Tensor, history_roles: list[int],
-                        guidance: dict, camera_rays, pose_valid, conditions, condition_valid, eta: float, generator,
-                        progress_bar, step_offset: int, callback_on_step_end: Callable | None,
+                        guidance: dict, camera_rays, pose_valid, conditions: FrameConditions | None, eta: float,
+                        generator, progress_bar, step_offset: int, callback_on_step_end: Callable | None,
                         callback_on_step_end_tensor_inputs: Sequence[str]) -> torch.Tensor:
         """Denoise the generated frames of one window; its first `H = len(history_roles)` frames are history and are
         never modified.
@@ -347,8 +292,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             history_roles, guidance: the history frames' roles and the history-guidance settings (branches are
                 rebuilt whenever `pipe._guidance_scale` changes).
             camera_rays, pose_valid: `(B, C_ray, F, h, w)` and `(B, F)` for pose-conditioned models, else None.
-            conditions, condition_valid: `(B, F, condition_dim)` frame conditions and the `(F,)` mask of the frames
-                that have one, or None (the transformer then gets no `condition`: the null embedding).
+            conditions: the window's frame conditions, or None (the transformer then gets no `condition`: the null
+                embedding).
         Returns:
             the window with its generated frames at level -1.
         """
@@ -362,8 +307,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             if self.interrupt:
                 break
             if inputs is None or inputs["scale"] != self._guidance_scale:
-                inputs = self._branch_inputs(history_roles, guidance, camera_rays, pose_valid, conditions,
-                                             condition_valid, batch, device)
+                inputs = self._branch_inputs(history_roles, guidance, camera_rays, pose_valid, conditions, batch,
+                                             device)
                 if nb and nb != inputs["branches"].num_branches:
                     self._reset_cache()
             nb = inputs["branches"].num_branches
@@ -532,21 +477,13 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                 of `(C, F, h, w)`) in natural order, instead of `source_video` (how a latent pipeline without its
                 `vae` samples; use `output_type="latent"` then). A causal video VAE's latents are its joint encoding of
                 the source (`latents.encode_video`), refused where the sequence plays the source backwards.
-            source_conditions, target_conditions, transition_conditions: frame conditions, for transformers with a
-                per-frame condition vector (`condition_dim` D, e.g. the actions of DFoT's Minecraft model): one
-                vector per frame of the source, of the target and of the transition frames, mirroring the poses:
-                `(F, D)` (shared by the batch), `(B, F, D)` or a list of `B` `(F, D)`, float, natural time order (the
-                pipeline puts them in sequence order, reversed for Ego2Exo, and repeats them for
-                `num_videos_per_prompt`). Each vector belongs to its own frame (DFoT's Minecraft model: D = 8, the
-                4-d actions of the skipped frame before it and of the frame itself, `frame_skip=2`, stacked as the
-                official dataset's `_process_external_cond` does). A segment left None gets the
-                null embedding on its frames (exactly what the transformer gives `condition=None`); all three None is
-                unconditional sampling. Guidance branches that drop the conditions (the empty-history branch) drop
-                them on every frame, as camera poses. With `condition_processing="mask_first"` the vector of each
-                window's first frame is zeroed (DFoT's Minecraft sampler). Frame conditions for a model without
-                `condition_dim`, a wrong shape or a NaN raise a ValueError naming the argument; with a VAE compressing
-                time (`vae_scale_factor_temporal` > 1) they are refused (no per-latent-frame rule; DFoT refuses them
-                with its VideoVAE too).
+            source_conditions, target_conditions, transition_conditions: condition models only (`condition_dim`
+                D, e.g. the actions of DFoT's Minecraft model: D = 8, the 4-d actions of the skipped frame before a
+                frame and of the frame itself, `frame_skip=2`): one vector per frame of each segment, `(F, D)` (shared
+                by the batch), `(B, F, D)` or a list of `B` `(F, D)`, natural time order, like the poses. A segment
+                left None gets the null embedding; all three None is unconditional sampling. With
+                `condition_processing="mask_first"` each window's first vector is zeroed (DFoT's Minecraft sampler).
+                Refused with a VAE compressing time, as in DFoT. See `pipelines/sequence_conditioning.py`.
 
         Examples:
         """
@@ -580,17 +517,9 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             raise ValueError("`source_poses` / `target_poses` were given but the transformer has no camera "
                              "conditioning (camera_ray_type=None); poses (transition_poses too) need a "
                              "pose-conditioned transformer.")
-        frame_conditions = {"source": source_conditions, "transition": transition_conditions,
-                            "target": target_conditions}
-        given = [f"{segment}_conditions" for segment, value in frame_conditions.items() if value is not None]
-        if given and not getattr(self.transformer.config, "condition_dim", None):
-            raise ValueError(f"{' / '.join(f'`{name}`' for name in given)} given but the transformer has no per-frame "
-                             "condition vector (condition_dim=None); frame conditions need a condition model.")
-        if given and self.vae_scale_factor_temporal > 1:  # a latent frame spans t frames: no rule, as in DFoT
-            raise ValueError(
-                f"{' / '.join(f'`{name}`' for name in given)} given but the VAE compresses time "
-                f"{self.vae_scale_factor_temporal}x: frame conditions need one model frame per video frame (the "
-                "official DFoT code refuses external conditions with a VideoVAE too); omit them (null condition).")
+        frame_conditions = dict(source=source_conditions, transition=transition_conditions, target=target_conditions)
+        condition_dim = getattr(self.transformer.config, "condition_dim", None)
+        given = given_condition_names(frame_conditions, condition_dim, self.vae_scale_factor_temporal)
         num_frames, num_source = args["num_frames"], clip.num_frames
         if num_frames is None:  # a causal video VAE's default target: 4a frames from 1 + 4a source frames
             num_frames = num_pose_frames(target_poses) or num_source - (self.vae_scale_factor_temporal > 1)
@@ -608,32 +537,19 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         source = frames.source(clip)
         _, channels, num_source, height, width = source.shape
         num_generate = frames.model.num_frames - num_source
-        noise_shape = (batch, channels, num_generate, height, width)
-        if latents is None:
-            try:
-                latents = randn_tensor(noise_shape, generator=generator, device=device, dtype=torch.float32)
-            except (RuntimeError, MemoryError) as error:  # e.g. num_frames=10**9: name the argument, not the allocator
-                if "alloc" not in str(error) and not isinstance(error, (MemoryError, torch.OutOfMemoryError)):
-                    raise
-                raise ValueError(
-                    f"`num_frames` ({num_frames}) + `num_transition_frames` ({num_transition}) generated frames need "
-                    f"{4 * math.prod(noise_shape) / 2**30:.1f} GiB for their noise {noise_shape} alone, more than "
-                    f"{device} could allocate; generate fewer frames.") from error
-        elif not isinstance(latents, torch.Tensor) or tuple(latents.shape) != noise_shape:
-            got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
-            raise ValueError(f"`latents` must be a tensor of shape {noise_shape} (B, C, transition + target frames, "
-                             f"h, w), got {got}.")
-        sequence = torch.cat([source, check_finite("latents", latents).to(device, torch.float32)], dim=2)
+        latents = initial_noise(latents, (batch, channels, num_generate, height, width), generator, device,
+                                num_frames, num_transition)
+        sequence = torch.cat([source, latents], dim=2)
         roles = [GROUND_TRUTH_HISTORY] * num_source + [GENERATE] * num_generate
         poses = pose_mask = None
         if ray_type is not None:
-            poses = self._sequence_poses(layout, source_poses, target_poses, transition_poses, num_sources)
+            poses = sequence_poses(layout, source_poses, target_poses, transition_poses, num_sources, ray_type)
             poses = frames.poses(poses.repeat_interleave(per_source, dim=0))
             poses, pose_mask = poses.to(device), frames.model.pose_mask.to(device).expand(batch, -1)
-        conditions = condition_valid = None
-        if given:  # none given: the transformer gets no condition at all, the null embedding of every frame
-            conditions, condition_valid = self._sequence_conditions(layout, frame_conditions, num_sources)
-            conditions = conditions.repeat_interleave(per_source, dim=0).to(device)
+        conditions = None  # none given: the transformer gets no condition at all, the null embedding of every frame
+        if given:
+            conditions = FrameConditions.from_segments(layout, frame_conditions, num_sources, int(condition_dim))
+            conditions = conditions.repeat_interleave(per_source)
 
         # 2. Windows and their scheduling matrices.
         windows = plan_windows(num_source, num_generate, self.transformer.config.max_frames, args["context_frames"],
@@ -661,14 +577,11 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                 if poses is not None:  # the conditioning training uses for the same window
                     rays, rays_mask = window_camera_rays(poses[:, start:end], pose_mask[:, start:end], height,
                                                          width, ray_type)
-                window_conditions = window_valid = None
-                if conditions is not None:
-                    window_conditions, window_valid = conditions[:, start:end].clone(), condition_valid[start:end]
-                    if self.config.get("condition_processing") == "mask_first":
-                        window_conditions[:, 0] = 0.0
+                window_conditions = None if conditions is None else conditions.window(
+                    start, end, self.config.get("condition_processing"))
                 window = self._denoise_window(
                     sequence[:, :, start:end], matrix, roles[start : start + num_hist], guidance, rays, rays_mask,
-                    window_conditions, window_valid, args["eta"], generator, progress_bar, step_offset,
+                    window_conditions, args["eta"], generator, progress_bar, step_offset,
                     callback_on_step_end, callback_on_step_end_tensor_inputs,
                 )
                 sequence[:, :, start + num_hist : end] = window[:, :, num_hist:]
