@@ -59,6 +59,8 @@ ALGORITHM = {
     "tasks": {"prediction": {"enabled": False}, "interpolation": {"enabled": False}},  # no metrics to build
 }
 BATCH, GUIDANCE_SCALE, SEED = 2, 2.0, 2027
+# Two sliding windows of 3 history + 3 generated frames (9 frames), as Minecraft's long rollouts slide 25 + 25.
+SLIDING_LENGTH, STABILIZATION = 9, 0.02
 
 
 class _Refuse(type):
@@ -192,19 +194,49 @@ class NoiseRecorder:
 
 
 @torch.no_grad()
-def sample(algo, context: torch.Tensor, conditions: torch.Tensor, guidance) -> tuple[dict, dict]:
-    """One official `_predict_sequence` call (one window, one `_sample_sequence`): trajectory and recorded noise."""
+def sample(algo, context: torch.Tensor, conditions: torch.Tensor, guidance, length: int) -> tuple[dict, dict]:
+    """One official `_predict_sequence` call and the noise it drew. One window (`length == max_tokens`) also gives
+    its trajectory (`return_all`); a longer one slides with `sliding_context_len` = the context length, windows that
+    fill `max_tokens` (no padding frames) and hold only generated frames as history after the first."""
+    one_window = length == algo.max_tokens
     with NoiseRecorder() as noise:
-        xs, record = algo._predict_sequence(context, length=algo.max_tokens, conditions=conditions,
-                                            history_guidance=guidance, return_all=True)
-    initial, = noise.by_caller("_sample_sequence")  # (B, T, C, H, W), before clamping to clip_noise
+        xs, record = algo._predict_sequence(context, length=length, conditions=conditions, history_guidance=guidance,
+                                            sliding_context_len=None if one_window else context.shape[1],
+                                            return_all=one_window)
+    initial = torch.stack(noise.by_caller("_sample_sequence"))  # (windows, B, T, C, H, W), before clamping
     assert initial.abs().max() < algo.clip_noise, "clamping changed the initial noise: record it after clamping"
-    tensors = {"initial_noise": initial, "trajectory": record, "output": xs}
+    tensors = {"initial_noise": initial, "output": xs}
+    num_context = context.shape[1]
+    if record is not None:  # the context never changes (checked): only the generated frames are kept
+        assert torch.equal(record[:, :, :num_context], context.expand(record.shape[0], *context.shape))
+        tensors["trajectory"] = record[:, :, num_context:]
     renoise = noise.by_caller("q_sample")
-    if renoise:
-        tensors["history_noise"] = torch.stack(renoise)  # (steps, B, T, C, H, W); only the history frames count
+    if renoise:  # (steps, B, T, C, H, W) draws; only their history frames (the window's first ones) can count
+        tensors["history_noise"] = torch.stack(renoise)[:, :, :num_context]
     counts = {name: sum(1 for n, _ in noise.draws if n == name) for name, _ in noise.draws}
     return tensors, counts
+
+
+def runs(algo, context: torch.Tensor, conditions: torch.Tensor) -> tuple[dict, dict]:
+    """The recorded runs, each from `torch.manual_seed(SEED + 2)`: one window unguided / vanilla (w = 2), and two
+    sliding windows with `conditional` and with `stabilized_vanilla` (w = 2, level 0.02: the official long-video
+    command)."""
+    from algorithms.dfot.history_guidance import HistoryGuidance
+
+    T, one, two = algo.timesteps, algo.max_tokens, conditions.shape[1]
+    settings = {
+        "unguided": (None, one),
+        "vanilla": (HistoryGuidance.vanilla(GUIDANCE_SCALE, timesteps=T, visualize=False), one),
+        "sliding": (HistoryGuidance.conditional(timesteps=T, visualize=False), two),
+        "sliding_vanilla": (HistoryGuidance.stabilized_vanilla(GUIDANCE_SCALE, STABILIZATION, timesteps=T,
+                                                               visualize=False), two),
+    }
+    tensors, draws = {}, {}
+    for name, (guidance, length) in settings.items():
+        torch.manual_seed(SEED + 2)  # the same initial noise for every run: the guidance is the only difference
+        run, draws[name] = sample(algo, context, conditions[:, :length], guidance, length)
+        tensors.update({f"{name}.{k}": v for k, v in run.items()})
+    return tensors, draws
 
 
 def main() -> None:
@@ -213,38 +245,33 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
     algo, weights = build_official(args.upstream.resolve())
-    from algorithms.dfot.history_guidance import HistoryGuidance
+    from omegaconf import OmegaConf
 
     generator = torch.Generator().manual_seed(SEED + 1)
     num_context = algo.n_context_tokens
     context = torch.randn(BATCH, num_context, *algo.x_shape, generator=generator)  # normalised latents
     conditions = torch.randn(BATCH, algo.max_tokens, algo.external_cond_dim, generator=generator)
-    torch.manual_seed(SEED + 2)  # the same initial noise for both runs: the guidance is the only difference
-    unguided, unguided_draws = sample(algo, context, conditions, None)
-    torch.manual_seed(SEED + 2)
-    vanilla, vanilla_draws = sample(algo, context, conditions,
-                                    HistoryGuidance.vanilla(GUIDANCE_SCALE, timesteps=algo.timesteps, visualize=False))
-    tensors = {"input.context": context, "input.conditions": conditions,
-               **{f"unguided.{k}": v for k, v in unguided.items()}, **{f"vanilla.{k}": v for k, v in vanilla.items()},
-               **{f"state_dict.{k}": v for k, v in weights.items()}}
-    from omegaconf import OmegaConf
-
+    more = torch.randn(BATCH, SLIDING_LENGTH - algo.max_tokens, algo.external_cond_dim, generator=generator)
+    conditions = torch.cat([conditions, more], dim=1)  # one vector per frame of the whole sliding sequence
+    tensors, draws = runs(algo, context, conditions)
+    tensors.update({"input.context": context, "input.conditions": conditions,
+                    **{f"state_dict.{k}": v for k, v in weights.items()}})
     cfg = OmegaConf.to_container(algo.cfg, resolve=True)
     config = {
         "upstream": UPSTREAM_REPO, "commit": UPSTREAM_COMMIT,
-        "official_call": "DFoTVideo._predict_sequence(context, length=max_tokens, conditions, history_guidance, "
-                         "return_all=True) -> one DFoTVideo._sample_sequence window",
+        "official_call": "DFoTVideo._predict_sequence(context, length, conditions, history_guidance, "
+                         "sliding_context_len, return_all) -> DFoTVideo._sample_sequence per window",
         "backbone_config": cfg["backbone"], "x_shape": list(algo.x_shape), "max_tokens": algo.max_tokens,
         "external_cond_dim": algo.external_cond_dim, "external_cond_processing": algo.cfg.external_cond_processing,
         "num_context": num_context, "sampling_timesteps": algo.sampling_timesteps, "timesteps": algo.timesteps,
         "diffusion": {k: v for k, v in cfg["diffusion"].items() if k not in ("loss_weighting", "training_schedule")},
-        "vanilla_guidance_scale": GUIDANCE_SCALE, "seed": SEED,
-        "noise_draws": {"unguided": unguided_draws, "vanilla": vanilla_draws},
+        "vanilla_guidance_scale": GUIDANCE_SCALE, "stabilization_level": STABILIZATION, "seed": SEED,
+        "sliding_length": SLIDING_LENGTH, "sliding_context_len": num_context, "noise_draws": draws,
     }
     args.output.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(args.output / "dit3d_minecraft_like.safetensors"))
     (args.output / "dit3d_minecraft_like.json").write_text(json.dumps(config, indent=1) + "\n")
-    print({k: tuple(v.shape) for k, v in tensors.items() if not k.startswith("state_dict.")}, config["noise_draws"])
+    print({k: tuple(v.shape) for k, v in tensors.items() if not k.startswith("state_dict.")}, draws)
 
 
 if __name__ == "__main__":
