@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -528,16 +529,22 @@ def _convert_dfot(argv: list[str] | None) -> int:
         raise ValueError("--vae_checkpoint and --vae_config go together: expected both or neither, got only "
                          f"{'--vae_checkpoint' if args.vae_checkpoint else '--vae_config'}")
     dfot_config = _read_conversion_config(args.config, "--config", "backbone settings", DFOT_VAE_PRESETS)
-    output_dir = check_output_dir(args.output_dir, "--output_dir")
+    created = not os.path.lexists(args.output_dir)
+    output_dir = check_output_dir(args.output_dir, "--output_dir")  # before the (long) conversion, not after it
     dtype = getattr(torch, args.dtype)
-    if args.vae_checkpoint is not None:
-        vae_config = _read_conversion_config(args.vae_config, "--vae_config", "VAE settings",
-                                             DFOT_VAE_PRESETS)
-        model = convert_dfot_pipeline(args.checkpoint, dfot_config, args.vae_checkpoint, vae_config, torch_dtype=dtype)
-        last, parts = "model_index.json", [model.transformer, model.vae]
-    else:
-        model = convert_dfot_checkpoint(args.checkpoint, dfot_config, torch_dtype=dtype)
-        last, parts = "config.json", [model]
+    try:
+        if args.vae_checkpoint is not None:
+            vae_config = _read_conversion_config(args.vae_config, "--vae_config", "VAE settings", DFOT_VAE_PRESETS)
+            model = convert_dfot_pipeline(args.checkpoint, dfot_config, args.vae_checkpoint, vae_config,
+                                          torch_dtype=dtype)
+            last, parts = "model_index.json", [model.transformer, model.vae]
+        else:
+            model = convert_dfot_checkpoint(args.checkpoint, dfot_config, torch_dtype=dtype)
+            last, parts = "config.json", [model]
+    except BaseException:
+        if created and not any(output_dir.iterdir()):  # a failed conversion leaves no empty folder behind
+            output_dir.rmdir()
+        raise
     staging = output_dir / f".convert-{time.time_ns()}.tmp"  # complete before it is moved into place
     try:
         model.save_pretrained(staging)

@@ -39,14 +39,17 @@ __all__ = [
 
 
 def load_vae(name_or_path: str, subfolder: str | None = None, **kwargs: Any):
-    """The VAE of a folder or Hub repo as the class its config names: a causal `AutoencoderKLWan` or an
-    `AutoencoderKL`; safetensors only (a checkpoint a user was handed is never unpickled). `kwargs` go to
-    `from_pretrained` (`torch_dtype`, `revision`, ...)."""
+    """The VAE of a folder or Hub repo as the class its config names: a causal `AutoencoderKLWan` or
+    `AutoencoderKLDFoTVideo`, else an `AutoencoderKL`; safetensors only (a checkpoint a user was handed is never
+    unpickled). `kwargs` go to `from_pretrained` (`torch_dtype`, `revision`, ...)."""
     from diffusers import AutoencoderKL, AutoencoderKLWan
 
+    from .models import AutoencoderKLDFoTVideo
+
     name = AutoencoderKL.load_config(name_or_path, subfolder=subfolder).get("_class_name")
-    vae_class = AutoencoderKLWan if name == AutoencoderKLWan.__name__ else AutoencoderKL
-    return vae_class.from_pretrained(name_or_path, subfolder=subfolder, use_safetensors=True, **kwargs)
+    vae_class = {c.__name__: c for c in (AutoencoderKLWan, AutoencoderKLDFoTVideo)}.get(name, AutoencoderKL)
+    kwargs["use_safetensors"] = True  # whatever the caller passed: never unpickle
+    return vae_class.from_pretrained(name_or_path, subfolder=subfolder, **kwargs)
 
 
 def is_video_vae(vae) -> bool:

@@ -5,12 +5,14 @@ The YAML header carries `library_name: diffusers`, the licence, `pipeline_tag: v
 (`base_model` and `base_model_relation` for a Hub id, which is all the Hub accepts there; `syn2seq_base_model` for the
 bundled model or a local folder) and the tags `diffusers`, `diffusers-syn2seq`, `exo2ego` (plus `lora` for LoRA runs),
 added like the diffusers training scripts do (`diffusers.utils.hub_utils.populate_model_card`). The usage example
-runs as written: it loads the base by the name users load it with and samples a SynthEgoExo clip like the training
-data (`tests/test_card_usage.py` executes it).
+runs as written: it loads the base by the name users load it with (a LoRA on a bare transformer folder or an official
+checkpoint builds the pipeline around it, with the run's scheduler and Syn2Seq settings) and samples a SynthEgoExo clip
+like the training data (`tests/test_card_usage.py` executes it).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from collections.abc import Mapping, Sequence
@@ -23,8 +25,8 @@ from huggingface_hub import ModelCard, ModelCardData
 from .bundled import BUNDLED_BASE_DIRNAME, BUNDLED_MODEL_DIRNAME
 from .safe_io import atomic_write_text
 
-__all__ = ["DEFAULT_TEMPLATE_PATH", "BASE_TAGS", "metrics_table", "model_card_tags", "portable_path",
-           "save_model_card", "training_command"]
+__all__ = ["DEFAULT_TEMPLATE_PATH", "BASE_TAGS", "USAGES", "metrics_table", "model_card_tags", "portable_path",
+           "save_model_card", "scheduler_expression", "training_command"]
 
 DEFAULT_TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "model_cards" / "template.md"
 # The pipeline folders shipped in the package, recognised as a base by their path: folder -> the function that finds
@@ -35,6 +37,10 @@ BUNDLED_FOLDERS = {Path(__file__).resolve().parent / BUNDLED_MODEL_DIRNAME: ("bu
 BASE_TAGS = ["diffusers", "diffusers-syn2seq", "exo2ego", "video-generation", "diffusion-forcing"]
 # The Hub's task of a model that turns a video into another video (the exo clip into the ego clip).
 PIPELINE_TAG = "video-to-video"
+# How a card's usage example loads the run: its own pipeline folder, a LoRA on a Syn2Seq pipeline, a LoRA on a bare
+# transformer folder or official DFoT checkpoint (the pipeline is built around it), a LoRA on a SkyReels-V2 / Wan
+# checkpoint (`Syn2SeqPipeline.from_foundation_lora`).
+USAGES = ("pipeline", "lora", "transformer_lora", "foundation_lora")
 
 
 def _launcher_command_line() -> list[str] | None:
@@ -121,8 +127,8 @@ def base_model_names(base_model: str | os.PathLike | None) -> tuple[str | None, 
     - a folder bundled in this package: "the bundled model", `bundled_model_path()` (the pretrained base:
       `bundled_base_path()`), no Hub id;
     - a Hub id: the id itself, quoted, and as the Hub id;
-    - another local folder: its name only (an absolute path says nothing to the card's reader and leaks the
-      trainer's file system), loaded from `"path/to/<name>"`, no Hub id.
+    - another local folder or an official checkpoint file: its name only (an absolute path says nothing to the
+      card's reader and leaks the trainer's file system), loaded from `"path/to/<name>"`, no Hub id.
     """
     if not base_model:
         return None, None, None
@@ -132,7 +138,26 @@ def base_model_names(base_model: str | os.PathLike | None) -> tuple[str | None, 
             function, name = BUNDLED_FOLDERS[folder]
             return f"{name} (`diffusers_syn2seq.{function}()`)", f"{function}()", None
         return f"local folder `{folder.name}`", f'"path/to/{folder.name}"', None
+    if os.path.isfile(str(base_model)):  # a file is never a Hub id
+        name = Path(str(base_model)).name
+        return f"local checkpoint file `{name}`", f'"path/to/{name}"', None
     return str(base_model), f'"{base_model}"', str(base_model)
+
+
+def _name_or_path_code(name_or_path: str | os.PathLike) -> str:
+    """The string literal that names a file, folder or Hub repo in a usage example: `"path/to/<name>"` for what exists
+    on the trainer's machine (`base_model_names`), the Hub id itself otherwise."""
+    local = os.path.exists(str(name_or_path))
+    return json.dumps(f"path/to/{Path(str(name_or_path)).resolve().name}" if local else str(name_or_path))
+
+
+def scheduler_expression(scheduler: Any) -> str:
+    """The Python expression that rebuilds `scheduler` in a usage example: its class called with the settings that
+    differ from the class defaults (`DiffusionForcingScheduler(noise_schedule="cosine_simple_diffusion")`)."""
+    defaults = type(scheduler)().config
+    changed = [f"{key}={json.dumps(value) if isinstance(value, str) else repr(value)}"
+               for key, value in scheduler.config.items() if not key.startswith("_") and defaults.get(key) != value]
+    return f"{type(scheduler).__name__}({', '.join(changed)})"
 
 
 def model_card_tags(training_mode: str) -> list[str]:
@@ -165,10 +190,12 @@ def save_model_card(
         run: values of the template: `training_mode` (`"full"` / `"lora"`, required), `base_model`, `repo_id`,
             `license` (default `"apache-2.0"`), `syn2seq_mode`, `segment_lengths`, `transition_source`, `dataset`,
             `metrics` (dict or list of dicts, rendered by `metrics_table`), `samples` (paths relative to `output_dir`),
-            `command` or `commands` (every segment of a resumed run), `usage` (`"pipeline"`, `"lora"` or
-            `"foundation_lora"`; default from `training_mode`), the usage example's clip `example_frames`,
-            `example_resolution`, `example_style` and `posed` (a pose-conditioned model), ... (missing values render
-            as "n/a").
+            `command` or `commands` (every segment of a resumed run), `usage` (one of `USAGES`; default from
+            `training_mode`), the usage example's clip `example_frames`, `example_resolution`, `example_style` and
+            `posed` (a pose-conditioned model); for `usage="transformer_lora"` also `scheduler_code`
+            (`scheduler_expression` of the run's scheduler), `reversal` and `dfot_config` (the settings file of an
+            official checkpoint base); `vae_name_or_path` and `vae_subfolder` (a VAE the run loaded by itself,
+            passed to the base in the example), ... (missing values render as "n/a").
         template_path: Jinja template (default `model_cards/template.md` of this repository).
 
     Returns:
@@ -194,6 +221,17 @@ def save_model_card(
     if not run.get("repo_id"):  # not uploaded: the usage example loads the output folder
         values["repo_id"] = f"path/to/{Path(output_dir).resolve().name}"
     values.setdefault("usage", "lora" if mode == "lora" else "pipeline")
+    if values["usage"] not in USAGES:
+        raise ValueError(f"run['usage'] must be one of {list(USAGES)}, got {values['usage']!r}.")
+    if values["usage"] == "transformer_lora" and not (code and run.get("scheduler_code")):
+        raise ValueError("run['usage'] 'transformer_lora' builds the pipeline around its base: expected "
+                         f"run['base_model'] and run['scheduler_code'], got {run.get('base_model')!r} and "
+                         f"{run.get('scheduler_code')!r}.")
+    values["scheduler_class"] = (run.get("scheduler_code") or "").split("(")[0] or None
+    values["dfot_config_code"] = _name_or_path_code(run["dfot_config"]) if run.get("dfot_config") else None
+    vae, vae_subfolder = run.get("vae_name_or_path"), run.get("vae_subfolder")
+    values["vae_code"] = None if not vae else (
+        f"load_vae({_name_or_path_code(vae)}" + (f", subfolder={json.dumps(vae_subfolder)})" if vae_subfolder else ")"))
     commands = run.get("commands") or ([run["command"]] if run.get("command") else [])
     values["command"] = "\n".join(commands) if commands else None  # a resumed run: every segment's command
     extra = {}

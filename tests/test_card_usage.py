@@ -1,12 +1,14 @@
 # SPDX-License-Identifier: Apache-2.0
 """The model card `training/train.py` writes loads its model from the card: the usage example is executed as written
 (from a folder where `path/to/<name>` is the written run, as a reader's checkout would be) for a full DFoT run, a
-DFoT LoRA on the bundled model and a LoRA on a SkyReels-V2 DF checkpoint; a resumed run keeps every segment's
-validation rows and commands. Tiny runs of `train.main`, in process."""
+DFoT LoRA on the bundled model, on a bare transformer folder and on an official DFoT checkpoint, and a LoRA on a
+SkyReels-V2 DF checkpoint; a resumed run keeps every segment's validation rows and commands. Tiny runs of
+`train.main`, in process."""
 
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -48,7 +50,7 @@ def run_usage_example(run: Path, reader: Path, **links: Path) -> dict:
     code = re.search(r"## Usage\n\n```python\n(.*?)```", text, re.S).group(1)
     (reader / "path" / "to").mkdir(parents=True)
     for name, target in {run.name: run, **links}.items():
-        (reader / "path" / "to" / name).symlink_to(target, target_is_directory=True)
+        (reader / "path" / "to" / name).symlink_to(target, target_is_directory=target.is_dir())
     namespace: dict = {}
     cwd = Path.cwd()
     try:
@@ -97,6 +99,52 @@ def test_lora_on_the_bundled_model_names_it_and_its_card_example_runs(data32, tm
     example = run_usage_example(out, tmp_path / "reader")
     assert example["frames"].shape == (1, 4, 32, 32, 3)
     assert example["pipe"].get_active_adapters()  # the LoRA is loaded
+
+
+def test_lora_on_a_transformer_folder_builds_its_pipeline_and_its_card_example_runs(data32, tmp_path):
+    base = tmp_path / "dfot-base"  # the bundled model's transformer/ alone: no model_index.json, no scheduler
+    shutil.copytree(bundled_model_path() / "transformer", base)
+    out = tmp_path / "folder-lora"
+    train(["--train_mode", "lora", "--pretrained_model_name_or_path", base, "--rank", 2, "--dataset_dir", data32,
+           "--output_dir", out, "--max_train_steps", 1, "--checkpointing_steps", 1, "--mode", "video+pose",
+           "--num_transition_frames", 4, *QUIET])
+    card = ModelCard.load(out / "README.md")
+    assert card.data.to_dict()["syn2seq_base_model"] == "local folder dfot-base" and card.data.base_model is None
+    usage = card.text.split("## Usage")[1]
+    assert 'transformer = load_transformer("path/to/dfot-base")' in usage and "from_pretrained" not in usage
+    assert str(tmp_path) not in card.text
+    example = run_usage_example(out, tmp_path / "reader", **{"dfot-base": base})
+    pipe = example["pipe"]
+    assert example["frames"].shape == (1, 4, 32, 32, 3) and ((0 <= example["frames"]) & (example["frames"] <= 1)).all()
+    assert pipe.get_active_adapters() and (pipe.config.mode, pipe.config.num_transition_frames) == ("video+pose", 4)
+    # the scheduler it was trained with: the default one of a sinusoidal-embedding DiT, as train.py built it
+    assert type(pipe.scheduler).__name__ == "DiffusionForcingScheduler"
+    assert pipe.scheduler.config.noise_schedule == "cosine"
+
+
+def test_lora_on_an_official_checkpoint_names_it_and_its_settings_and_its_card_example_runs(dfot_fixtures_dir,
+                                                                                          tmp_path):
+    data = dataset(tmp_path / "synth16", 2, 16, 2, "flat")
+    _, _, state_dict = load_script("scripts/check_dfot_parity.py").load_fixture(dfot_fixtures_dir, "dit3d_continuous")
+    checkpoint, settings = tmp_path / "dfot.pt", tmp_path / "dfot.json"  # 3x16x16 pixels, 4 frames, no camera
+    torch.save({"state_dict": {f"diffusion_model.model.{k}": v for k, v in state_dict.items()}}, checkpoint)
+    settings.write_text((dfot_fixtures_dir / "dit3d_continuous.json").read_text())
+    out = tmp_path / "ckpt-lora"
+    train(["--train_mode", "lora", "--pretrained_model_name_or_path", checkpoint, "--dfot_config", settings,
+           "--rank", 2, "--dataset_dir", data, "--output_dir", out, "--max_train_steps", 1, "--checkpointing_steps",
+           1, "--mode", "video", "--num_transition_frames", 2, *QUIET])
+    card = ModelCard.load(out / "README.md")
+    assert card.data.base_model is None  # a local file is no Hub id
+    assert card.data.to_dict()["syn2seq_base_model"] == "local checkpoint file dfot.pt"
+    usage = card.text.split("## Usage")[1]
+    assert 'load_transformer("path/to/dfot.pt", dfot_config="path/to/dfot.json")' in usage
+    assert 'DiffusionForcingScheduler(noise_schedule="cosine_simple_diffusion")' in usage  # its Fourier embedding
+    assert "source_poses" not in usage and str(tmp_path) not in card.text
+    example = run_usage_example(out, tmp_path / "reader", **{"dfot.pt": checkpoint, "dfot.json": settings})
+    pipe = example["pipe"]
+    assert example["frames"].shape == (1, 2, 16, 16, 3)
+    assert type(pipe.transformer).__name__ == "DFoTTransformer3DModel" and pipe.get_active_adapters()
+    assert (pipe.config.mode, pipe.config.num_transition_frames) == ("video", 2)
 
 
 def test_lora_on_a_skyreels_checkpoint_holds_what_sampling_needs_and_its_card_example_runs(tmp_path):

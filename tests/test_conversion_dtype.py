@@ -9,8 +9,8 @@ from log_capture import diffusers_warnings
 from safetensors.torch import load_file
 from script_loading import load_script
 
+from diffusers_syn2seq.cli import convert_dfot_command
 from diffusers_syn2seq.models import convert_dfot_checkpoint
-from diffusers_syn2seq.models.conversion_dfot import main as convert_main
 
 PARITY = load_script("scripts/check_dfot_parity.py")
 KEPT = {"dit3d_discrete": "transformer_blocks.0.norm1.linear.weight", "uvit3d_pose": "mid_blocks.0.norm.linear.weight"}
@@ -32,8 +32,9 @@ def test_converter_command_writes_bfloat16_with_fp32_norms(dfot_fixtures_dir, tm
     _, _, state_dict = PARITY.load_fixture(dfot_fixtures_dir, "dit3d_discrete")
     checkpoint = tmp_path / "dfot.ckpt"
     torch.save({"state_dict": {f"diffusion_model.model.{k}": v for k, v in state_dict.items()}}, checkpoint)
-    convert_main(["--checkpoint", str(checkpoint), "--config", str(dfot_fixtures_dir / "dit3d_discrete.json"),
-                  "--output_dir", str(tmp_path / "out"), "--dtype", "bfloat16"])
+    config = dfot_fixtures_dir / "dit3d_discrete.json"
+    assert convert_dfot_command(["--checkpoint", str(checkpoint), "--config", str(config), "--output_dir",
+                                 str(tmp_path / "out"), "--dtype", "bfloat16"]) == 0
     weights = load_file(tmp_path / "out" / "diffusion_pytorch_model.safetensors")
     assert weights[KEPT["dit3d_discrete"]].dtype == torch.float32
     assert weights[CAST["dit3d_discrete"]].dtype == torch.bfloat16

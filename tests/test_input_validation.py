@@ -19,8 +19,8 @@ from safetensors.torch import save_file
 from script_loading import load_script
 
 from diffusers_syn2seq import camera
+from diffusers_syn2seq.cli import convert_dfot_command
 from diffusers_syn2seq.models import DFoTTransformer3DModel, DFoTUViT3DModel, convert_dfot_checkpoint, load_transformer
-from diffusers_syn2seq.models.conversion_dfot import main as convert_main
 from diffusers_syn2seq.models.conversion_uvit_dfot import uvit3d_pose_from_official
 from diffusers_syn2seq.validation import (
     InvalidTypeError,
@@ -743,27 +743,25 @@ def _convert_args(tmp_path, dit_fixture, **changes):
 
 CLI = {
     "checkpoint": (lambda d: {"--checkpoint": _write(d / "bad.pt", b"")}, "bad.pt' is not a readable torch file"),
-    "config": (lambda d: {"--config": _config_file(d, "broken.json", "{")}, "broken.json' is not valid JSON"),
-    "output_file": (lambda d: {"--output_dir": _write(d / "taken", b"x")},
-                    "--output_dir must be a folder, got the file"),
+    "config": (lambda d: {"--config": _config_file(d, "broken.json", "{")},
+               "--config: expected a JSON file of backbone settings, got"),
+    "output_file": (lambda d: {"--output_dir": _write(d / "taken", b"x")}, "--output_dir: expected a folder, got"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CLI))
 def test_convert_command_prints_one_line_and_exits_2(tmp_path, dit_fixture, capsys, case):
     changes, message = CLI[case]
-    with pytest.raises(SystemExit) as excinfo:
-        convert_main(_convert_args(tmp_path, dit_fixture, **changes(tmp_path)))
-    assert excinfo.value.code == 2
+    assert convert_dfot_command(_convert_args(tmp_path, dit_fixture, **changes(tmp_path))) == 2
     err = capsys.readouterr().err
     assert err.startswith("syn2seq-convert-dfot: error: ") and message in err and "Traceback" not in err
     assert not (tmp_path / "out").exists() or case == "output_file"
     with pytest.raises((ValueError, OSError), match=re.escape(message)):  # --debug re-raises
-        convert_main([*_convert_args(tmp_path, dit_fixture, **changes(tmp_path)), "--debug"])
+        convert_dfot_command([*_convert_args(tmp_path, dit_fixture, **changes(tmp_path)), "--debug"])
 
 
 def test_convert_command_writes_the_folder_without_leftovers(tmp_path, dit_fixture):
-    convert_main(_convert_args(tmp_path, dit_fixture))
+    assert convert_dfot_command(_convert_args(tmp_path, dit_fixture)) == 0
     assert (tmp_path / "out" / "config.json").is_file()
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.tmp")]
     shutil.rmtree(tmp_path / "out")

@@ -105,3 +105,41 @@ def test_every_command_of_a_resumed_run_is_shown(tmp_path):
     text = (tmp_path / "README.md").read_text()
     assert "Exact commands (one per training segment: the first run, then each resume):" in text
     assert "```bash\n" + "\n".join(commands) + "\n```" in text
+
+
+def test_scheduler_expression_rebuilds_the_scheduler():
+    from diffusers_syn2seq import DiffusionForcingScheduler, FlowMatchDiffusionForcingScheduler
+    from diffusers_syn2seq.model_card import scheduler_expression
+
+    namespace = {cls.__name__: cls for cls in (DiffusionForcingScheduler, FlowMatchDiffusionForcingScheduler)}
+    for scheduler in (DiffusionForcingScheduler(), DiffusionForcingScheduler(noise_schedule="cosine_simple_diffusion",
+                                                                             shift=0.5),
+                      FlowMatchDiffusionForcingScheduler(shift=3.0)):
+        rebuilt = eval(scheduler_expression(scheduler), namespace)  # noqa: S307 (our own expression)
+        assert type(rebuilt) is type(scheduler) and dict(rebuilt.config) == dict(scheduler.config)
+    assert scheduler_expression(DiffusionForcingScheduler()) == "DiffusionForcingScheduler()"  # defaults: nothing
+
+
+def test_lora_on_a_bare_transformer_builds_its_pipeline_with_what_the_run_loaded(tmp_path):
+    checkpoint, settings, vae = tmp_path / "private" / "dfot.ckpt", tmp_path / "private" / "dfot.yaml", tmp_path / "v"
+    checkpoint.parent.mkdir()
+    checkpoint.touch(), settings.touch(), vae.mkdir()
+    run = {**RUN, "base_model": str(checkpoint), "repo_id": None, "usage": "transformer_lora",
+           "scheduler_code": 'DiffusionForcingScheduler(noise_schedule="cosine_simple_diffusion")',
+           "dfot_config": str(settings), "vae_name_or_path": str(vae), "vae_subfolder": "vae", "reversal": "segments",
+           "num_transition_frames": 4}
+    save_model_card(tmp_path / "out", run)
+    card = ModelCard.load(tmp_path / "out" / "README.md")
+    usage = card.text.split("## Usage")[1]
+    assert "base_model" not in card.data.to_dict()  # a file is never a Hub id
+    assert "from diffusers_syn2seq import DiffusionForcingScheduler, Syn2SeqPipeline, load_transformer" in usage
+    assert "from diffusers_syn2seq.latents import load_vae" in usage
+    assert 'load_transformer("path/to/dfot.ckpt", dfot_config="path/to/dfot.yaml")' in usage
+    assert 'vae=load_vae("path/to/v", subfolder="vae"), mode="video"' in usage
+    assert 'num_transition_frames=4, reversal="segments"' in usage and "from_pretrained" not in usage
+    assert str(tmp_path) not in card.text
+    with pytest.raises(ValueError, match=r"run\['usage'\] must be one of \['pipeline', 'lora', 'transformer_lora', "
+                                         r"'foundation_lora'\], got 'checkpoint'"):
+        save_model_card(tmp_path / "bad", {**run, "usage": "checkpoint"})
+    with pytest.raises(ValueError, match=r"expected run\['base_model'\] and run\['scheduler_code'\], got .* and None"):
+        save_model_card(tmp_path / "bad", {**run, "scheduler_code": None})

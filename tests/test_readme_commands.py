@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Shell commands of README.md that must run as written (the Python snippets are run by test_readme.py): the LoRA
-command on the bundled model, and what the README says of the Python API's threads."""
+command on the bundled model (and the README's LoRA-loading example on what it wrote), and what the README says of the
+Python API's threads."""
 
 import os
 import re
@@ -33,6 +34,20 @@ def test_the_lora_command_on_the_bundled_model_runs_as_written(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     weights = load_file(tmp_path / "runs" / "bundled-lora" / "pytorch_lora_weights.safetensors")
     assert weights and all(key.startswith("transformer.") and "lora_" in key for key in weights)
+    # the README's LoRA-loading example loads what this command wrote, as written, from the same folder
+    snippets = [code for code in re.findall(r"^```python\n(.*?)^```", README, re.MULTILINE | re.DOTALL)
+                if "load_lora_weights(" in code]
+    assert len(snippets) == 1 and '"runs/bundled-lora"' in snippets[0]
+    namespace: dict = {}
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        exec(compile(snippets[0], "README.md (LoRA loading)", "exec"), namespace)
+    finally:
+        os.chdir(cwd)
+    pipe = namespace["pipe"]
+    assert pipe.get_list_adapters() == {"transformer": ["synth32"]}
+    assert pipe.transformer.peft_config["synth32"].r == 4  # the command's --rank
 
 
 def test_the_python_api_leaves_torch_threads_as_documented():

@@ -67,12 +67,13 @@ def test_conversion_from_files(dfot_fixtures_dir, tmp_path, layout):
         save_file({f"diffusion_model.model.{k}": v.contiguous() for k, v in state_dict.items()}, str(path))
         model = convert_dfot_checkpoint(path, config)
     else:  # the command-line entry writes a diffusers folder
-        from diffusers_syn2seq.models.conversion_dfot import main
+        from diffusers_syn2seq.cli import convert_dfot_command
 
         ckpt_path, config_path = tmp_path / "model.pt", tmp_path / "config.json"
         torch.save(state_dict, ckpt_path)
         config_path.write_text(json.dumps(config))
-        main(["--checkpoint", str(ckpt_path), "--config", str(config_path), "--output_dir", str(tmp_path / "out")])
+        assert convert_dfot_command(["--checkpoint", str(ckpt_path), "--config", str(config_path), "--output_dir",
+                                     str(tmp_path / "out")]) == 0
         assert (tmp_path / "out" / "diffusion_pytorch_model.safetensors").is_file()
         model = DFoTTransformer3DModel.from_pretrained(tmp_path / "out").eval()
     assert (run_official_layout(model, tensors) - tensors["output"]).abs().max().item() < 1e-4

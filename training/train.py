@@ -37,7 +37,6 @@ import yaml
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import LoggerType, ProjectConfiguration, set_seed
-from diffusers import AutoencoderKL, AutoencoderKLWan
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel, cast_training_params, free_memory
 from peft import LoraConfig
@@ -66,15 +65,20 @@ from diffusers_syn2seq.data.synthetic import CONTINUOUS_CATEGORY
 from diffusers_syn2seq.data.transitions import CrossfadeTransition
 from diffusers_syn2seq.evaluation import evaluate_scene, frames_to_unit_tensor, new_scores
 from diffusers_syn2seq.hub import describe_upload, push_folder_to_hub
-from diffusers_syn2seq.latents import encode_take_latents, is_video_vae, vae_latent_channels, vae_scale_factors
+from diffusers_syn2seq.latents import (
+    encode_take_latents,
+    is_video_vae,
+    load_vae,
+    vae_latent_channels,
+    vae_scale_factors,
+)
 from diffusers_syn2seq.loaders import Syn2SeqLoraLoaderMixin
 from diffusers_syn2seq.loaders.foundation_lora import save_foundation_lora_settings
 from diffusers_syn2seq.loaders.lora_pipeline import lora_keys_for_transformer
-from diffusers_syn2seq.model_card import portable_path, save_model_card, training_command
+from diffusers_syn2seq.model_card import portable_path, save_model_card, scheduler_expression, training_command
 from diffusers_syn2seq.models import (
     DIT_PRESETS,
     SKYREELS_V2_DF_1_3B_CONFIG,
-    AutoencoderKLDFoTVideo,
     DFoTTransformer3DModel,
     WanDFoTTransformer3DModel,
     load_transformer,
@@ -157,8 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--camera_ray_type", type=str, default="plucker", choices=["none", "ray", "plucker", "ray_encoding"])
     g.add_argument("--noise_schedule", type=str, default="cosine", choices=["cosine", "cosine_simple_diffusion"])
     g.add_argument("--vae_name_or_path", type=str, default=None,
-                   help="AutoencoderKL or causal AutoencoderKLWan (with --cache_latents) for latent training.")
-    g.add_argument("--vae_subfolder", type=str, default=None)
+                   help="VAE folder or repo for latent training, loaded as its config's class "
+                        "(`latents.load_vae`): AutoencoderKL (DFoT's ImageVAE), or a video VAE compressing time, "
+                        "AutoencoderKLWan or AutoencoderKLDFoTVideo (with --cache_latents).")
+    g.add_argument("--vae_subfolder", type=str, default=None, help="Subfolder of --vae_name_or_path holding the VAE.")
     _add_data_arguments(p)
     g = p.add_argument_group("objective")
     g.add_argument("--noise_level_sampling", type=str, default="iid", choices=list(NOISE_LEVEL_SAMPLINGS))
@@ -531,23 +537,15 @@ def load_models(args, data_resolution: tuple[int, int]):
     return transformer, scheduler, vae, vae_factor
 
 
-def _load_vae(path: str, subfolder: str | None, flag: str):
-    """The VAE of a folder or repo, as the class its config names (a causal `AutoencoderKLWan` or
-    `AutoencoderKLDFoTVideo`, else an `AutoencoderKL`); safetensors only."""
-    name = load_pretrained(AutoencoderKL.load_config, path, flag, safetensors=False, subfolder=subfolder)
-    classes = {c.__name__: c for c in (AutoencoderKLWan, AutoencoderKLDFoTVideo)}
-    cls = classes.get(name.get("_class_name"), AutoencoderKL)
-    return load_pretrained(cls.from_pretrained, path, flag, subfolder=subfolder)  # safetensors only
-
-
 def _load_vae_of_args(args):
     """The VAE of `--vae_name_or_path`, else of the `--pretrained_model_name_or_path` pipeline's `vae/`, else None;
     and its spatial factor (both backbones)."""
     vae = None
     if args.vae_name_or_path:
-        vae = _load_vae(args.vae_name_or_path, args.vae_subfolder, "--vae_name_or_path")
+        vae = load_pretrained(load_vae, args.vae_name_or_path, "--vae_name_or_path", subfolder=args.vae_subfolder)
     elif _pipeline_has_vae(args):
-        vae = _load_vae(args.pretrained_model_name_or_path, "vae", "--pretrained_model_name_or_path")
+        vae = load_pretrained(load_vae, args.pretrained_model_name_or_path, "--pretrained_model_name_or_path",
+                              subfolder="vae")
     return vae, vae_scale_factors(vae)[1]
 
 
@@ -1272,13 +1270,29 @@ def _is_foundation_lora(args) -> bool:
     return args.train_mode == "lora" and args.backbone != "dfot" and bool(path) and not _is_syn2seq_folder(path)
 
 
-def _usage_example(args, model, vae, table) -> dict[str, Any]:
-    """What the card's usage example needs: how the run is loaded, and a SynthEgoExo clip like the training data
-    (clip length, frame size, scene style; poses for a pose-conditioned model)."""
+def _usage(args) -> str:
+    """How the card's usage example loads the run (`model_card.USAGES`): its own pipeline folder (full runs), or the
+    base and then the LoRA: a Syn2Seq pipeline with `from_pretrained`, a SkyReels-V2 / Wan checkpoint with
+    `from_foundation_lora`, and a bare transformer folder or official DFoT checkpoint with `load_transformer` and a
+    pipeline built around it (neither has a `model_index.json` to load a pipeline from)."""
+    if args.train_mode == "full":
+        return "pipeline"
+    if _is_foundation_lora(args):
+        return "foundation_lora"
+    return "lora" if (Path(args.pretrained_model_name_or_path) / "model_index.json").is_file() else "transformer_lora"
+
+
+def _usage_example(args, model, scheduler, vae, table, settings) -> dict[str, Any]:
+    """What the card's usage example needs: how the run is loaded (with the scheduler, Syn2Seq settings and VAE a
+    pipeline built around a bare transformer takes), and a SynthEgoExo clip like the training data (clip length,
+    frame size, scene style; poses for a pose-conditioned model)."""
     lengths = sorted(set(table["num_frames"]))
     height, width = int(table["height"][0]), int(table["width"][0])
+    base = args.pretrained_model_name_or_path
     return {
-        "usage": "foundation_lora" if _is_foundation_lora(args) else args.train_mode.replace("full", "pipeline"),
+        "usage": _usage(args), "scheduler_code": scheduler_expression(scheduler), "reversal": settings["reversal"],
+        "dfot_config": args.dfot_config if base and Path(base).is_file() else None,
+        "vae_name_or_path": args.vae_name_or_path, "vae_subfolder": args.vae_subfolder,
         "example_frames": args.num_clip_frames or lengths[0],
         "example_resolution": height if height == width else (height, width),
         "example_style": dataset_scene_style(table) or "textured",
@@ -1316,7 +1330,7 @@ def _card_info(args, model, scheduler, vae, num_params, num_trainable, window, n
         "ema": f"decay {args.ema_decay}" if args.use_ema else "no", "command": args.command,
         "num_transition_frames": settings["num_transition_frames"],
         "metrics": [{k.replace("val/", ""): v for k, v in m.items()} for m in val_metrics], "samples": samples,
-        **_usage_example(args, model, vae, table),
+        **_usage_example(args, model, scheduler, vae, table, settings),
     }
 
 

@@ -9,13 +9,9 @@ where `backbone.json` holds `{"backbone_config": {...}, "x_shape": [C, H, W], "m
 "external_cond_dim": D}`: the official Hydra settings of the run (the same layout as the fixture `.json` files).
 """
 
-import argparse
 import os
 import re
-import shutil
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,7 +24,6 @@ from .official_dfot import (
     load_official_state_dict,
     official_backbone_config,
     official_x_shape,
-    read_dfot_config,
 )
 from .transformer_dfot import DFoTTransformer3DModel
 
@@ -188,56 +183,3 @@ def convert_dfot_checkpoint(
     if torch_dtype is not None:  # like from_pretrained(dtype=...): norms and embeddings stay float32, no warning
         model = _cast_keeping_fp32_modules(model, torch_dtype)
     return model.eval()
-
-
-def _save_folder(model: torch.nn.Module, output_dir: Path) -> None:
-    """``save_pretrained`` into a hidden sibling folder, then move the files in: an interrupted or failed save (disk
-    full, read-only folder) leaves no half-written model at ``output_dir``."""
-    if output_dir.exists() and not output_dir.is_dir():
-        raise ValueError(f"--output_dir must be a folder, got the file {str(output_dir)!r}.")
-    staging = output_dir.parent / f".{output_dir.name}.tmp-{os.getpid()}"
-    try:
-        output_dir.parent.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(staging)
-        output_dir.mkdir(exist_ok=True)
-        for file in staging.iterdir():
-            os.replace(file, output_dir / file.name)
-    except OSError as error:
-        raise OSError(f"--output_dir {str(output_dir)!r} could not be written: {error.strerror or error}") from error
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _convert(args: argparse.Namespace) -> None:
-    dfot_config = read_dfot_config(args.config)
-    model = convert_dfot_checkpoint(args.checkpoint, dfot_config, torch_dtype=getattr(torch, args.dtype))
-    _save_folder(model, Path(args.output_dir))
-    n_params = sum(p.numel() for p in model.parameters())
-    print(f"Saved {type(model).__name__} ({n_params / 1e6:.1f}M parameters) to {args.output_dir}")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``syn2seq-convert-dfot``: bad input prints one line ``syn2seq-convert-dfot: error: ...`` and exits 2 (the
-    traceback only with ``--debug`` or ``SYN2SEQ_DEBUG=1``)."""
-    parser = argparse.ArgumentParser(
-        prog="syn2seq-convert-dfot", description="Convert an official DFoT checkpoint to a diffusers model folder."
-    )
-    parser.add_argument("--checkpoint", required=True, help="Official .ckpt/.pt/.safetensors file.")
-    parser.add_argument(
-        "--config", required=True, help="JSON (or YAML) with backbone_config, x_shape, max_tokens, external_cond_dim."
-    )
-    parser.add_argument("--output_dir", required=True, help="Where to write config.json + safetensors weights.")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
-    parser.add_argument("--debug", action="store_true", help="Show the full traceback of an error.")
-    args = parser.parse_args(argv)
-    try:
-        _convert(args)
-    except (OSError, ValueError) as error:
-        if args.debug or os.environ.get("SYN2SEQ_DEBUG", "") not in ("", "0"):
-            raise
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

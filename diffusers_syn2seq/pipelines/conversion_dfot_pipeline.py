@@ -30,7 +30,9 @@ def convert_dfot_pipeline(
     the 1000-step cosine schedule (Kinetics-600), a continuous (Fourier) one the shifted (0.125) cosine
     simple-diffusion schedule (Minecraft, RealEstate10K). The pipeline is set to `mode="jump"`: an official model
     predicts future frames from context frames, with no transition segment. A latent backbone needs its VAE (or is
-    saved without one, for `source_latents` / `output_type="latent"` sampling).
+    saved without one, for `source_latents` / `output_type="latent"` sampling). A backbone with a per-frame condition
+    (`external_cond_dim`) takes `dfot_config["external_cond_processing"]` (`"mask_first"` for Minecraft) as the
+    pipeline's `condition_processing`.
     """
     if (vae_checkpoint is None) != (vae_config is None):
         raise ValueError("`vae_checkpoint` and `vae_config` go together: pass both or neither, got only "
@@ -46,5 +48,7 @@ def convert_dfot_pipeline(
     continuous = transformer.config.noise_embedding_type == "fourier"
     scheduler = DiffusionForcingScheduler(noise_schedule="cosine_simple_diffusion", shift=0.125) if continuous \
         else DiffusionForcingScheduler(noise_schedule="cosine")
+    # How the official sampler processes the condition vectors belongs to the trained model: kept in the pipeline.
+    processing = dfot_config.get("external_cond_processing") if transformer.config.condition_dim else None
     return Syn2SeqPipeline(transformer=transformer, scheduler=scheduler, vae=vae, mode="jump",
-                           num_transition_frames=0)
+                           num_transition_frames=0, condition_processing=processing)

@@ -3,7 +3,8 @@
 
 The data path reads in one direction: source video -> sequence `[source | transition | target]`
 (`data.sequence.SequenceLayout`, the layout training uses) -> windows of at most `max_frames` frames
-(`data.windows.plan_windows`, conditioned by `data.windows.window_camera_rays`) -> one batched transformer forward per
+(`data.windows.plan_windows`, conditioned by `data.windows.window_camera_rays` and, for condition models, each
+window's slice of the frame conditions) -> one batched transformer forward per
 denoising iteration (all history-guidance branches) -> guidance composition -> per-frame DDIM step -> frames. Source
 frames are clean history; transition and target frames are generated under a scheduling matrix (full-sequence,
 autoregressive or pyramid). The Syn2Seq settings a model was trained with (`mode`, `num_transition_frames`,
@@ -12,7 +13,6 @@ autoregressive or pyramid). The Syn2Seq settings a model was trained with (`mode
 
 import contextlib
 import dataclasses
-import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -34,7 +34,7 @@ from ..latents import decode_video, encode_video, vae_scale_factors
 from ..loaders.lora_pipeline import Syn2SeqLoraLoaderMixin
 from ..models.autoencoder_kl_dfot_video import AutoencoderKLDFoTVideo
 from ..schedulers import PER_FRAME_SCHEDULERS, DiffusionForcingScheduler, FlowMatchDiffusionForcingScheduler
-from ..validation import check_finite, check_generator, check_non_negative_int, check_number
+from ..validation import check_generator, check_non_negative_int, check_number
 from .call_arguments import callback_latents, check_call_arguments, check_callback, check_transition_poses
 from .history_guidance import (
     GENERATE,
@@ -45,8 +45,9 @@ from .history_guidance import (
     history_guidance_branches,
 )
 from .pipeline_output import Syn2SeqPipelineOutput
-from .video_input import PoseInput, VideoInput, batch_poses, num_pose_frames
-from .video_latents import SequenceFrames, check_frame_counts, read_source
+from .sequence_conditioning import FrameConditions, check_condition_processing, given_condition_names, sequence_poses
+from .video_input import ConditionInput, PoseInput, VideoInput, num_pose_frames
+from .video_latents import SequenceFrames, check_frame_counts, initial_noise, read_source
 
 logger = logging.get_logger(__name__)
 
@@ -94,6 +95,10 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             `"jump"` mode). Saved in `model_index.json`; `__call__` overrides it.
         reversal (`str`, defaults to `"full"`): the Ego2Exo sequence order the model was trained with (`"full"`:
             whole sequence backwards; `"segments"`: `[ego | reversed transition | exo]`, see `data.sequence`).
+        condition_processing (`str`, *optional*): for transformers with per-frame condition vectors
+            (`condition_dim`): None feeds the frame conditions as given; `"mask_first"` zeroes the vector of every
+            window's first frame, as DFoT's `external_cond_processing="mask_first"` (the official Minecraft model).
+            Saved in `model_index.json`.
 
     LoRA: `load_lora_weights`, `save_lora_weights`, `fuse_lora`, ... come from [`Syn2SeqLoraLoaderMixin`]; pass
     `attention_kwargs={"scale": s}` to scale the LoRA layers at call time. Caching (`transformer.enable_cache(...)`,
@@ -112,6 +117,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         mode: str = "video+pose",
         num_transition_frames: int = DEFAULT_NUM_TRANSITION_FRAMES,
         reversal: str = "full",
+        condition_processing: str | None = None,
     ):
         super().__init__()
         # Checked now, so a folder with bad settings fails at load time, not at the first call.
@@ -128,7 +134,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             raise ValueError(f"`num_transition_frames` must be a multiple of {temporal} (transition frames; whole "
                              f"latent frames of a VAE compressing time {temporal}x), got {num_transition_frames}.")
         self.register_modules(transformer=transformer, scheduler=scheduler, vae=vae)
-        self.register_to_config(mode=mode, num_transition_frames=num_transition_frames, reversal=reversal)
+        self.register_to_config(mode=mode, num_transition_frames=num_transition_frames, reversal=reversal,
+                                condition_processing=check_condition_processing(condition_processing))
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor, do_resize=False)
 
     # ------------------------------------------------------------------------------------------------ loading
@@ -233,9 +240,6 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                 f"(noise_schedule={schedule.get('noise_schedule', 'rectified_flow')!r}) but the transformer uses "
                 f"{model_kind!r}."
             )
-        if getattr(self.transformer.config, "condition_dim", None):
-            raise ValueError("Transformers with per-frame condition vectors (`condition_dim`) are not supported by "
-                             f"this pipeline, got condition_dim={self.transformer.config.condition_dim}.")
         channels = self.transformer.config.in_channels
         if self.vae is None and channels != 3 and output_type != "latent":
             raise ValueError(f"`output_type` must be 'latent' for a latent model (in_channels={channels}) without a "
@@ -247,42 +251,24 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         levels = len(getattr(config, "block_out_channels", None) or [0])  # U-ViT: one halving per extra level
         return self.vae_scale_factor * int(getattr(config, "patch_size", 1)) * 2 ** (levels - 1)
 
-    # ------------------------------------------------------------------------------------------------ poses
-    def _sequence_poses(self, layout: SequenceLayout, source_poses, target_poses, transition_poses, batch: int
-                        ) -> torch.Tensor:
-        """`(B, F, 16)` float64 poses in sequence order (`SequenceLayout.poses`, as in training)."""
-        if source_poses is None or target_poses is None:
-            raise ValueError(
-                f"This transformer is pose-conditioned (camera_ray_type={self.transformer.config.camera_ray_type!r}): "
-                "`source_poses` and `target_poses` are required, got "
-                f"source_poses={'None' if source_poses is None else 'given'}, "
-                f"target_poses={'None' if target_poses is None else 'given'}."
-            )
-        num_source = layout.num_exo if layout.source == "exo" else layout.num_ego
-        num_target = layout.num_frames - num_source - layout.num_transition
-        poses = {
-            layout.source: batch_poses(source_poses, "source_poses", batch, num_source),
-            layout.target: batch_poses(target_poses, "target_poses", batch, num_target),
-        }
-        if transition_poses is not None:
-            if layout.mode != "video+pose":
-                raise ValueError(f"`transition_poses` are only used in mode 'video+pose', got mode {layout.mode!r}.")
-            transition_poses = batch_poses(transition_poses, "transition_poses", batch, layout.num_transition)
-        return layout.poses(poses["exo"], poses["ego"], transition_poses)
-
     # ------------------------------------------------------------------------------------------------ sampling
-    def _branch_inputs(self, history_roles: list[int], guidance: dict, camera_rays, pose_valid, batch: int,
-                       device: torch.device) -> dict:
+    def _branch_inputs(self, history_roles: list[int], guidance: dict, camera_rays, pose_valid,
+                       conditions: FrameConditions | None, batch: int, device: torch.device) -> dict:
         """The history-guidance branches of a window at the current `guidance_scale`, laid out for one batched
-        forward (branch j, sample b -> row j * B + b)."""
+        forward (branch j, sample b -> row j * B + b). A branch that drops the conditions (the empty-history branch of
+        guidance) drops the camera rays and the frame conditions alike, as DFoT's guided samplers do
+        (`use_external_cond_guidance`)."""
         scale = check_number("guidance_scale", self._guidance_scale)  # a callback may have changed it
         branches = history_guidance_branches(history_roles, guidance_scale=scale, **guidance)
         nb, num_history = branches.num_branches, len(history_roles)
         levels = branches.history_levels.to(device)
         inputs = dict(scale=scale, branches=branches, renoise=bool((levels >= 0).any()),
-                      history_levels=levels[:, None, :].expand(nb, batch, num_history), rays=None, rays_mask=None)
+                      history_levels=levels[:, None, :].expand(nb, batch, num_history), rays=None, rays_mask=None,
+                      condition=None, condition_mask=None)
+        keep = ~branches.drop_conditions.to(device)
+        if conditions is not None:
+            inputs.update(conditions.branch_inputs(keep, device))
         if camera_rays is not None:
-            keep = ~branches.drop_conditions.to(device)
             inputs["rays"] = camera_rays.to(device).repeat(nb, 1, 1, 1, 1)
             inputs["rays_mask"] = (keep[:, None, None] & pose_valid.to(device)[None]).reshape(nb * batch, -1)
         return inputs
@@ -294,8 +280,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             self.transformer._reset_stateful_cache()
 
     def _denoise_window(self, window: torch.Tensor, level_matrix: torch.Tensor, history_roles: list[int],
-                        guidance: dict, camera_rays, pose_valid, eta: float, generator, progress_bar,
-                        step_offset: int, callback_on_step_end: Callable | None,
+                        guidance: dict, camera_rays, pose_valid, conditions: FrameConditions | None, eta: float,
+                        generator, progress_bar, step_offset: int, callback_on_step_end: Callable | None,
                         callback_on_step_end_tensor_inputs: Sequence[str]) -> torch.Tensor:
         """Denoise the generated frames of one window; its first `H = len(history_roles)` frames are history and are
         never modified.
@@ -306,6 +292,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             history_roles, guidance: the history frames' roles and the history-guidance settings (branches are
                 rebuilt whenever `pipe._guidance_scale` changes).
             camera_rays, pose_valid: `(B, C_ray, F, h, w)` and `(B, F)` for pose-conditioned models, else None.
+            conditions: the window's frame conditions, or None (the transformer then gets no `condition`: the null
+                embedding).
         Returns:
             the window with its generated frames at level -1.
         """
@@ -319,7 +307,8 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             if self.interrupt:
                 break
             if inputs is None or inputs["scale"] != self._guidance_scale:
-                inputs = self._branch_inputs(history_roles, guidance, camera_rays, pose_valid, batch, device)
+                inputs = self._branch_inputs(history_roles, guidance, camera_rays, pose_valid, conditions, batch,
+                                             device)
                 if nb and nb != inputs["branches"].num_branches:
                     self._reset_cache()
             nb = inputs["branches"].num_branches
@@ -344,6 +333,9 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             # 2. ONE transformer forward for all branches, then the guidance composition.
             context = cache_context("cond", step_index=row, num_inference_steps=num_rows) \
                 if cache_context is not None else contextlib.nullcontext()
+            # Only condition models get the condition arguments: other transformers (Wan wrapper) do not take them.
+            condition_kwargs = {} if inputs["condition"] is None else dict(condition=inputs["condition"],
+                                                                          condition_mask=inputs["condition_mask"])
             with context:
                 prediction = self.transformer(
                     hidden_states=model_in.to(dtype),
@@ -352,6 +344,7 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                     camera_rays_mask=inputs["rays_mask"],
                     attention_kwargs=self.attention_kwargs,
                     return_dict=False,
+                    **condition_kwargs,
                 )[0]
             prediction = compose_guidance(prediction.unflatten(0, (nb, batch)), inputs["branches"].weights)
 
@@ -408,6 +401,9 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         height: int | None = None,
         width: int | None = None,
         source_latents: torch.Tensor | None = None,
+        source_conditions: ConditionInput | None = None,
+        target_conditions: ConditionInput | None = None,
+        transition_conditions: ConditionInput | None = None,
     ):
         r"""
         Generate the target view of `source_video` (ego from exo, or exo from ego).
@@ -481,6 +477,13 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                 of `(C, F, h, w)`) in natural order, instead of `source_video` (how a latent pipeline without its
                 `vae` samples; use `output_type="latent"` then). A causal video VAE's latents are its joint encoding of
                 the source (`latents.encode_video`), refused where the sequence plays the source backwards.
+            source_conditions, target_conditions, transition_conditions: condition models only (`condition_dim`
+                D, e.g. the actions of DFoT's Minecraft model: D = 8, the 4-d actions of the skipped frame before a
+                frame and of the frame itself, `frame_skip=2`): one vector per frame of each segment, `(F, D)` (shared
+                by the batch), `(B, F, D)` or a list of `B` `(F, D)`, natural time order, like the poses. A segment
+                left None gets the null embedding; all three None is unconditional sampling. With
+                `condition_processing="mask_first"` each window's first vector is zeroed (DFoT's Minecraft sampler).
+                Refused with a VAE compressing time, as in DFoT. See `pipelines/sequence_conditioning.py`.
 
         Examples:
         """
@@ -514,6 +517,9 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
             raise ValueError("`source_poses` / `target_poses` were given but the transformer has no camera "
                              "conditioning (camera_ray_type=None); poses (transition_poses too) need a "
                              "pose-conditioned transformer.")
+        frame_conditions = dict(source=source_conditions, transition=transition_conditions, target=target_conditions)
+        condition_dim = getattr(self.transformer.config, "condition_dim", None)
+        given = given_condition_names(frame_conditions, condition_dim, self.vae_scale_factor_temporal)
         num_frames, num_source = args["num_frames"], clip.num_frames
         if num_frames is None:  # a causal video VAE's default target: 4a frames from 1 + 4a source frames
             num_frames = num_pose_frames(target_poses) or num_source - (self.vae_scale_factor_temporal > 1)
@@ -531,28 +537,19 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
         source = frames.source(clip)
         _, channels, num_source, height, width = source.shape
         num_generate = frames.model.num_frames - num_source
-        noise_shape = (batch, channels, num_generate, height, width)
-        if latents is None:
-            try:
-                latents = randn_tensor(noise_shape, generator=generator, device=device, dtype=torch.float32)
-            except (RuntimeError, MemoryError) as error:  # e.g. num_frames=10**9: name the argument, not the allocator
-                if "alloc" not in str(error) and not isinstance(error, (MemoryError, torch.OutOfMemoryError)):
-                    raise
-                raise ValueError(
-                    f"`num_frames` ({num_frames}) + `num_transition_frames` ({num_transition}) generated frames need "
-                    f"{4 * math.prod(noise_shape) / 2**30:.1f} GiB for their noise {noise_shape} alone, more than "
-                    f"{device} could allocate; generate fewer frames.") from error
-        elif not isinstance(latents, torch.Tensor) or tuple(latents.shape) != noise_shape:
-            got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
-            raise ValueError(f"`latents` must be a tensor of shape {noise_shape} (B, C, transition + target frames, "
-                             f"h, w), got {got}.")
-        sequence = torch.cat([source, check_finite("latents", latents).to(device, torch.float32)], dim=2)
+        latents = initial_noise(latents, (batch, channels, num_generate, height, width), generator, device,
+                                num_frames, num_transition)
+        sequence = torch.cat([source, latents], dim=2)
         roles = [GROUND_TRUTH_HISTORY] * num_source + [GENERATE] * num_generate
         poses = pose_mask = None
         if ray_type is not None:
-            poses = self._sequence_poses(layout, source_poses, target_poses, transition_poses, num_sources)
+            poses = sequence_poses(layout, source_poses, target_poses, transition_poses, num_sources, ray_type)
             poses = frames.poses(poses.repeat_interleave(per_source, dim=0))
             poses, pose_mask = poses.to(device), frames.model.pose_mask.to(device).expand(batch, -1)
+        conditions = None  # none given: the transformer gets no condition at all, the null embedding of every frame
+        if given:
+            conditions = FrameConditions.from_segments(layout, frame_conditions, num_sources, int(condition_dim))
+            conditions = conditions.repeat_interleave(per_source)
 
         # 2. Windows and their scheduling matrices.
         windows = plan_windows(num_source, num_generate, self.transformer.config.max_frames, args["context_frames"],
@@ -580,10 +577,12 @@ class Syn2SeqPipeline(DiffusionPipeline, Syn2SeqLoraLoaderMixin):
                 if poses is not None:  # the conditioning training uses for the same window
                     rays, rays_mask = window_camera_rays(poses[:, start:end], pose_mask[:, start:end], height,
                                                          width, ray_type)
+                window_conditions = None if conditions is None else conditions.window(
+                    start, end, self.config.get("condition_processing"))
                 window = self._denoise_window(
                     sequence[:, :, start:end], matrix, roles[start : start + num_hist], guidance, rays, rays_mask,
-                    args["eta"], generator, progress_bar, step_offset, callback_on_step_end,
-                    callback_on_step_end_tensor_inputs,
+                    window_conditions, args["eta"], generator, progress_bar, step_offset,
+                    callback_on_step_end, callback_on_step_end_tensor_inputs,
                 )
                 sequence[:, :, start + num_hist : end] = window[:, :, num_hist:]
                 roles[start + num_hist : end] = [GENERATED_HISTORY] * num_gen

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The video and pose inputs `Syn2SeqPipeline` accepts, converted to one tensor layout (a batch of videos)."""
+"""The video, pose and condition inputs `Syn2SeqPipeline` accepts, converted to one tensor layout (a batch)."""
 
 import os
 from collections.abc import Sequence
@@ -10,12 +10,15 @@ import torch
 import torch.nn.functional as F
 
 from ..data.video_io import read_video
-from ..validation import describe
+from ..validation import check_finite, describe
 
 # One video: tensor `(F, 3, H, W)`, array `(F, H, W, 3)`, a list of PIL images, or a file path; tensors and arrays may
 # also hold a batch `(B, F, ...)`. A list of videos (anything but a list of PIL images) is a batch.
 VideoInput = torch.Tensor | np.ndarray | Sequence[PIL.Image.Image] | str | os.PathLike
 PoseInput = torch.Tensor | np.ndarray | Sequence[torch.Tensor | np.ndarray]
+# Per-frame condition vectors (actions, ...) of one segment: `(F, D)` shared by the batch, `(B, F, D)`, or a list of
+# `B` `(F, D)`.
+ConditionInput = PoseInput
 
 
 def videos_to_tensor(source_video: VideoInput | Sequence[VideoInput], size: tuple[int, int] | None = None
@@ -135,3 +138,22 @@ def batch_poses(poses: PoseInput, name: str, batch: int, frames: int) -> torch.T
         raise ValueError(f"`{name}` must be {expected}, got shape {tuple(poses.shape)}.")
     validate_poses(poses, name)
     return poses.double()
+
+
+def batch_conditions(conditions: ConditionInput, name: str, batch: int, frames: int, dim: int) -> torch.Tensor:
+    """Float32 `(B, F, D)` condition vectors from `(F, D)` (shared by the batch), `(B, F, D)` or a list of `B`
+    `(F, D)` (tensors or float arrays), checked for shape and finite values."""
+    expected = (f"a float tensor or array of shape ({frames}, {dim}) or ({batch}, {frames}, {dim}) (frames, "
+                f"condition_dim), or a list of {batch} ({frames}, {dim}) tensors")
+    if isinstance(conditions, (list, tuple)) and conditions \
+            and all(isinstance(c, (torch.Tensor, np.ndarray)) for c in conditions) \
+            and len({tuple(c.shape) for c in conditions}) == 1:
+        conditions = torch.stack([torch.as_tensor(c) for c in conditions])
+    if isinstance(conditions, np.ndarray):
+        conditions = torch.from_numpy(conditions)
+    if not isinstance(conditions, torch.Tensor) or not conditions.is_floating_point():
+        raise ValueError(f"`{name}` must be {expected}, got {describe(conditions)}.")
+    if tuple(conditions.shape) not in ((frames, dim), (batch, frames, dim)):
+        raise ValueError(f"`{name}` must be {expected}, got shape {tuple(conditions.shape)}.")
+    conditions = check_finite(name, conditions).float()
+    return conditions[None].expand(batch, -1, -1) if conditions.ndim == 2 else conditions

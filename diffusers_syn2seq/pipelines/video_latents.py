@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """How `Syn2SeqPipeline` moves between the caller's frames and the transformer's: source encoding, per-frame poses,
-decoding of the generated frames, for pixel models, per-frame image VAEs and causal video VAEs.
+the initial noise, decoding of the generated frames, for pixel models, per-frame image VAEs and causal video VAEs.
 
 With a per-frame VAE (or none) a model frame is a video frame: the source is encoded frame by frame, an Ego2Exo
 reversal flips its latents and the generated segments are split, flipped back and decoded on their own, as the
@@ -15,9 +15,11 @@ generated in. Latent frame `j` carries the pose of pixel frame `t j` of the sequ
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+from diffusers.utils.torch_utils import randn_tensor
 
 from ..data.sequence import LatentLayout, SequenceLayout
 from ..latents import decode_video, encode_video, is_video_vae, vae_scale_factors
@@ -87,6 +89,27 @@ def read_source(pipe, source_video, source_latents, height: int | None, width: i
     if is_video_vae(pipe.vae):
         return SourceClip(video, True, temporal)
     return SourceClip(encode_video(pipe.vae, video).float(), False)
+
+
+def initial_noise(latents: torch.Tensor | None, shape: tuple[int, ...], generator, device, num_frames: int,
+                  num_transition: int) -> torch.Tensor:
+    """The float32 noise `shape` `(B, C, transition + target frames, h, w)` the generated frames start from: the
+    caller's `latents`, checked, or drawn from `generator`."""
+    if latents is None:
+        try:
+            return randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
+        except (RuntimeError, MemoryError) as error:  # e.g. num_frames=10**9: name the argument, not the allocator
+            if "alloc" not in str(error) and not isinstance(error, (MemoryError, torch.OutOfMemoryError)):
+                raise
+            raise ValueError(
+                f"`num_frames` ({num_frames}) + `num_transition_frames` ({num_transition}) generated frames need "
+                f"{4 * math.prod(shape) / 2**30:.1f} GiB for their noise {shape} alone, more than {device} could "
+                "allocate; generate fewer frames.") from error
+    if not isinstance(latents, torch.Tensor) or tuple(latents.shape) != tuple(shape):
+        got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+        raise ValueError(f"`latents` must be a tensor of shape {tuple(shape)} (B, C, transition + target frames, h, "
+                         f"w), got {got}.")
+    return check_finite("latents", latents).to(device, torch.float32)
 
 
 def check_frame_counts(temporal_compression: int, num_source: int, num_transition: int, num_frames: int,
