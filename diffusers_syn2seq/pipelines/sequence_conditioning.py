@@ -49,6 +49,13 @@ def given_condition_names(segments: dict[str, Any], condition_dim: int | None, t
     return given
 
 
+def segment_lengths(layout: SequenceLayout) -> dict[str, int]:
+    """Frames of the source, the transition and the target segment of `layout` (in model frames)."""
+    num_source = layout.num_exo if layout.source == "exo" else layout.num_ego
+    return {"source": num_source, "transition": layout.num_transition,
+            "target": layout.num_frames - num_source - layout.num_transition}
+
+
 def sequence_poses(layout: SequenceLayout, source_poses, target_poses, transition_poses, batch: int,
                    camera_ray_type: str) -> torch.Tensor:
     """`(B, F, 16)` float64 poses in sequence order (`SequenceLayout.poses`, as in training) for a pose-conditioned
@@ -59,11 +66,10 @@ def sequence_poses(layout: SequenceLayout, source_poses, target_poses, transitio
             f"`target_poses` are required, got source_poses={'None' if source_poses is None else 'given'}, "
             f"target_poses={'None' if target_poses is None else 'given'}."
         )
-    num_source = layout.num_exo if layout.source == "exo" else layout.num_ego
-    num_target = layout.num_frames - num_source - layout.num_transition
+    lengths = segment_lengths(layout)
     poses = {
-        layout.source: batch_poses(source_poses, "source_poses", batch, num_source),
-        layout.target: batch_poses(target_poses, "target_poses", batch, num_target),
+        layout.source: batch_poses(source_poses, "source_poses", batch, lengths["source"]),
+        layout.target: batch_poses(target_poses, "target_poses", batch, lengths["target"]),
     }
     if transition_poses is not None:
         if layout.mode != "video+pose":
@@ -88,9 +94,7 @@ class FrameConditions:
         if segments["transition"] is not None and not layout.num_transition:
             raise ValueError(f"`transition_conditions` were given but the sequence has no transition frames (mode "
                              f"{layout.mode!r}, num_transition_frames={layout.num_transition}).")
-        num_source = layout.num_exo if layout.source == "exo" else layout.num_ego
-        counts = {"source": num_source, "transition": layout.num_transition,
-                  "target": layout.num_frames - num_source - layout.num_transition}
+        counts = segment_lengths(layout)
         vectors, known = {}, {}  # segment -> (B, count, D) vectors, (count,) mask
         for segment in SEGMENTS:
             value, count = segments[segment], counts[segment]
